@@ -1,0 +1,69 @@
+"""The ``pkgcache`` command: runs the proxy and, as later issues add them, maintenance commands.
+
+``pkgcache serve`` only execs mitmdump with the suite loaded, so every mitmproxy
+flag keeps working and there is one way the proxy starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from .settings import default_cache_dir
+
+ENTRY_SCRIPT = Path(__file__).resolve().parent.parent / "pkgcache.py"
+
+
+def _serve(args: argparse.Namespace, extra: list[str]) -> int:
+    tool = shutil.which(args.tool)
+    if tool is None:
+        print(f"pkgcache: {args.tool} not found on PATH (pip install mitmproxy)", file=sys.stderr)
+        return 2
+    if not ENTRY_SCRIPT.is_file():
+        print(f"pkgcache: entry script {ENTRY_SCRIPT} missing; install with pip install -e .", file=sys.stderr)
+        return 2
+    argv = [tool, "-s", str(ENTRY_SCRIPT), "--set", f"pkgcache_dir={args.cache_dir}", *extra]
+    os.execv(tool, argv)
+    return 0  # not reached
+
+
+def _ls(args: argparse.Namespace, extra: list[str]) -> int:
+    from .store import CacheStore, StoreError
+
+    try:
+        store = CacheStore(args.cache_dir)
+    except StoreError as e:
+        print(f"pkgcache: {e}", file=sys.stderr)
+        return 2
+    total = 0
+    for key in sorted(store.index.iterkeys()):
+        entry = store.lookup(key)
+        if entry is None:
+            print(f"MISSING  {key}")
+            continue
+        total += entry.length
+        print(f"{entry.length:>12}  {entry.kind:<9}  {entry.url}")
+    print(f"{len(store.index)} entries, {total} bytes")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="pkgcache", description=__doc__)
+    p.add_argument("--cache-dir", default=default_cache_dir(), help="cache root (default: %(default)s)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve", help="run mitmdump (or --tool mitmweb) with pkgcache; other args go to it")
+    s.add_argument("--tool", default="mitmdump", choices=["mitmdump", "mitmweb", "mitmproxy"])
+    s.set_defaults(func=_serve)
+    ls = sub.add_parser("ls", help="list cached files")
+    ls.set_defaults(func=_ls)
+    args, extra = p.parse_known_args(argv)
+    if extra and args.cmd != "serve":
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args.func(args, extra)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""The state every pkgcache addon shares: one store, one classifier, one set of counters.
+
+Addons receive this object when the suite is assembled (addons/pkgcache.py)
+instead of reaching for module globals, so tests can build several independent
+suites in one process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .fileserver import FileServer
+from .flight import Flight
+from .rules import Classifier
+from .settings import Settings
+from .stats import Stats
+from .store import CacheStore
+
+
+@dataclass
+class CacheContext:
+    settings: Settings | None = None
+    store: CacheStore | None = None
+    classifier: Classifier | None = None
+    stats: Stats = field(default_factory=Stats)
+    fileserver: FileServer = field(default_factory=FileServer)
+    flights: dict[str, Flight] = field(default_factory=dict)

@@ -1,0 +1,462 @@
+"""The cache policy addon: decides per request whether to answer from disk, lead a download,
+follow someone else's, revalidate an index, or stay out of the way.
+
+Hook budget: one dict lookup and one regex scan for requests we do not cache,
+because mitmproxy already spends much of its time dispatching hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mitmproxy import ctx, exceptions, http
+
+from . import httpsem, report, settings as settings_mod
+from .context import CacheContext
+from .fileserver import PATH_PREFIX, Job
+from .flight import Flight, RemoteProgress
+from .rules import Classifier, Kind, RulesError
+from .store import CacheStore, Entry, Lock, StoreError, Writer
+from .urlmap import UnsafeURL, key_for
+
+log = logging.getLogger("pkgcache")
+
+# Request headers that would make upstream answer something other than the whole body.
+_CLIENT_ONLY = ("range", "if-range", "if-none-match", "if-modified-since", "accept-encoding")
+_BY_HASH = re.compile(r"/by-hash/SHA256/([0-9a-fA-F]{64})$")
+_REASONS = {200: "OK", 206: "Partial Content"}
+
+
+@dataclass
+class FlowState:
+    """What pkgcache decided for one flow; kept in the addon, not in flow.metadata, so flows stay serialisable."""
+
+    key: str
+    url: str
+    kind: Kind
+    host: str
+    role: str = "pass"  # lead | revalidate | routed
+    lock: Lock | None = None
+    flight: Flight | None = None
+    entry: Entry | None = None
+    client: dict[str, str] = field(default_factory=dict)  # the client's own Range/conditional headers
+    writer: Writer | None = None
+    expected: int | None = None
+    original_url: str | None = None
+    x_cache: str = ""
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+class Tee:
+    """The miss path's stream callable: every chunk goes to the client and to the partial file.
+
+    With a client Range on a miss we still download (and store) the whole body
+    and hand the client only its slice.
+    """
+
+    def __init__(self, writer: Writer, flight: Flight, rng: httpsem.ByteRange | None) -> None:
+        self.writer, self.flight, self.rng = writer, flight, rng
+        self.pos = 0
+
+    def __call__(self, chunk: bytes) -> bytes:
+        if not chunk:
+            return b""
+        start = self.pos
+        self.pos += len(chunk)
+        if self.writer.failed is None:
+            self.writer.write(chunk)
+            if self.writer.failed is not None:
+                log.error("pkgcache: %s: %s; continuing without caching", self.writer.url, self.writer.failed)
+                self.flight.set_state("failed")
+            else:
+                self.flight.notify()
+        if self.rng is None:
+            return chunk
+        lo = max(start, self.rng.start)
+        hi = min(self.pos, self.rng.end + 1)
+        return chunk[lo - start:hi - start] if hi > lo else b""
+
+
+class CacheCore:
+    def __init__(self, shared: CacheContext) -> None:
+        self.c = shared
+        self.flows: dict[str, FlowState] = {}
+
+    # -- mitmproxy lifecycle -------------------------------------------------------
+
+    def load(self, loader: Any) -> None:
+        for name, typ, default, help_ in settings_mod.OPTIONS:
+            loader.add_option(name, typ, default, help_)
+
+    def configure(self, updated: set[str]) -> None:
+        if not any(name.startswith("pkgcache_") for name in updated):
+            return
+        s = settings_mod.parse(ctx.options)
+        try:
+            classifier = Classifier(s.rules_dir, s.filter_file)
+        except RulesError as e:
+            raise exceptions.OptionsError(str(e)) from None
+        if self.c.store is None or self.c.store.root != s.cache_dir:
+            try:
+                store = CacheStore(s.cache_dir)
+            except StoreError as e:
+                raise exceptions.OptionsError(str(e)) from None
+            if self.c.store is not None:
+                self.c.store.close()
+            self.c.store = store
+        self.c.settings, self.c.classifier = s, classifier
+        log.info("pkgcache: cache at %s", s.cache_dir)
+
+    async def running(self) -> None:
+        if self.c.fileserver.server is None:
+            await self.c.fileserver.start()
+
+    async def done(self) -> None:
+        await self.c.fileserver.stop()
+        for st in list(self.flows.values()):
+            self._finish(st, "failed")
+        if self.c.store:
+            self.c.store.close()
+
+    # -- request ----------------------------------------------------------------
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        req = flow.request
+        if flow.response is not None:
+            return
+        host = req.pretty_host if _is_ip(req.host) else req.host
+        if host == report.RESERVED_HOST:
+            report.respond(flow, self.c.stats.snapshot(), self._info())
+            return
+        store, classifier = self.c.store, self.c.classifier
+        if store is None or classifier is None or req.method not in ("GET", "HEAD"):
+            return
+        url = req.pretty_url
+        kind = classifier.classify(url, req.path)
+        if kind is Kind.PASS:
+            return
+        try:
+            key = key_for(req.scheme, host, req.port, req.path)
+        except (UnsafeURL, UnicodeDecodeError) as e:
+            log.warning("pkgcache: refused %s: %s", url, e)
+            flow.response = http.Response.make(
+                400, f"pkgcache: refusing unsafe URL: {e}\n".encode(), {"Content-Type": "text/plain"}
+            )
+            return
+        st = FlowState(key=key, url=url, kind=kind, host=host)
+        try:
+            entry = store.lookup(key)
+            if entry is not None:
+                if req.method == "HEAD" or kind is Kind.IMMUTABLE:
+                    self._serve_entry(flow, st, entry, "HIT")
+                    return
+                lock = store.try_lock(key)
+                if lock is None:  # someone is revalidating it right now: theirs is fresh enough
+                    self._serve_entry(flow, st, entry, "HIT")
+                    return
+                st.role, st.lock, st.entry = "revalidate", lock, entry
+                st.flight = self._new_flight(key)
+                self._take_client_headers(flow, st)
+                if entry.etag:
+                    req.headers["If-None-Match"] = entry.etag
+                req.headers["If-Modified-Since"] = httpsem.last_modified(entry)
+                self.flows[flow.id] = st
+                return
+            if req.method == "HEAD":
+                return
+            await self._lead_or_follow(flow, st)
+        except StoreError as e:
+            log.error("pkgcache: cache unusable for %s (%s); proxying without caching", url, e)
+            self._finish(st, "failed")
+
+    def _new_flight(self, key: str) -> Flight:
+        flight = Flight(key)
+        self.c.flights[key] = flight
+        return flight
+
+    def _take_client_headers(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        """Ask upstream for the whole identity-encoded body; remember what the client asked for."""
+        h = flow.request.headers
+        for name in _CLIENT_ONLY:
+            if name in h:
+                st.client[name] = h[name]
+                del h[name]
+
+    async def _lead_or_follow(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        store = self.c.store
+        assert store is not None and self.c.settings is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.c.settings.follow_timeout
+        while True:
+            lock = store.try_lock(st.key)
+            if lock is not None:
+                entry = store.lookup(st.key)
+                if entry is not None:  # committed while we waited
+                    lock.release()
+                    self._serve_entry(flow, st, entry, "HIT")
+                    return
+                st.role, st.lock = "lead", lock
+                st.flight = self._new_flight(st.key)
+                self._take_client_headers(flow, st)
+                self.flows[flow.id] = st
+                return
+            flight = self.c.flights.get(st.key)
+            header = flight.header if flight else store.read_partial_header(st.key)
+            if header is not None and self._route_follower(flow, st, header, flight):
+                return
+            if flight is not None and flight.state() == "uncacheable":
+                return  # the leader got something we do not store: go upstream like it did
+            if loop.time() > deadline:
+                log.warning("pkgcache: gave up waiting for the download of %s; proxying", st.url)
+                return
+            if flight is not None:
+                await flight.wait()
+            else:
+                await asyncio.sleep(0.02)
+
+    def _route_follower(self, flow: http.HTTPFlow, st: FlowState, header: dict[str, Any], flight: Flight | None) -> bool:
+        store = self.c.store
+        assert store is not None
+        try:
+            fd = os.open(store.partial_path(st.key), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False  # committed or failed meanwhile: look again
+        total = header.get("length")
+        progress = flight if flight is not None else RemoteProgress(store, st.key, fd)
+        headers = [(k, v) for k, v in header["headers"]] + [("X-Cache", "MISS")]
+        status, offset, length = 200, 0, total
+        try:
+            rng = httpsem.parse_range(flow.request.headers.get("range"), total)
+        except httpsem.Unsatisfiable:
+            os.close(fd)
+            self._respond_416(flow, st, total or 0)
+            return True
+        if rng is not None:
+            status, offset = 206, rng.start
+            length = rng.length if total is not None else None
+            if total is not None:
+                headers.append(("Content-Range", f"bytes {rng.start}-{rng.end}/{total}"))
+        st.x_cache = "MISS"
+        job = Job(status, _REASONS[status], headers, fd, offset, length, progress)
+        self.c.stats.count("coalesced", st.kind.value, st.host, from_cache=length or 0)
+        self._route(flow, st, job)
+        return True
+
+    # -- answering from the cache -------------------------------------------------
+
+    def _serve_entry(self, flow: http.HTTPFlow, st: FlowState, entry: Entry, x_cache: str, in_memory: bool = False) -> None:
+        """Answer a request from a committed body: 304, 416, HEAD, 206 or 200, from memory or routed."""
+        store, s = self.c.store, self.c.settings
+        assert store is not None and s is not None
+        req = flow.request
+        h = st.client if st.client else req.headers
+        headers = httpsem.entry_headers(entry, x_cache)
+        event = {"HIT": "hit", "REVALIDATED": "revalidated", "STALE": "stale"}[x_cache]
+        st.x_cache = x_cache
+        if httpsem.not_modified(entry, h.get("if-none-match"), h.get("if-modified-since")):
+            resp = http.Response.make(304, b"", headers)
+            del resp.headers["content-length"]
+            self._set_response(flow, st, resp, event, 0)
+            return
+        rng = None
+        if httpsem.if_range_ok(entry, h.get("if-range")):
+            try:
+                rng = httpsem.parse_range(h.get("range"), entry.length)
+            except httpsem.Unsatisfiable:
+                self._respond_416(flow, st, entry.length)
+                return
+        status, offset, length = (206, rng.start, rng.length) if rng else (200, 0, entry.length)
+        if rng:
+            headers.append(("Content-Range", f"bytes {rng.start}-{rng.end}/{entry.length}"))
+        if req.method == "HEAD":
+            resp = http.Response.make(status, b"", headers)
+            resp.headers["Content-Length"] = str(length)
+            self._set_response(flow, st, resp, event, 0)
+            return
+        fd = store.open_body(entry.key)
+        if length <= s.memory_hit_max or in_memory:
+            try:
+                data = os.pread(fd, length, offset)
+            finally:
+                os.close(fd)
+            if len(data) != length:
+                raise StoreError(0, f"cached body of {entry.key} shrank while reading")
+            self._set_response(flow, st, http.Response.make(status, data, headers), event, length)
+            return
+        self.c.stats.count(event, st.kind.value, st.host, from_cache=length)
+        self._route(flow, st, Job(status, _REASONS[status], headers, fd, offset, length))
+
+    def _set_response(self, flow: http.HTTPFlow, st: FlowState, resp: http.Response, event: str, nbytes: int) -> None:
+        flow.response = resp
+        flow.comment = f"pkgcache: {st.x_cache} ({st.kind.value})"
+        self.c.stats.count(event, st.kind.value, st.host, from_cache=nbytes)
+
+    def _respond_416(self, flow: http.HTTPFlow, st: FlowState, size: int) -> None:
+        resp = http.Response.make(416, b"", {"Content-Range": f"bytes */{size}", "X-Cache": "HIT"})
+        flow.response = resp
+        flow.comment = f"pkgcache: 416 ({st.kind.value})"
+
+    def _route(self, flow: http.HTTPFlow, st: FlowState, job: Job) -> None:
+        """Send this flow to the loopback file server, which streams the body from disk."""
+        token = self.c.fileserver.register(job)
+        req = flow.request
+        st.role, st.original_url = "routed", req.url
+        flow.metadata["pkgcache_url"] = req.url
+        flow.comment = f"pkgcache: {st.x_cache} ({st.kind.value}, streamed from disk)"
+        req.scheme, req.host, req.port = "http", "127.0.0.1", self.c.fileserver.port
+        req.path = PATH_PREFIX + token
+        self.flows[flow.id] = st
+
+    # -- response ---------------------------------------------------------------
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        st = self.flows.get(flow.id)
+        resp = flow.response
+        assert resp is not None
+        if st is None:
+            resp.stream = True  # pass-through: never buffer a body we do not keep
+            return
+        if st.role == "routed":
+            resp.stream = True
+            if st.original_url:
+                flow.request.url = st.original_url  # show the real URL in mitmweb and logs
+            return
+        if resp.status_code == 200 and "content-encoding" not in resp.headers:
+            self._start_download(flow, st)
+            return
+        if st.role == "revalidate" and (resp.status_code == 304 or resp.status_code >= 500):
+            return  # answered from the cache in response(); the body (if any) is small
+        self._finish(st, "uncacheable")
+        self.flows.pop(flow.id, None)
+        resp.stream = True
+        self.c.stats.count("pass", st.kind.value, st.host)
+
+    def _start_download(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        store, resp = self.c.store, flow.response
+        assert store is not None and resp is not None and st.flight is not None
+        try:
+            st.expected = int(resp.headers["content-length"]) if "content-length" in resp.headers else None
+        except ValueError:
+            st.expected = None
+        keep = [(k, resp.headers[k]) for k in ("content-type", "last-modified", "etag") if k in resp.headers]
+        header = {"url": st.url, "length": st.expected, "headers": keep}
+        writer = store.writer(st.key, st.url, st.kind.value)
+        writer.begin(header)
+        if writer.failed:
+            log.error("pkgcache: %s: %s; proxying without caching", st.url, writer.failed)
+            self._finish(st, "failed")
+            self.flows.pop(flow.id, None)
+            resp.stream = True
+            return
+        st.writer = writer
+        st.flight.set_state("running", header)
+        rng = None
+        if st.client.get("range") and st.expected is not None and "if-range" not in st.client:
+            try:
+                rng = httpsem.parse_range(st.client["range"], st.expected)
+            except httpsem.Unsatisfiable:
+                rng = None  # whole body; the client learns the size and can ask again
+        if rng is not None:
+            resp.status_code, resp.reason = 206, "Partial Content"
+            resp.headers["Content-Range"] = f"bytes {rng.start}-{rng.end}/{st.expected}"
+            resp.headers["Content-Length"] = str(rng.length)
+        st.x_cache = "MISS"
+        resp.headers["X-Cache"] = "MISS"
+        flow.comment = f"pkgcache: MISS ({st.kind.value}, stored while streaming)"
+        resp.stream = Tee(writer, st.flight, rng)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        st = self.flows.pop(flow.id, None)
+        if st is None or st.role == "routed":
+            return
+        resp = flow.response
+        assert resp is not None
+        if st.writer is not None:
+            self._commit(flow, st)
+            return
+        if st.role == "revalidate" and st.entry is not None:
+            store = self.c.store
+            assert store is not None
+            if resp.status_code == 304:
+                store.touch(st.key, validated=time.time())
+                x_cache = "REVALIDATED"
+            else:
+                log.warning("pkgcache: upstream said %s for %s; serving the cached copy", resp.status_code, st.url)
+                x_cache = "STALE"
+            self._finish(st, "uncacheable")
+            try:
+                self._serve_entry(flow, st, st.entry, x_cache, in_memory=True)
+            except (OSError, StoreError) as e:
+                log.error("pkgcache: cannot read cached %s: %s", st.url, e)
+                return
+            if x_cache == "STALE":
+                flow.response.headers["Warning"] = '110 pkgcache "Response is Stale"'
+            return
+        self._finish(st, "uncacheable")
+
+    def _commit(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        writer = st.writer
+        assert writer is not None and flow.response is not None
+        h = flow.response.headers
+        meta: dict[str, Any] = {"content_type": h.get("content-type", "application/octet-stream")}
+        meta["last_modified"] = h.get("last-modified")
+        meta["etag"] = h.get("etag")
+        m = _BY_HASH.search(st.url)
+        if m:
+            meta["expect_sha256"] = m.group(1)
+        nbytes = writer.written
+        entry = writer.commit(st.expected, meta) if writer.failed is None else None
+        if entry is None:
+            log.error("pkgcache: not caching %s: %s", st.url, writer.failed)
+            self.c.stats.count("failed", st.kind.value, st.host, from_upstream=nbytes)
+            self._finish(st, "failed")
+            return
+        self.c.stats.count("miss", st.kind.value, st.host, from_upstream=nbytes)
+        self._finish(st, "done")
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        st = self.flows.pop(flow.id, None)
+        if st is None or st.role == "routed":
+            return
+        msg = flow.error.msg if flow.error else "unknown error"
+        if st.writer is not None:
+            st.writer.fail(f"upstream transfer broke: {msg}")
+            log.warning("pkgcache: %s: download failed after %d bytes (%s); nothing stored",
+                        st.url, st.writer.written, msg)
+        self.c.stats.count("failed", st.kind.value, st.host)
+        self._finish(st, "failed")
+
+    def _finish(self, st: FlowState, state: str) -> None:
+        """End this flow's part in a download: tell followers, then let go of the lock."""
+        if st.flight is not None:
+            if self.c.flights.get(st.key) is st.flight:
+                del self.c.flights[st.key]
+            st.flight.set_state(state)
+            st.flight = None
+        if st.writer is not None and state != "done":
+            st.writer.abort()
+        if st.lock is not None:
+            st.lock.release()
+            st.lock = None
+
+    def _info(self) -> dict[str, Any]:
+        store = self.c.store
+        return {
+            "cache_dir": str(store.root) if store else None,
+            "entries": len(store.index) if store else 0,
+            "downloads_in_progress": len(self.c.flights),
+        }

@@ -1,0 +1,75 @@
+"""Single flight: how followers of a download learn about its progress.
+
+A download is led by whoever holds the key's flock (see store.py).  Followers in
+the same process watch the leader's :class:`Flight`; followers in another
+process cannot, so :class:`RemoteProgress` infers the same facts from the lock
+and the partial file's inode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from .store import CacheStore, StoreError
+
+WAIT = 0.25
+REMOTE_POLL = 0.02
+
+
+class Flight:
+    """An in-process download; the leader's hooks move it through pending → running → done|failed."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self._state = "pending"  # pending | running | done | failed | uncacheable
+        self.header: dict[str, Any] | None = None
+        self._event = asyncio.Event()
+        self._waiters = 0
+
+    def state(self) -> str:
+        return self._state
+
+    def set_state(self, state: str, header: dict[str, Any] | None = None) -> None:
+        self._state = state
+        if header is not None:
+            self.header = header
+        self.notify()
+
+    def notify(self) -> None:
+        if self._waiters:
+            self._event.set()
+            self._event = asyncio.Event()
+
+    async def wait(self) -> None:
+        ev = self._event
+        self._waiters += 1
+        try:
+            await asyncio.wait_for(ev.wait(), WAIT)
+        except (TimeoutError, asyncio.TimeoutError):
+            pass
+        finally:
+            self._waiters -= 1
+
+
+class RemoteProgress:
+    """Progress of a download led by another process sharing the cache root."""
+
+    def __init__(self, store: CacheStore, key: str, fd: int) -> None:
+        self.store, self.key, self.fd = store, key, fd
+
+    def state(self) -> str:
+        if self.store.lock_busy(self.key):
+            return "running"
+        # The leader is gone.  It succeeded iff the file we are reading became the body.
+        try:
+            final = os.stat(self.store.body_path(self.key), follow_symlinks=False)
+            mine = os.fstat(self.fd)
+        except (OSError, StoreError):
+            return "failed"
+        same = (final.st_ino, final.st_dev) == (mine.st_ino, mine.st_dev)
+        return "done" if same else "failed"
+
+    async def wait(self) -> None:
+        await asyncio.sleep(REMOTE_POLL)

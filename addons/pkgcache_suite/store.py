@@ -1,0 +1,270 @@
+"""The one cache store shared by every addon and command: bodies on disk, metadata in diskcache.
+
+Layout under the cache root::
+
+    <host>[_port]/<path>          bodies, browsable like apt-cacher-ng's cache
+    .pkgcache/index/               diskcache index: one Entry per key
+    .pkgcache/partial/<id>.part    bodies being downloaded (renamed into place when complete)
+    .pkgcache/partial/<id>.json    response headers of a download, for followers in other processes
+    .pkgcache/locks/<id>.lock      flock()ed by whoever downloads <key>: the cross-process single flight
+
+A body is visible only after it was written whole, length-checked and renamed,
+and its index entry is written after the rename: a crash leaves at worst a file
+without an entry, which is treated as a miss and overwritten.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import diskcache
+
+PRIVATE = ".pkgcache"
+
+
+class StoreError(OSError):
+    """The cache cannot do what was asked (unsafe path, disk trouble); callers degrade to proxying."""
+
+
+@dataclass
+class Entry:
+    key: str
+    url: str
+    kind: str
+    length: int
+    sha256: str
+    fetched: float
+    content_type: str = "application/octet-stream"
+    last_modified: str | None = None
+    etag: str | None = None
+    validated: float = field(default=0.0)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Entry:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+
+def _id(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+class Lock:
+    """An exclusive flock on one key; released by close() or by the kernel if the process dies."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self.fd)
+                self.fd = -1
+
+
+class CacheStore:
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).expanduser()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            for sub in ("partial", "locks"):
+                (self.root / PRIVATE / sub).mkdir(parents=True, exist_ok=True)
+            probe = self.root / PRIVATE / f".probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise StoreError(e.errno, f"cache directory {self.root} is not usable: {e.strerror}") from None
+        self.real_root = os.path.realpath(self.root)
+        self.index = diskcache.Cache(
+            str(self.root / PRIVATE / "index"), eviction_policy="none", size_limit=2**62
+        )
+
+    def close(self) -> None:
+        self.index.close()
+
+    # -- paths -------------------------------------------------------------
+
+    def body_path(self, key: str) -> Path:
+        """Path of a body; refuses anything that would resolve outside the root (planted symlinks)."""
+        if key.startswith(("/", ".")) or "\x00" in key or any(p in ("..", ".") for p in key.split("/")):
+            raise StoreError(errno.EINVAL, f"unsafe cache key {key!r}")
+        path = self.root / key
+        parent = os.path.realpath(path.parent)
+        if parent != self.real_root and not parent.startswith(self.real_root + os.sep):
+            raise StoreError(errno.EPERM, f"cache path {path} escapes the cache root")
+        return path
+
+    def partial_path(self, key: str) -> Path:
+        return self.root / PRIVATE / "partial" / f"{_id(key)}.part"
+
+    def partial_header_path(self, key: str) -> Path:
+        return self.root / PRIVATE / "partial" / f"{_id(key)}.json"
+
+    def lock_path(self, key: str) -> Path:
+        return self.root / PRIVATE / "locks" / f"{_id(key)}.lock"
+
+    # -- metadata ------------------------------------------------------------
+
+    def lookup(self, key: str) -> Entry | None:
+        """The entry for key if its body is present and whole; a mismatch drops the entry."""
+        d = self.index.get(key)
+        if d is None:
+            return None
+        entry = Entry.from_dict(d)
+        try:
+            st = os.stat(self.body_path(key), follow_symlinks=False)
+        except (OSError, StoreError):
+            return None
+        if not os.path.stat.S_ISREG(st.st_mode) or st.st_size != entry.length:
+            return None
+        return entry
+
+    def put_entry(self, entry: Entry) -> None:
+        self.index.set(entry.key, asdict(entry))
+
+    def touch(self, key: str, **changes: Any) -> None:
+        d = self.index.get(key)
+        if d is not None:
+            d.update(changes)
+            self.index.set(key, d)
+
+    def drop(self, key: str) -> None:
+        self.index.delete(key)
+        try:
+            os.unlink(self.body_path(key))
+        except (FileNotFoundError, StoreError):
+            pass
+
+    def open_body(self, key: str) -> int:
+        """A read-only fd on a committed body; O_NOFOLLOW so a planted symlink is never served."""
+        return os.open(self.body_path(key), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+    # -- single flight -----------------------------------------------------------
+
+    def try_lock(self, key: str) -> Lock | None:
+        fd = os.open(self.lock_path(key), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return Lock(fd)
+
+    def lock_busy(self, key: str) -> bool:
+        lock = self.try_lock(key)
+        if lock is None:
+            return True
+        lock.release()
+        return False
+
+    def read_partial_header(self, key: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.partial_header_path(key).read_bytes())
+        except (OSError, ValueError):
+            return None
+
+    def writer(self, key: str, url: str, kind: str) -> Writer:
+        return Writer(self, key, url, kind)
+
+
+class Writer:
+    """Writes one download to a partial file and renames it into place only when whole."""
+
+    def __init__(self, store: CacheStore, key: str, url: str, kind: str) -> None:
+        self.store, self.key, self.url, self.kind = store, key, url, kind
+        self.part = store.partial_path(key)
+        self.header_file = store.partial_header_path(key)
+        self.fd = -1
+        self.written = 0
+        self.hash = hashlib.sha256()
+        self.failed: str | None = None
+
+    def begin(self, header: dict[str, Any]) -> None:
+        """Create a fresh partial file (a new inode, so stale readers never see it) and publish headers."""
+        try:
+            self.header_file.unlink(missing_ok=True)  # a crashed leader's, if any
+            self.part.unlink(missing_ok=True)
+            self.fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            tmp = self.header_file.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(header))
+            os.replace(tmp, self.header_file)
+        except OSError as e:
+            self.fail(f"cannot start cache file: {e}")
+
+    def write(self, chunk: bytes) -> None:
+        if self.fd < 0 or not chunk:
+            return
+        try:
+            view = memoryview(chunk)
+            while view:
+                n = os.write(self.fd, view)
+                view = view[n:]
+            self.hash.update(chunk)
+            self.written += len(chunk)
+        except OSError as e:
+            self.fail(f"write failed after {self.written} bytes: {e}")
+
+    def fail(self, reason: str) -> None:
+        if self.failed is None:
+            self.failed = reason
+        self.abort()
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        for p in (self.part, self.header_file):
+            try:
+                p.unlink()
+            except OSError:
+                pass
+
+    def commit(self, expected_length: int | None, meta: dict[str, Any]) -> Entry | None:
+        """Rename the body into place if it is whole; returns the new entry, or None (and why in .failed)."""
+        if self.fd < 0:
+            self.failed = self.failed or "not writing"
+            return None
+        if expected_length is not None and self.written != expected_length:
+            self.fail(f"length mismatch: got {self.written} of {expected_length} bytes")
+            return None
+        digest = self.hash.hexdigest()
+        want = meta.pop("expect_sha256", None)
+        if want and want.lower() != digest:
+            self.fail(f"SHA-256 mismatch: body is {digest}, URL names {want}")
+            return None
+        try:
+            os.close(self.fd)
+            self.fd = -1
+            final = self.store.body_path(self.key)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            final = self.store.body_path(self.key)  # re-check after creating directories
+            os.replace(self.part, final)
+        except OSError as e:
+            self.fail(f"cannot place body: {e}")
+            return None
+        now = time.time()
+        entry = Entry(
+            key=self.key, url=self.url, kind=self.kind, length=self.written,
+            sha256=digest, fetched=now, validated=now, **meta,
+        )
+        try:
+            self.store.put_entry(entry)
+        except Exception as e:  # sqlite full, etc.: the body is there but unindexed = a miss
+            self.failed = f"cannot index body: {e}"
+            return None
+        finally:
+            try:
+                self.header_file.unlink()
+            except OSError:
+                pass
+        return entry

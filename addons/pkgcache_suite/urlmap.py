@@ -1,0 +1,91 @@
+"""Map request URLs to cache keys: relative, browsable paths that cannot escape the cache root.
+
+The layout follows apt-cacher-ng's (``host/path``) so an admin can find a file by
+looking at its URL.  Every decision here is made on the *decoded* path, because
+that is what an origin server would act on: ``%2e%2e`` is as dangerous as ``..``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from urllib.parse import unquote, urlsplit
+
+
+class UnsafeURL(ValueError):
+    """The URL cannot be mapped to a cache path without risk; the client gets a 400."""
+
+
+_HOST_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+_INDEX_NAME = "_index_"  # stands in for a directory URL ending in "/"
+_MAX_SEGMENT = 200
+
+
+def _safe_segment(seg: str) -> str:
+    if seg in (".", ".."):
+        raise UnsafeURL(f"path segment {seg!r} is a traversal")
+    if "\x00" in seg or "\\" in seg:
+        raise UnsafeURL("path contains NUL or backslash")
+    if seg.startswith(".pkgcache"):
+        raise UnsafeURL("path names pkgcache's private area")
+    if len(seg.encode()) > _MAX_SEGMENT:
+        digest = hashlib.sha256(seg.encode()).hexdigest()[:16]
+        seg = seg[:100] + "~" + digest
+    return seg
+
+
+def host_dir(host: str, port: int | None, scheme: str) -> str:
+    """Directory name for an origin: the host, plus the port when it is not the scheme's default."""
+    host = host.lower().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        inner = host[1:-1]
+        if not re.fullmatch(r"[0-9a-f:.]+", inner):
+            raise UnsafeURL(f"bad IPv6 host {host!r}")
+        host = "ipv6_" + inner.replace(":", "_")
+    elif ":" in host and re.fullmatch(r"[0-9a-f:.]+", host):
+        host = "ipv6_" + host.replace(":", "_")
+    elif not _HOST_RE.match(host) or ".." in host:
+        raise UnsafeURL(f"bad host name {host!r}")
+    # http and https share one namespace: a mirror serves the same bytes on both.
+    default = 443 if scheme == "https" else 80
+    if port and port != default:
+        host = f"{host}_{port}"
+    return host
+
+
+def key_for(scheme: str, host: str, port: int | None, path: str) -> str:
+    """The cache key (a relative path with '/' separators) for one URL.
+
+    The query string, if any, is folded into the last segment as a digest, so
+    ``?foo`` variants stay distinct without creating odd file names.
+    """
+    if not path.startswith("/"):
+        raise UnsafeURL("path must be absolute (origin-form)")
+    raw_path, _, query = path.partition("?")
+    raw_path = raw_path.split("#", 1)[0]
+    decoded = unquote(raw_path, errors="strict")
+    parts = decoded.split("/")[1:]
+    segments: list[str] = []
+    for seg in parts[:-1]:
+        if seg == "":
+            continue  # collapse '//' the way most origins do
+        segments.append(_safe_segment(seg))
+    last = parts[-1] if parts else ""
+    if last == "":
+        last = _INDEX_NAME
+    last = _safe_segment(last)
+    if query:
+        last = f"{last}@q{hashlib.sha256(query.encode()).hexdigest()[:16]}"
+    segments.append(last)
+    return "/".join([host_dir(host, port, scheme), *segments])
+
+
+def key_for_url(url: str) -> str:
+    """Convenience wrapper for absolute URLs (used by commands and tests)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeURL(f"not an http(s) URL: {url!r}")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return key_for(parts.scheme, parts.hostname, parts.port, path)

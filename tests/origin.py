@@ -1,0 +1,164 @@
+"""A real origin HTTP server on 127.0.0.1 for tests and benchmarks.
+
+Serves files from a directory with Content-Length, Last-Modified and ETag, answers
+conditional requests, logs every request, and can misbehave on demand per path
+(trickle slowly, reset mid-body, fail with a status) so failure handling is
+exercised against a real socket.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote
+
+
+@dataclass
+class Behaviour:
+    status: int | None = None  # answer this status instead of the file
+    reset_after: int | None = None  # send this many body bytes, then reset the connection
+    delay: float = 0.0  # seconds before the headers
+    chunk_delay: float = 0.0  # seconds between 64 KiB chunks
+    chunked: bool = False  # no Content-Length; chunked transfer encoding
+
+
+@dataclass
+class LoggedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+@dataclass
+class Origin:
+    root: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    log: list[LoggedRequest] = field(default_factory=list)
+    behaviours: dict[str, Behaviour] = field(default_factory=dict)
+
+    def start(self) -> Origin:
+        origin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_HEAD(self) -> None:
+                self._serve(head=True)
+
+            def do_GET(self) -> None:
+                self._serve(head=False)
+
+            def _serve(self, head: bool) -> None:
+                path = self.path.split("?", 1)[0]
+                origin.log.append(LoggedRequest(self.command, path, {k.lower(): v for k, v in self.headers.items()}))
+                b = origin.behaviours.get(path, Behaviour())
+                if b.delay:
+                    time.sleep(b.delay)
+                if b.status:
+                    body = f"status {b.status}\n".encode()
+                    self.send_response(b.status)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                fs = origin.root / unquote(path).lstrip("/")
+                if not fs.is_file():
+                    self.send_error(404)
+                    return
+                st = fs.stat()
+                etag = '"%s"' % hashlib.md5(f"{st.st_mtime_ns}-{st.st_size}".encode()).hexdigest()
+                lm = email.utils.formatdate(st.st_mtime, usegmt=True)
+                inm = self.headers.get("If-None-Match")
+                ims = self.headers.get("If-Modified-Since")
+                if (inm and inm == etag) or (not inm and ims and ims == lm):
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Last-Modified", lm)
+                self.send_header("ETag", etag)
+                if b.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                else:
+                    self.send_header("Content-Length", str(st.st_size))
+                self.end_headers()
+                if head:
+                    return
+                with open(fs, "rb") as f:
+                    if b.reset_after is not None:
+                        self.wfile.write(f.read(b.reset_after))
+                        self.wfile.flush()
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                        self.connection.close()
+                        self.close_connection = True
+                        return
+                    if b.chunked or b.chunk_delay:
+                        while data := f.read(65536):
+                            if b.chunked:
+                                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                            else:
+                                self.wfile.write(data)
+                            self.wfile.flush()
+                            time.sleep(b.chunk_delay)
+                        if b.chunked:
+                            self.wfile.write(b"0\r\n\r\n")
+                    else:
+                        self.wfile.flush()
+                        self.connection.sendfile(f)
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 128
+
+        self.server = Server((self.host, self.port), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def count(self, path: str, method: str = "GET") -> int:
+        return sum(1 for r in self.log if r.path == path and r.method == method)
+
+    def put(self, rel: str, data: bytes) -> Path:
+        p = self.root / rel.lstrip("/")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        return p
+
+
+def make_file(path: Path, size: int, seed: int = 0) -> str:
+    """Write size pseudo-random bytes without holding them all; returns the SHA-256."""
+    h = hashlib.sha256()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    block = hashlib.sha256(str(seed).encode()).digest() * 32768  # 1 MiB pattern
+    with open(path, "wb") as f:
+        left = size
+        i = 0
+        while left > 0:
+            piece = (i.to_bytes(8, "big") + block)[: min(left, len(block))]
+            f.write(piece)
+            h.update(piece)
+            left -= len(piece)
+            i += 1
+    return h.hexdigest()
