@@ -27,6 +27,8 @@ class Behaviour:
     delay: float = 0.0  # seconds before the headers
     chunk_delay: float = 0.0  # seconds between 64 KiB chunks
     chunked: bool = False  # no Content-Length; chunked transfer encoding
+    gate_at: int | None = None  # send this many body bytes, then wait for gate to be set
+    gate: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -104,6 +106,13 @@ class Origin:
                         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                         self.connection.close()
                         self.close_connection = True
+                        return
+                    if b.gate_at is not None:
+                        self.wfile.write(f.read(b.gate_at))
+                        self.wfile.flush()
+                        if not b.gate.wait(60):
+                            raise RuntimeError("gate never opened")
+                        self.wfile.write(f.read())
                         return
                     if b.chunked or b.chunk_delay:
                         while data := f.read(65536):

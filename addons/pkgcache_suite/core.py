@@ -268,7 +268,7 @@ class CacheCore:
         event = {"HIT": "hit", "REVALIDATED": "revalidated", "STALE": "stale"}[x_cache]
         st.x_cache = x_cache
         if httpsem.not_modified(entry, h.get("if-none-match"), h.get("if-modified-since")):
-            resp = http.Response.make(304, b"", headers)
+            resp = http.Response.make(304, b"", dict(headers))
             del resp.headers["content-length"]
             self._set_response(flow, st, resp, event, 0)
             return
@@ -283,7 +283,7 @@ class CacheCore:
         if rng:
             headers.append(("Content-Range", f"bytes {rng.start}-{rng.end}/{entry.length}"))
         if req.method == "HEAD":
-            resp = http.Response.make(status, b"", headers)
+            resp = http.Response.make(status, b"", dict(headers))
             resp.headers["Content-Length"] = str(length)
             self._set_response(flow, st, resp, event, 0)
             return
@@ -295,7 +295,7 @@ class CacheCore:
                 os.close(fd)
             if len(data) != length:
                 raise StoreError(0, f"cached body of {entry.key} shrank while reading")
-            self._set_response(flow, st, http.Response.make(status, data, headers), event, length)
+            self._set_response(flow, st, http.Response.make(status, data, dict(headers)), event, length)
             return
         self.c.stats.count(event, st.kind.value, st.host, from_cache=length)
         self._route(flow, st, Job(status, _REASONS[status], headers, fd, offset, length))
