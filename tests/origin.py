@@ -29,6 +29,7 @@ class Behaviour:
     chunked: bool = False  # no Content-Length; chunked transfer encoding
     gate_at: int | None = None  # send this many body bytes, then wait for gate to be set
     gate: threading.Event = field(default_factory=threading.Event)
+    reset_at_gate: bool = False  # when the gate opens, reset the connection instead of finishing
 
 
 @dataclass
@@ -60,6 +61,12 @@ class Origin:
 
             def do_GET(self) -> None:
                 self._serve(head=False)
+
+            def _reset(self) -> None:
+                self.wfile.flush()
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                self.connection.close()
+                self.close_connection = True
 
             def _serve(self, head: bool) -> None:
                 path = self.path.split("?", 1)[0]
@@ -102,16 +109,16 @@ class Origin:
                 with open(fs, "rb") as f:
                     if b.reset_after is not None:
                         self.wfile.write(f.read(b.reset_after))
-                        self.wfile.flush()
-                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                        self.connection.close()
-                        self.close_connection = True
+                        self._reset()
                         return
                     if b.gate_at is not None:
                         self.wfile.write(f.read(b.gate_at))
                         self.wfile.flush()
                         if not b.gate.wait(60):
                             raise RuntimeError("gate never opened")
+                        if b.reset_at_gate:
+                            self._reset()
+                            return
                         self.wfile.write(f.read())
                         return
                     if b.chunked or b.chunk_delay:

@@ -14,6 +14,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http
@@ -51,6 +52,7 @@ class FlowState:
     expected: int | None = None
     original_url: str | None = None
     x_cache: str = ""
+    committed: bool = False
 
 
 def _is_ip(host: str) -> bool:
@@ -64,16 +66,22 @@ def _is_ip(host: str) -> bool:
 class Tee:
     """The miss path's stream callable: every chunk goes to the client and to the partial file.
 
-    With a client Range on a miss we still download (and store) the whole body
-    and hand the client only its slice.
+    The body is committed the moment its last byte arrives, before that byte is
+    handed on, so a client that has the whole body can count on the next request
+    being a hit.  With a client Range on a miss we still download (and store)
+    the whole body and hand the client only its slice.
     """
 
-    def __init__(self, writer: Writer, flight: Flight, rng: httpsem.ByteRange | None) -> None:
+    def __init__(self, writer: Writer, flight: Flight, rng: httpsem.ByteRange | None,
+                 expected: int | None, on_complete: Callable[[], None]) -> None:
         self.writer, self.flight, self.rng = writer, flight, rng
+        self.expected, self.on_complete = expected, on_complete
         self.pos = 0
 
     def __call__(self, chunk: bytes) -> bytes:
         if not chunk:
+            if self.expected is None:
+                self.on_complete()
             return b""
         start = self.pos
         self.pos += len(chunk)
@@ -82,6 +90,8 @@ class Tee:
             if self.writer.failed is not None:
                 log.error("pkgcache: %s: %s; continuing without caching", self.writer.url, self.writer.failed)
                 self.flight.set_state("failed")
+            elif self.pos == self.expected:
+                self.on_complete()
             else:
                 self.flight.notify()
         if self.rng is None:
@@ -377,7 +387,7 @@ class CacheCore:
         st.x_cache = "MISS"
         resp.headers["X-Cache"] = "MISS"
         flow.comment = f"pkgcache: MISS ({st.kind.value}, stored while streaming)"
-        resp.stream = Tee(writer, st.flight, rng)
+        resp.stream = Tee(writer, st.flight, rng, st.expected, lambda: self._commit(flow, st))
 
     def response(self, flow: http.HTTPFlow) -> None:
         st = self.flows.pop(flow.id, None)
@@ -386,7 +396,7 @@ class CacheCore:
         resp = flow.response
         assert resp is not None
         if st.writer is not None:
-            self._commit(flow, st)
+            self._commit(flow, st)  # no-op when the Tee already committed at the last byte
             return
         if st.role == "revalidate" and st.entry is not None:
             store = self.c.store
@@ -410,7 +420,10 @@ class CacheCore:
 
     def _commit(self, flow: http.HTTPFlow, st: FlowState) -> None:
         writer = st.writer
-        assert writer is not None and flow.response is not None
+        if writer is None or st.committed:
+            return
+        st.committed = True
+        assert flow.response is not None
         h = flow.response.headers
         meta: dict[str, Any] = {"content_type": h.get("content-type", "application/octet-stream")}
         meta["last_modified"] = h.get("last-modified")
@@ -433,6 +446,8 @@ class CacheCore:
         if st is None or st.role == "routed":
             return
         msg = flow.error.msg if flow.error else "unknown error"
+        if st.committed:
+            return  # the whole body arrived and is stored; only the client went away
         if st.writer is not None:
             st.writer.fail(f"upstream transfer broke: {msg}")
             log.warning("pkgcache: %s: download failed after %d bytes (%s); nothing stored",
