@@ -273,7 +273,7 @@ class CacheCore:
         store, s = self.c.store, self.c.settings
         assert store is not None and s is not None
         req = flow.request
-        h = st.client if st.client else req.headers
+        h = st.client if st.role == "revalidate" else req.headers  # ours were added for upstream
         headers = httpsem.entry_headers(entry, x_cache)
         event = {"HIT": "hit", "REVALIDATED": "revalidated", "STALE": "stale"}[x_cache]
         st.x_cache = x_cache

@@ -1,0 +1,122 @@
+"""Build a small, real Debian repository (dpkg-deb + apt-ftparchive) and drive apt-get against it.
+
+Used by the apt end-to-end tests here and by later issues' tests (offline round
+trips, maintenance), so it builds the same layout an archive mirror has:
+pool/ with .debs and dists/<suite>/ with Release, InRelease and compressed
+Packages indexes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+ARCH = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip() or "amd64"
+
+
+def build_deb(out_dir: Path, name: str, version: str, payload_size: int = 20_000, depends: str = "") -> Path:
+    """A minimal binary package with some payload so transfers are non-trivial."""
+    root = out_dir / f"build-{name}-{version}"
+    (root / "DEBIAN").mkdir(parents=True, exist_ok=True)
+    (root / "usr/share" / name).mkdir(parents=True, exist_ok=True)
+    (root / "usr/share" / name / "data").write_bytes(os.urandom(payload_size))
+    control = (
+        f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: Test <test@example.invalid>\n"
+        f"Description: test package {name}\n"
+    )
+    if depends:
+        control += f"Depends: {depends}\n"
+    (root / "DEBIAN" / "control").write_text(control)
+    letter = name[0]
+    pool = out_dir / "pool" / "main" / letter / name
+    pool.mkdir(parents=True, exist_ok=True)
+    deb = pool / f"{name}_{version}_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)],
+                   check=True, capture_output=True)
+    shutil.rmtree(root)
+    return deb
+
+
+def write_indexes(repo: Path, suite: str = "stable") -> None:
+    """(Re)generate Packages{,.gz,.xz}, Release and InRelease for the pool as it is now."""
+    bin_dir = repo / "dists" / suite / "main" / f"binary-{ARCH}"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    pk = subprocess.run(["apt-ftparchive", "packages", "pool"], cwd=repo, check=True,
+                        capture_output=True).stdout
+    (bin_dir / "Packages").write_bytes(pk)
+    subprocess.run(["gzip", "-9fk", str(bin_dir / "Packages")], check=True)
+    subprocess.run(["xz", "-fk", str(bin_dir / "Packages")], check=True)
+    rel = subprocess.run(
+        ["apt-ftparchive", "-o", f"APT::FTPArchive::Release::Suite={suite}",
+         "-o", f"APT::FTPArchive::Release::Codename={suite}",
+         "-o", "APT::FTPArchive::Release::Components=main",
+         "-o", f"APT::FTPArchive::Release::Architectures={ARCH}",
+         "release", f"dists/{suite}"],
+        cwd=repo, check=True, capture_output=True,
+    ).stdout
+    (repo / "dists" / suite / "Release").write_bytes(rel)
+    # unsigned InRelease is fine with [trusted=yes]; apt still fetches and parses it
+    (repo / "dists" / suite / "InRelease").write_bytes(rel)
+
+
+@dataclass
+class AptClient:
+    """apt-get with a private state dir, talking to one repository URL, optionally through a proxy."""
+
+    base: Path
+    repo_url: str
+    proxy: str | None = None
+    suite: str = "stable"
+
+    def __post_init__(self) -> None:
+        for d in ("etc/sources.list.d", "etc/preferences.d", "etc/apt.conf.d", "state/lists/partial",
+                  "cache/archives/partial", "log"):
+            (self.base / d).mkdir(parents=True, exist_ok=True)
+        (self.base / "state" / "status").write_text("")
+        (self.base / "etc" / "sources.list").write_text(
+            f"deb [trusted=yes] {self.repo_url} {self.suite} main\n"
+        )
+
+    def options(self) -> list[str]:
+        b = self.base
+        opts = {
+            "Dir::Etc": f"{b}/etc",
+            "Dir::Etc::sourcelist": f"{b}/etc/sources.list",
+            "Dir::Etc::sourceparts": f"{b}/etc/sources.list.d",
+            "Dir::Etc::preferencesparts": f"{b}/etc/preferences.d",
+            "Dir::Etc::parts": f"{b}/etc/apt.conf.d",
+            "Dir::State": f"{b}/state",
+            "Dir::State::status": f"{b}/state/status",
+            "Dir::Cache": f"{b}/cache",
+            "Dir::Log": f"{b}/log",
+            "APT::Architecture": ARCH,
+            "APT::Architectures": ARCH,
+            "Debug::NoLocking": "1",
+            "APT::Sandbox::User": "root",
+            "Acquire::Languages": "none",
+            "Acquire::Retries": "0",
+            "Acquire::http::Timeout": "20",
+            "Acquire::http::Proxy": self.proxy or "DIRECT",
+        }
+        out: list[str] = []
+        for k, v in opts.items():
+            out += ["-o", f"{k}={v}"]
+        return out
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        r = subprocess.run(["apt-get", "-q", "-y", *self.options(), *args], capture_output=True, text=True,
+                           env=env, timeout=300)
+        if check and r.returncode != 0:
+            raise AssertionError(f"apt-get {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def archives(self) -> list[Path]:
+        return sorted((self.base / "cache" / "archives").glob("*.deb"))
+
+    def clean(self) -> None:
+        for p in self.archives():
+            p.unlink()

@@ -1,0 +1,53 @@
+"""A real apt-get, with a private state dir, through pkgcache against a repository the test builds."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import Proxy
+from debrepo import AptClient, build_deb, write_indexes
+from origin import Origin
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("apt-get") and shutil.which("apt-ftparchive") and shutil.which("dpkg-deb")),
+    reason="needs apt-get, apt-ftparchive and dpkg-deb (.ci/run installs them)",
+)
+
+
+def test_apt_update_and_install_through_proxy_then_from_cache(origin: Origin, proxy: Proxy, tmp_path: Path) -> None:
+    repo = origin.root / "debian"
+    debs = [
+        build_deb(repo, "alpha", "1.0", 50_000),
+        build_deb(repo, "beta", "2.1", 2_000_000, depends="alpha"),
+        build_deb(repo, "gamma", "0.3", 10_000),
+    ]
+    write_indexes(repo)
+    url = f"{origin.base}/debian"
+
+    first = AptClient(tmp_path / "apt1", url, proxy=proxy.url)
+    first.run("update")
+    first.run("install", "--download-only", "beta", "gamma")
+    assert {p.name for p in first.archives()} == {d.name for d in debs}
+
+    # a second machine (fresh state) and the first one again after cleaning its archive
+    second = AptClient(tmp_path / "apt2", url, proxy=proxy.url)
+    second.run("update")
+    second.run("install", "--download-only", "beta", "gamma")
+    first.clean()
+    first.run("install", "--download-only", "beta", "gamma")
+    for client in (first, second):
+        got = {p.name: p.read_bytes() for p in client.archives()}
+        assert got == {d.name: d.read_bytes() for d in debs}
+
+    deb_requests = [r.path for r in origin.log if r.path.endswith(".deb")]
+    assert sorted(deb_requests) == sorted(f"/debian/{d.relative_to(repo)}" for d in debs), deb_requests
+    # indexes were revalidated, not re-downloaded: the second update only asked conditionally
+    inrelease = [r for r in origin.log if r.path.endswith("/InRelease")]
+    assert len(inrelease) >= 2
+    assert all("if-none-match" in r.headers or "if-modified-since" in r.headers for r in inrelease[1:])
+    with proxy.client() as c:
+        stats = c.get("http://pkgcache/stats.json").json()
+    assert stats["by_kind"]["immutable"]["hit"] >= 6
