@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Benchmark the core cache by hand: prints figures, asserts nothing.
+
+Starts a local origin and a stock ``mitmdump -s addons/pkgcache.py`` (and
+apt-cacher-ng, where installed, on the same files) and measures:
+
+* 1 GiB miss and hit throughput for one client (curl);
+* requests/s for 100 KB hits over 16 keep-alive connections (wrk, else httpx);
+* upstream requests for 16 concurrent cold clients of one file;
+* peak RSS of the proxy while 4 clients read a 1 GiB hit.
+
+Everything talks to 127.0.0.1 only.  Usage: python3 bench/bench_core.py [--size-mib 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from conftest import Proxy  # noqa: E402
+from origin import Behaviour, Origin, make_file  # noqa: E402
+
+BIG = "/debian/pool/main/b/big/big_1.0_all.deb"
+SMALL = "/debian/pool/main/s/small/small_{}_all.deb"
+
+
+def curl_get(proxy: str, url: str) -> tuple[float, int]:
+    t = time.perf_counter()
+    r = subprocess.run(["curl", "-sS", "-x", proxy, "-o", "/dev/null", "-w", "%{size_download}", url],
+                       capture_output=True, text=True, check=True)
+    return time.perf_counter() - t, int(r.stdout)
+
+
+def rate(nbytes: int, secs: float) -> str:
+    return f"{nbytes / secs / 1e6:8.1f} MB/s"
+
+
+def rps_wrk(proxy_port: int, url: str, seconds: int = 10) -> float | None:
+    if not shutil.which("wrk"):
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(f'wrk.path = "{url}"\n')  # absolute-form request line: a proxy request
+        script = f.name
+    r = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "-s", script, f"http://127.0.0.1:{proxy_port}/"],
+                       capture_output=True, text=True)
+    os.unlink(script)
+    for line in r.stdout.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    print(r.stdout, r.stderr)
+    return None
+
+
+def rps_httpx(proxy: str, url: str, seconds: int = 10) -> float:
+    import httpx
+
+    count = 0
+    stop = time.monotonic() + seconds
+    lock = threading.Lock()
+
+    def worker() -> None:
+        nonlocal count
+        with httpx.Client(proxy=proxy, trust_env=False) as c:
+            while time.monotonic() < stop:
+                c.get(url)
+                with lock:
+                    count += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return count / (time.perf_counter() - t)
+
+
+def cold_clients(proxy: str, origin: Origin, path: str, n: int = 16) -> int:
+    origin.log.clear()
+    threads = [threading.Thread(target=curl_get, args=(proxy, origin.base + path)) for _ in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return origin.count(path)
+
+
+def peak_rss_4_readers(pid: int, proxy: str, url: str) -> float:
+    threads = [threading.Thread(target=curl_get, args=(proxy, url)) for _ in range(4)]
+    peak = 0
+    for th in threads:
+        th.start()
+    while any(th.is_alive() for th in threads):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                peak = max(peak, int(line.split()[1]))
+        time.sleep(0.05)
+    return peak / 1024
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AptCacherNg:
+    def __init__(self, work: Path) -> None:
+        self.port = free_port()
+        for d in ("cache", "log", "conf"):
+            (work / d).mkdir(parents=True, exist_ok=True)
+        conf = work / "conf" / "acng.conf"
+        conf.write_text(
+            f"CacheDir: {work}/cache\nLogDir: {work}/log\nPort: {self.port}\nBindAddress: 127.0.0.1\n"
+            "ForeGround: 1\nPassThroughPattern: .*\nExThreshold: 4\n"
+        )
+        self.proc = subprocess.Popen(["apt-cacher-ng", "-c", str(work / "conf"), "ForeGround=1"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("apt-cacher-ng did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def run_suite(name: str, proxy_url: str, proxy_port: int, pid: int | None, origin: Origin,
+              size: int, tag: str) -> dict[str, float]:
+    big = BIG.replace("big_1.0", f"big_{tag}")
+    shutil.copy(origin.root / BIG.lstrip("/"), origin.root / big.lstrip("/"))
+    res: dict[str, float] = {}
+    secs, n = curl_get(proxy_url, origin.base + big)
+    assert n == size
+    res["miss MB/s"] = n / secs / 1e6
+    secs, n = curl_get(proxy_url, origin.base + big)
+    res["hit MB/s"] = n / secs / 1e6
+    small = SMALL.format(tag)
+    shutil.copy(origin.root / SMALL.format("x").lstrip("/"), origin.root / small.lstrip("/"))
+    curl_get(proxy_url, origin.base + small)
+    r = rps_wrk(proxy_port, origin.base + small)
+    res["100KB hits req/s"] = r if r is not None else rps_httpx(proxy_url, origin.base + small)
+    cold = f"/debian/pool/main/c/cold/cold_{tag}_all.deb"
+    make_file(origin.root / cold.lstrip("/"), 64 * 1024 * 1024, seed=3)
+    origin.behaviours[cold] = Behaviour(chunk_delay=0.002)
+    res["upstream requests, 16 cold clients"] = cold_clients(proxy_url, origin, cold)
+    if pid:
+        res["peak RSS MB, 4 x 1 GiB hit readers"] = peak_rss_4_readers(pid, proxy_url, origin.base + big)
+    print(f"\n== {name}")
+    for k, v in res.items():
+        print(f"  {k:<38} {v:10.1f}")
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--no-acng", action="store_true", help="skip apt-cacher-ng even if installed")
+    args = ap.parse_args()
+    size = args.size_mib * 1024 * 1024
+    work = Path(tempfile.mkdtemp(prefix="pkgcache-bench-"))
+    try:
+        (work / "origin").mkdir()
+        origin = Origin(work / "origin").start()
+        print(f"making a {args.size_mib} MiB file ...")
+        make_file(origin.root / BIG.lstrip("/"), size)
+        (origin.root / SMALL.format("x").lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (origin.root / SMALL.format("x").lstrip("/")).write_bytes(os.urandom(100 * 1024))
+        proxy = Proxy(work / "cache")
+        try:
+            mine = run_suite("pkgcache (stock mitmdump)", proxy.url, proxy.port, proxy.proc.pid, origin, size, "p")
+        finally:
+            proxy.stop()
+        if shutil.which("apt-cacher-ng") and not args.no_acng:
+            acng = AptCacherNg(work / "acng")
+            try:
+                theirs = run_suite("apt-cacher-ng", acng.url, acng.port, acng.proc.pid, origin, size, "a")
+            finally:
+                acng.stop()
+            print("\n== pkgcache / apt-cacher-ng")
+            for k in mine:
+                if k in theirs and theirs[k]:
+                    print(f"  {k:<38} {mine[k] / theirs[k]:10.2f}")
+        origin.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
