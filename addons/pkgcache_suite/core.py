@@ -77,6 +77,7 @@ class Tee:
         self.writer, self.flight, self.rng = writer, flight, rng
         self.expected, self.on_complete = expected, on_complete
         self.pos = 0
+        self.dead = False
 
     def __call__(self, chunk: bytes) -> bytes:
         if not chunk:
@@ -85,15 +86,14 @@ class Tee:
             return b""
         start = self.pos
         self.pos += len(chunk)
-        if self.writer.failed is None:
+        if not self.dead:
             self.writer.write(chunk)
             if self.writer.failed is not None:
+                self.dead = True
                 log.error("pkgcache: %s: %s; continuing without caching", self.writer.url, self.writer.failed)
                 self.flight.set_state("failed")
             elif self.pos == self.expected:
                 self.on_complete()
-            else:
-                self.flight.notify()
         if self.rng is None:
             return chunk
         lo = max(start, self.rng.start)
@@ -374,6 +374,8 @@ class CacheCore:
             return
         st.writer = writer
         st.flight.set_state("running", header)
+        loop, flight = asyncio.get_running_loop(), st.flight
+        writer.on_progress = lambda: loop.call_soon_threadsafe(flight.notify)
         rng = None
         if st.client.get("range") and st.expected is not None and "if-range" not in st.client:
             try:
@@ -431,8 +433,8 @@ class CacheCore:
         m = _BY_HASH.search(st.url)
         if m:
             meta["expect_sha256"] = m.group(1)
-        nbytes = writer.written
         entry = writer.commit(st.expected, meta) if writer.failed is None else None
+        nbytes = writer.written
         if entry is None:
             log.error("pkgcache: not caching %s: %s", st.url, writer.failed)
             self.c.stats.count("failed", st.kind.value, st.host, from_upstream=nbytes)

@@ -20,7 +20,10 @@ import fcntl
 import hashlib
 import json
 import os
+import queue
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +88,10 @@ class CacheStore:
         except OSError as e:
             raise StoreError(e.errno, f"cache directory {self.root} is not usable: {e.strerror}") from None
         self.real_root = os.path.realpath(self.root)
+        # key -> (entry, (st_dev, st_ino, st_size, st_mtime_ns)) of bodies already checked: a hit then
+        # costs one stat instead of a realpath walk and an sqlite read.  Any change to the file
+        # (another process replacing it, a planted symlink) changes the stat tuple and forces a full check.
+        self._memo: dict[str, tuple[Entry, tuple[int, int, int, int]]] = {}
         self.index = diskcache.Cache(
             str(self.root / PRIVATE / "index"), eviction_policy="none", size_limit=2**62
         )
@@ -116,7 +123,16 @@ class CacheStore:
     # -- metadata ------------------------------------------------------------
 
     def lookup(self, key: str) -> Entry | None:
-        """The entry for key if its body is present and whole; a mismatch drops the entry."""
+        """The entry for key if its body is present and whole."""
+        memo = self._memo.get(key)
+        if memo is not None:
+            try:
+                st = os.stat(self.root / key, follow_symlinks=False)
+            except OSError:
+                st = None
+            if st is not None and (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) == memo[1]:
+                return memo[0]
+            del self._memo[key]
         d = self.index.get(key)
         if d is None:
             return None
@@ -127,18 +143,24 @@ class CacheStore:
             return None
         if not os.path.stat.S_ISREG(st.st_mode) or st.st_size != entry.length:
             return None
+        if len(self._memo) > 50_000:
+            self._memo.clear()
+        self._memo[key] = (entry, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
         return entry
 
     def put_entry(self, entry: Entry) -> None:
+        self._memo.pop(entry.key, None)
         self.index.set(entry.key, asdict(entry))
 
     def touch(self, key: str, **changes: Any) -> None:
+        self._memo.pop(key, None)
         d = self.index.get(key)
         if d is not None:
             d.update(changes)
             self.index.set(key, d)
 
     def drop(self, key: str) -> None:
+        self._memo.pop(key, None)
         self.index.delete(key)
         try:
             os.unlink(self.body_path(key))
@@ -146,8 +168,21 @@ class CacheStore:
             pass
 
     def open_body(self, key: str) -> int:
-        """A read-only fd on a committed body; O_NOFOLLOW so a planted symlink is never served."""
-        return os.open(self.body_path(key), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        """A read-only fd on a committed body; O_NOFOLLOW so a planted symlink is never served.
+
+        The fd must be the very file lookup() checked (same inode); otherwise the path was
+        swapped in between and we refuse rather than serve something unchecked.
+        """
+        memo = self._memo.get(key)
+        path = self.root / key if memo else self.body_path(key)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        if memo:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != memo[1]:
+                os.close(fd)
+                self._memo.pop(key, None)
+                raise StoreError(errno.ESTALE, f"{key} changed while being opened")
+        return fd
 
     # -- single flight -----------------------------------------------------------
 
@@ -178,7 +213,15 @@ class CacheStore:
 
 
 class Writer:
-    """Writes one download to a partial file and renames it into place only when whole."""
+    """Writes one download to a partial file and renames it into place only when whole.
+
+    Disk writes and SHA-256 run on a helper thread (both release the GIL), so the
+    event loop that relays the body to the client only hands chunks over; at most
+    QUEUE_LIMIT bytes wait, after which the loop waits for the disk (backpressure,
+    bounded memory).
+    """
+
+    QUEUE_LIMIT = 16 << 20
 
     def __init__(self, store: CacheStore, key: str, url: str, kind: str) -> None:
         self.store, self.key, self.url, self.kind = store, key, url, kind
@@ -188,6 +231,11 @@ class Writer:
         self.written = 0
         self.hash = hashlib.sha256()
         self.failed: str | None = None
+        self.on_progress: Callable[[], None] | None = None  # called from the helper thread
+        self._q: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._pending = 0
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
 
     def begin(self, header: dict[str, Any]) -> None:
         """Create a fresh partial file (a new inode, so stale readers never see it) and publish headers."""
@@ -200,19 +248,46 @@ class Writer:
             os.replace(tmp, self.header_file)
         except OSError as e:
             self.fail(f"cannot start cache file: {e}")
+            return
+        self._thread = threading.Thread(target=self._run, name=f"pkgcache-writer {self.key}", daemon=True)
+        self._thread.start()
 
     def write(self, chunk: bytes) -> None:
-        if self.fd < 0 or not chunk:
+        if self.fd < 0 or not chunk or self.failed:
             return
-        try:
-            view = memoryview(chunk)
-            while view:
-                n = os.write(self.fd, view)
-                view = view[n:]
-            self.hash.update(chunk)
-            self.written += len(chunk)
-        except OSError as e:
-            self.fail(f"write failed after {self.written} bytes: {e}")
+        with self._cv:
+            while self._pending > self.QUEUE_LIMIT and self.failed is None:
+                self._cv.wait(1.0)
+            self._pending += len(chunk)
+        self._q.put(chunk)
+
+    def _run(self) -> None:
+        while True:
+            chunk = self._q.get()
+            if chunk is None:
+                return
+            if self.failed is None:
+                try:
+                    view = memoryview(chunk)
+                    while view:
+                        n = os.write(self.fd, view)
+                        view = view[n:]
+                    self.hash.update(chunk)
+                    self.written += len(chunk)
+                except OSError as e:
+                    self.failed = f"write failed after {self.written} bytes: {e}"
+            with self._cv:
+                self._pending -= len(chunk)
+                self._cv.notify_all()
+            if self.on_progress is not None and self._q.empty():
+                self.on_progress()
+
+    def flush(self) -> None:
+        """Wait until every queued chunk is on disk (or the writer failed)."""
+        if self._thread is not None:
+            self._q.put(None)
+            self._thread.join()
+            self._thread = None
 
     def fail(self, reason: str) -> None:
         if self.failed is None:
@@ -220,6 +295,7 @@ class Writer:
         self.abort()
 
     def abort(self) -> None:
+        self.flush()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -231,8 +307,10 @@ class Writer:
 
     def commit(self, expected_length: int | None, meta: dict[str, Any]) -> Entry | None:
         """Rename the body into place if it is whole; returns the new entry, or None (and why in .failed)."""
-        if self.fd < 0:
+        self.flush()
+        if self.fd < 0 or self.failed:
             self.failed = self.failed or "not writing"
+            self.abort()
             return None
         if expected_length is not None and self.written != expected_length:
             self.fail(f"length mismatch: got {self.written} of {expected_length} bytes")
