@@ -110,9 +110,15 @@ def peak_rss_4_readers(pid: int, proxy: str, url: str) -> float:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below 32768: apt-cacher-ng 3.7 fails to bind ephemeral-range ports."""
+    for port in range(13142, 14142):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
 
 
 class AptCacherNg:
@@ -123,7 +129,7 @@ class AptCacherNg:
         conf = work / "conf" / "acng.conf"
         conf.write_text(
             f"CacheDir: {work}/cache\nLogDir: {work}/log\nPort: {self.port}\nBindAddress: 127.0.0.1\n"
-            "ForeGround: 1\nPassThroughPattern: .*\nExThreshold: 4\n"
+            "ForeGround: 1\nAllowUserPorts: 0\n"
         )
         self.proc = subprocess.Popen(["apt-cacher-ng", "-c", str(work / "conf"), "ForeGround=1"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

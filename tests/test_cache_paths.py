@@ -218,3 +218,33 @@ def test_memory_does_not_grow_with_body_size(origin: Origin, start_proxy) -> Non
             assert n == size
     grown_mb = (proxy.rss_peak_kb() - before) / 1024
     assert grown_mb < 100, f"peak RSS grew by {grown_mb:.0f} MB for a {size >> 20} MB body"
+
+
+def test_flows_carry_a_marker_and_the_original_url(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    """What mitmweb shows: each flow's comment says what the cache did, and streamed hits keep their URL."""
+    from mitmproxy import io as mio
+
+    flows_file = tmp_path / "flows"
+    proxy = start_proxy("-w", str(flows_file), "--set", "pkgcache_memory_hit_max=0")
+    origin.put(DEB, b"d" * 5000)
+    url = origin.base + DEB
+    with proxy.client() as c:
+        c.get(url)
+        c.get(url)
+    proxy.stop()
+    with open(flows_file, "rb") as f:
+        flows = list(mio.FlowReader(f).stream())
+    assert [fl.request.url for fl in flows] == [url, url]
+    assert "MISS" in flows[0].comment and "HIT" in flows[1].comment
+    assert flows[1].metadata["pkgcache_url"] == url
+
+
+def test_cli_lists_cached_files(origin: Origin, proxy: Proxy) -> None:
+    import subprocess
+
+    origin.put(DEB, b"z" * 1234)
+    with proxy.client() as c:
+        c.get(origin.base + DEB)
+    out = subprocess.run(["pkgcache", "--cache-dir", str(proxy.cache_dir), "ls"], capture_output=True,
+                         text=True, check=True).stdout
+    assert origin.base + DEB in out and "1 entries, 1234 bytes" in out
