@@ -1,0 +1,142 @@
+"""The datastore: the folder (often on a USB stick) that carries work between an offline and a connected machine.
+
+Format version 1, documented in docs/datastore.md::
+
+    pkgcache-datastore.json   {"format": "pkgcache-datastore", "version": 1, "created": <unix time>}
+    wanted.json               URLs the offline side could not serve, written by the proxy
+    manifest.json             what `pkgcache fetch` downloaded: size and SHA-256 per URL, and failures
+    files/<key>               downloaded bodies, in the cache's host/path layout
+    import-report.json        what the proxy imported or rejected last time, written by the proxy
+
+Every JSON file is replaced atomically (temporary file, fsync, rename, fsync of
+the folder), so a stick pulled out or a process killed at any moment leaves
+either the old file or the new one, never a truncated one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .urlmap import UnsafeURL, key_for_url
+
+FORMAT = "pkgcache-datastore"
+VERSION = 1
+MARKER = "pkgcache-datastore.json"
+
+
+class DatastoreError(OSError):
+    """The datastore is unusable (gone, unwritable, or of a format this version does not know)."""
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    payload = json.dumps(data, indent=1, sort_keys=True).encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def read_json(path: Path, default: Any) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return default
+    except (OSError, ValueError) as e:
+        raise DatastoreError(f"cannot read {path}: {e}") from None
+
+
+class Datastore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def open(cls, root: Path | str, create: bool = True) -> tuple[Datastore, bool]:
+        """Open a datastore, initialising it if needed; returns (datastore, was_created)."""
+        root = Path(root)
+        marker = root / MARKER
+        created = False
+        try:
+            if not marker.exists():
+                if not create:
+                    raise DatastoreError(f"{root} is not a pkgcache datastore (no {MARKER})")
+                (root / "files").mkdir(parents=True, exist_ok=True)
+                atomic_write_json(marker, {"format": FORMAT, "version": VERSION, "created": time.time()})
+                created = True
+            meta = read_json(marker, {})
+        except DatastoreError:
+            raise
+        except OSError as e:
+            raise DatastoreError(f"cannot use datastore {root}: {e}") from None
+        if meta.get("format") != FORMAT:
+            raise DatastoreError(f"{marker} is not a pkgcache datastore marker")
+        if meta.get("version") != VERSION:
+            raise DatastoreError(f"{root} has datastore version {meta.get('version')}; this pkgcache reads {VERSION}")
+        (root / "files").mkdir(exist_ok=True)
+        return cls(root), created
+
+    @property
+    def wanted_path(self) -> Path:
+        return self.root / "wanted.json"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def report_path(self) -> Path:
+        return self.root / "import-report.json"
+
+    def file_path(self, url: str) -> Path:
+        """Where a fetched body for url lives; the key mapping refuses traversal, as in the cache."""
+        try:
+            return self.root / "files" / key_for_url(url)
+        except UnsafeURL as e:
+            raise DatastoreError(f"unsafe URL in datastore: {e}") from None
+
+    def read_wanted(self) -> dict[str, dict[str, Any]]:
+        data = read_json(self.wanted_path, {"version": VERSION, "wanted": []})
+        return {w["url"]: w for w in data.get("wanted", []) if isinstance(w, dict) and "url" in w}
+
+    def read_wanted_doc(self) -> dict[str, Any]:
+        return read_json(self.wanted_path, {"version": VERSION, "wanted": []})
+
+    def write_wanted(self, entries: list[dict[str, Any]], hints: dict[str, Any]) -> None:
+        atomic_write_json(self.wanted_path, {"version": VERSION, "written": time.time(), "hints": hints,
+                                             "wanted": entries})
+
+    def read_manifest(self) -> dict[str, Any]:
+        m = read_json(self.manifest_path, None)
+        if m is None:
+            return {"version": VERSION, "files": {}, "failed": {}}
+        if m.get("version") != VERSION:
+            raise DatastoreError(f"{self.manifest_path} has version {m.get('version')}; expected {VERSION}")
+        m.setdefault("files", {})
+        m.setdefault("failed", {})
+        return m
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        manifest["version"] = VERSION
+        manifest["written"] = time.time()
+        atomic_write_json(self.manifest_path, manifest)

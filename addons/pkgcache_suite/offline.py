@@ -1,0 +1,206 @@
+"""Offline mode: options, the datastore's life cycle (folder or USB stick), and importing fetched files.
+
+The per-request decisions (serve stale, answer 404 and record the URL) are made
+by the core addon, which asks the Reachability and WantedList objects this addon
+puts in the shared context; this addon has no per-request hooks at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import ctx, exceptions
+
+from .context import CacheContext
+from .datastore import Datastore, DatastoreError
+from .importer import import_datastore, write_report
+from .reachability import Reachability
+from .usb import FileEventSource, UdevSource, UsbWatcher
+from .wanted import WantedList
+
+log = logging.getLogger("pkgcache")
+
+IMPORT_POLL = 1.0
+
+
+def default_datastore() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "pkgcache", "datastore")
+
+
+def _dpkg_arch() -> list[str]:
+    if not shutil.which("dpkg"):
+        return []
+    try:
+        out = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, timeout=5).stdout
+        extra = subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True, text=True,
+                               timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [a for a in (out.split() + extra.split()) if a]
+
+
+def _upstream_proxy(modes: list[str]) -> tuple[str, int] | None:
+    for m in modes:
+        if m.startswith("upstream:"):
+            rest = m.split("://", 1)[-1].rstrip("/")
+            host, _, port = rest.rpartition(":")
+            if host and port.isdigit():
+                return host.strip("[]"), int(port)
+    return None
+
+
+class OfflineAddon:
+    def __init__(self, shared: CacheContext) -> None:
+        self.c = shared
+        self.datastore: Datastore | None = None
+        self.datastore_setting = ""
+        self.usb: UsbWatcher | None = None
+        self._poll_task: asyncio.Task[None] | None = None
+        self._last_manifest: tuple[int, int] | None = None
+        self._importing = False
+        self.last_import: dict[str, Any] = {}
+
+    def load(self, loader: Any) -> None:
+        loader.add_option("pkgcache_offline", str, "auto",
+                          "auto: behave as offline for hosts that cannot be reached; on: never contact "
+                          "upstream; off: always pass upstream errors through.",
+                          choices=["auto", "on", "off"])
+        loader.add_option("pkgcache_datastore", str, default_datastore(),
+                          "Datastore folder for the wanted list and fetched files, or 'usb' to use the "
+                          "'pkgcache' folder of whichever USB stick is mounted.")
+        loader.add_option("pkgcache_usb_events", str, "udev",
+                          "Where USB device events come from: 'udev', or 'file:PATH' (lines 'add DEVNODE' / "
+                          "'remove DEVNODE'; for tests and simulation).")
+        loader.add_option("pkgcache_mounts", str, "/proc/mounts", "Mount table used to find where a stick is mounted.")
+        loader.add_option("pkgcache_deb_arch", str, "",
+                          "Debian architectures of the clients (comma-separated), passed to 'pkgcache fetch' "
+                          "in the wanted list so it can fetch the indexes they will ask for; default: dpkg's.")
+
+    def configure(self, updated: set[str]) -> None:
+        if not any(n.startswith("pkgcache_") or n == "mode" for n in updated):
+            return
+        opts = ctx.options
+        store = self.c.store
+        if store is None:
+            return
+        via = _upstream_proxy(list(opts.mode))
+        self.c.reachability = Reachability(opts.pkgcache_offline, via=via)
+        archs = [a.strip() for a in opts.pkgcache_deb_arch.split(",") if a.strip()] or _dpkg_arch()
+        hints = {"deb_arch": archs}
+        if self.c.wanted is None or self.c.wanted.local_path.parent != store.root / ".pkgcache":
+            self.c.wanted = WantedList(store.root / ".pkgcache" / "wanted.json", hints=hints)
+            self.c.wanted.on_datastore_error = lambda e: self._detach("write failed")
+        self.c.wanted.hints = hints
+        ev = opts.pkgcache_usb_events
+        if ev != "udev" and not ev.startswith("file:"):
+            raise exceptions.OptionsError("pkgcache_usb_events must be 'udev' or 'file:PATH'")
+        setting = opts.pkgcache_datastore.strip()
+        if not setting:
+            raise exceptions.OptionsError("pkgcache_datastore must be a folder or 'usb'")
+        if setting != self.datastore_setting:
+            self.datastore_setting = setting
+            self._detach("reconfigured")
+            if setting != "usb":
+                try:
+                    self._attach(Path(setting).expanduser())
+                except DatastoreError as e:
+                    raise exceptions.OptionsError(f"pkgcache_datastore: {e}") from None
+
+    async def running(self) -> None:
+        if self.datastore_setting == "usb" and self.usb is None:
+            ev = ctx.options.pkgcache_usb_events
+            source = FileEventSource(Path(ev[5:])) if ev.startswith("file:") else UdevSource()
+            self.usb = UsbWatcher(source, Path(ctx.options.pkgcache_mounts),
+                                  on_attach=self._attach_usb, on_detach=lambda dev: self._detach(f"{dev} removed"))
+            try:
+                self.usb.start()
+                log.info("pkgcache: watching for USB datastores (%s)", "udev" if ev == "udev" else ev)
+            except Exception as e:  # no udev in a container, no netlink permission...
+                log.error("pkgcache: cannot watch USB devices (%s); offline misses are kept locally", e)
+                self.usb = None
+        if self._poll_task is None:
+            self._poll_task = asyncio.get_running_loop().create_task(self._poll_imports())
+
+    def done(self) -> None:
+        if self._poll_task:
+            self._poll_task.cancel()
+        if self.usb:
+            self.usb.stop()
+        if self.c.wanted:
+            self.c.wanted.flush()
+
+    # -- datastore life cycle ---------------------------------------------------
+
+    def _attach(self, root: Path) -> None:
+        ds, created = Datastore.open(root)
+        self.datastore = ds
+        self._last_manifest = None
+        log.info("pkgcache: %s datastore %s", "initialised" if created else "using", root)
+        if self.c.wanted:
+            self.c.wanted.attach(ds)
+
+    def _attach_usb(self, root: Path) -> None:
+        try:
+            self._attach(root)
+        except DatastoreError as e:
+            log.error("pkgcache: cannot use USB datastore: %s", e)
+
+    def _detach(self, why: str) -> None:
+        if self.datastore is None:
+            return
+        log.info("pkgcache: datastore %s detached (%s)", self.datastore.root, why)
+        self.datastore = None
+        if self.c.wanted:
+            self.c.wanted.datastore = None
+
+    # -- importing ----------------------------------------------------------------
+
+    async def _poll_imports(self) -> None:
+        while True:
+            await asyncio.sleep(IMPORT_POLL)
+            try:
+                await self.check_import()
+            except Exception:
+                log.exception("pkgcache: import check failed")
+
+    async def check_import(self) -> None:
+        ds, store, classifier = self.datastore, self.c.store, self.c.classifier
+        if ds is None or store is None or classifier is None or self._importing:
+            return
+        try:
+            st = os.stat(ds.manifest_path)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            self._detach(f"unreadable: {e}")
+            return
+        sig = (st.st_mtime_ns, st.st_size)
+        if sig == self._last_manifest:
+            return
+        self._importing = True
+        try:
+            res = await asyncio.to_thread(import_datastore, store, classifier, ds)
+        finally:
+            self._importing = False
+        if res.error is None and not res.busy:
+            self._last_manifest = sig
+        if self.c.wanted and res.done_urls:
+            self.c.wanted.drop(res.done_urls)
+        for url, why in res.rejected.items():
+            log.error("pkgcache: not importing %s: %s", url, why)
+        log.info("pkgcache: imported %d files from %s (%d already cached, %d rejected%s)",
+                 len(res.imported), ds.root, len(res.already), len(res.rejected),
+                 f"; stopped: {res.error}" if res.error else "")
+        self.last_import = {"datastore": str(ds.root), "imported": len(res.imported),
+                            "already": len(res.already), "rejected": res.rejected, "error": res.error}
+        if res.error is None:
+            await asyncio.to_thread(write_report, ds, res)
+        else:
+            self._detach(res.error)

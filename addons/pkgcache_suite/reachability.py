@@ -1,0 +1,63 @@
+"""Is upstream reachable?  Decided in the request hook, because afterwards it is too late.
+
+mitmproxy turns a refused or timed-out upstream connection into a 502 before any
+later hook can change it, so the offline decision (serve stale, answer 404 and
+record the URL) needs a belief about each host *before* the request goes out.
+That belief comes from what recent requests saw, refreshed by a quick TCP probe
+when it is old.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+UP_TTL = 60.0  # trust a success this long
+DOWN_TTL = 10.0  # re-probe a failed host after this long
+
+
+class Reachability:
+    def __init__(self, mode: str = "auto", probe_timeout: float = 3.0,
+                 via: tuple[str, int] | None = None) -> None:
+        self.mode = mode  # auto | on (always offline) | off (never offline)
+        self.probe_timeout = probe_timeout
+        self.via = via  # an upstream proxy: probe it instead of the origin
+        self._state: dict[tuple[str, int], tuple[bool, float]] = {}
+        self._probes: dict[tuple[str, int], asyncio.Future[bool]] = {}
+
+    def mark(self, host: str, port: int, up: bool) -> None:
+        self._state[self.via or (host, port)] = (up, time.monotonic())
+
+    def known_down(self, host: str, port: int) -> bool:
+        s = self._state.get(self.via or (host, port))
+        return s is not None and not s[0]
+
+    async def offline(self, host: str, port: int) -> bool:
+        if self.mode == "on":
+            return True
+        if self.mode == "off":
+            return False
+        target = self.via or (host, port)
+        s = self._state.get(target)
+        now = time.monotonic()
+        if s is not None and now - s[1] < (UP_TTL if s[0] else DOWN_TTL):
+            return not s[0]
+        fut = self._probes.get(target)
+        if fut is None:
+            fut = asyncio.ensure_future(self._probe(*target))
+            self._probes[target] = fut
+            fut.add_done_callback(lambda _f: self._probes.pop(target, None))
+        up = await asyncio.shield(fut)
+        self._state[target] = (up, time.monotonic())
+        return not up
+
+    async def _probe(self, host: str, port: int) -> bool:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), self.probe_timeout)
+        except (OSError, asyncio.TimeoutError, TimeoutError):
+            return False
+        writer.close()
+        return True
+
+    def snapshot(self) -> dict[str, str]:
+        return {f"{h}:{p}": ("up" if up else "down") for (h, p), (up, _) in self._state.items()}
