@@ -50,6 +50,13 @@ def _ls(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _fetch(args: argparse.Namespace, extra: list[str]) -> int:
+    from .fetch import run_fetch
+
+    archs = [a for a in (args.arch or "").split(",") if a] or None
+    return run_fetch(Path(args.datastore), args.proxy, args.jobs, args.retries, not args.no_expand, archs)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pkgcache", description=__doc__)
     p.add_argument("--cache-dir", default=default_cache_dir(), help="cache root (default: %(default)s)")
@@ -59,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(func=_serve)
     ls = sub.add_parser("ls", help="list cached files")
     ls.set_defaults(func=_ls)
+    f = sub.add_parser("fetch", help="download a datastore's wanted list (on a connected machine)")
+    f.add_argument("datastore", help="the datastore folder (e.g. the stick's pkgcache/ folder)")
+    f.add_argument("--proxy", help="HTTP proxy to download through, e.g. http://proxy.example:3128")
+    f.add_argument("--jobs", type=int, default=4, help="downloads at once (default: %(default)s)")
+    f.add_argument("--retries", type=int, default=3, help="retries of a transient error (default: %(default)s)")
+    f.add_argument("--no-expand", action="store_true",
+                   help="fetch only the wanted URLs, not the indexes a fetched InRelease names")
+    f.add_argument("--arch", help="Debian architectures to fetch indexes for (default: from the wanted list)")
+    f.set_defaults(func=_fetch)
     args, extra = p.parse_known_args(argv)
     if extra and args.cmd != "serve":
         p.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 
 from .fileserver import FileServer
 from .flight import Flight
+from .reachability import Reachability
 from .rules import Classifier
 from .settings import Settings
 from .stats import Stats
 from .store import CacheStore
+from .wanted import WantedList
 
 
 @dataclass
@@ -25,3 +27,5 @@ class CacheContext:
     stats: Stats = field(default_factory=Stats)
     fileserver: FileServer = field(default_factory=FileServer)
     flights: dict[str, Flight] = field(default_factory=dict)
+    reachability: Reachability | None = None  # set by the offline addon
+    wanted: WantedList | None = None  # set by the offline addon

@@ -91,6 +91,7 @@ class Tee:
             if self.writer.failed is not None:
                 self.dead = True
                 log.error("pkgcache: %s: %s; continuing without caching", self.writer.url, self.writer.failed)
+                self.writer.abort()  # free the space now: the disk may be full
                 self.flight.set_state("failed")
             elif self.pos == self.expected:
                 self.on_complete()
@@ -174,6 +175,10 @@ class CacheCore:
                 if req.method == "HEAD" or kind is Kind.IMMUTABLE:
                     self._serve_entry(flow, st, entry, "HIT")
                     return
+                if await self._offline(flow):
+                    self._serve_entry(flow, st, entry, "STALE")
+                    flow.response.headers["Warning"] = '111 pkgcache "Revalidation Failed"'
+                    return
                 lock = store.try_lock(key)
                 if lock is None:  # someone is revalidating it right now: theirs is fresh enough
                     self._serve_entry(flow, st, entry, "HIT")
@@ -186,12 +191,33 @@ class CacheCore:
                 req.headers["If-Modified-Since"] = httpsem.last_modified(entry)
                 self.flows[flow.id] = st
                 return
+            if await self._offline(flow):
+                self._offline_miss(flow, st)
+                return
             if req.method == "HEAD":
                 return
             await self._lead_or_follow(flow, st)
         except StoreError as e:
             log.error("pkgcache: cache unusable for %s (%s); proxying without caching", url, e)
             self._finish(st, "failed")
+
+    async def _offline(self, flow: http.HTTPFlow) -> bool:
+        r = self.c.reachability
+        return r is not None and await r.offline(flow.request.host, flow.request.port)
+
+    def _offline_miss(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        """Answer 404 (package managers skip those) and remember the URL for `pkgcache fetch`."""
+        wanted = self.c.wanted
+        where = "the wanted list"
+        if wanted is not None:
+            client = flow.client_conn.peername[0] if flow.client_conn.peername else ""
+            wanted.record(st.url, client, {k.lower(): v for k, v in flow.request.headers.items()}, st.kind.value)
+            where = str(wanted.datastore.wanted_path if wanted.datastore else wanted.local_path)
+        body = (f"pkgcache: offline, and {st.url} is not cached.\n"
+                f"It was recorded in {where} for fetching with `pkgcache fetch`.\n")
+        flow.response = http.Response.make(404, body.encode(), {"Content-Type": "text/plain", "X-Cache": "MISS"})
+        flow.comment = f"pkgcache: offline miss, recorded ({st.kind.value})"
+        self.c.stats.count("offline_miss", st.kind.value, st.host)
 
     def _new_flight(self, key: str) -> Flight:
         flight = Flight(key)
@@ -345,6 +371,8 @@ class CacheCore:
             if st.original_url:
                 flow.request.url = st.original_url  # show the real URL in mitmweb and logs
             return
+        if self.c.reachability is not None:
+            self.c.reachability.mark(flow.request.host, flow.request.port, True)
         if resp.status_code == 200 and "content-encoding" not in resp.headers:
             self._start_download(flow, st)
             return
@@ -447,6 +475,8 @@ class CacheCore:
         st = self.flows.pop(flow.id, None)
         if st is None or st.role == "routed":
             return
+        if flow.response is None and self.c.reachability is not None and flow.server_conn.timestamp_tcp_setup is None:
+            self.c.reachability.mark(flow.request.host, flow.request.port, False)
         msg = flow.error.msg if flow.error else "unknown error"
         if st.committed:
             return  # the whole body arrived and is stored; only the client went away
@@ -472,8 +502,12 @@ class CacheCore:
 
     def _info(self) -> dict[str, Any]:
         store = self.c.store
+        wanted = self.c.wanted
         return {
             "cache_dir": str(store.root) if store else None,
+            "wanted_urls": len(wanted.entries) if wanted else 0,
+            "datastore": str(wanted.datastore.root) if wanted and wanted.datastore else None,
+            "upstream": self.c.reachability.snapshot() if self.c.reachability else {},
             "entries": len(store.index) if store else 0,
             "downloads_in_progress": len(self.c.flights),
         }

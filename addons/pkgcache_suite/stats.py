@@ -9,7 +9,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-EVENTS = ("hit", "miss", "revalidated", "stale", "coalesced", "pass", "failed")
+EVENTS = ("hit", "miss", "revalidated", "stale", "coalesced", "pass", "failed", "offline_miss")
 
 
 def _blank() -> dict[str, int]:

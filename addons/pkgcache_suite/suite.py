@@ -6,8 +6,10 @@ from typing import Any
 
 from .context import CacheContext
 from .core import CacheCore
+from .offline import OfflineAddon
 
 
 def build_addons(shared: CacheContext | None = None) -> list[Any]:
     shared = shared or CacheContext()
-    return [CacheCore(shared)]
+    # CacheCore first: its configure() builds the store the offline addon uses.
+    return [CacheCore(shared), OfflineAddon(shared)]

@@ -1,0 +1,334 @@
+"""`pkgcache fetch DATASTORE`: download an offline machine's wanted list on a connected machine.
+
+Downloads go into the datastore's files/ folder under the cache's key layout,
+several at once (httpx), resuming partial files with Range/If-Range, retrying
+transient errors, and recording permanent failures with their reason in the
+manifest.  Debian files are checked against the SHA-256 sums of the
+Release/Packages indexes at hand, and a fetched InRelease pulls in the indexes
+apt will ask for next, so a fresh `apt-get update` + `install` needs two trips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .datastore import Datastore, DatastoreError
+from .debindex import DebianIndex, is_release_url
+
+PERMANENT = {400, 401, 403, 404, 405, 410, 451}
+CHUNK = 1 << 20
+
+
+@dataclass
+class Outcome:
+    fetched: list[str] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    expanded: list[str] = field(default_factory=list)
+    bytes: int = 0
+
+
+class Reporter:
+    """A rich progress bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+        self.progress = None
+        if tty:
+            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                       TransferSpeedColumn)
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                     TransferSpeedColumn(), TimeRemainingColumn(), transient=False)
+
+    def __enter__(self) -> Reporter:
+        if self.progress:
+            self.progress.__enter__()
+            self.overall = self.progress.add_task("files", total=0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress:
+            self.progress.__exit__(*exc)
+
+    def add_total(self, n: int) -> None:
+        if self.progress:
+            t = self.progress.tasks[self.overall].total or 0
+            self.progress.update(self.overall, total=t + n)
+
+    def start(self, url: str, size: int | None) -> Any:
+        if self.progress:
+            return self.progress.add_task(url.rsplit("/", 1)[-1][:40], total=size)
+        return None
+
+    def advance(self, task: Any, n: int) -> None:
+        if self.progress and task is not None:
+            self.progress.update(task, advance=n)
+
+    def finish(self, task: Any, url: str, msg: str) -> None:
+        if self.progress:
+            if task is not None:
+                self.progress.remove_task(task)
+            self.progress.update(self.overall, advance=1)
+            self.progress.console.print(f"{msg}: {url}")
+        else:
+            print(f"fetch: {msg}: {url}", flush=True)
+
+
+class Fetcher:
+    def __init__(self, ds: Datastore, proxy: str | None = None, jobs: int = 4, retries: int = 3,
+                 expand: bool = True, archs: list[str] | None = None, tty: bool | None = None,
+                 timeout: float = 30.0) -> None:
+        self.ds, self.proxy, self.jobs, self.retries, self.expand = ds, proxy, jobs, retries, expand
+        self.archs = archs
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.timeout = timeout
+        self.manifest = ds.read_manifest()
+        self.index = DebianIndex()
+        self.out = Outcome()
+        self._queued: set[str] = set()
+        self._dirty = False
+        self._last_save = 0.0
+        (ds.root / "files" / ".partial").mkdir(parents=True, exist_ok=True)
+
+    # -- indexes ----------------------------------------------------------------
+
+    def _learn(self, url: str) -> list[str]:
+        """Read a fetched index; return further URLs to fetch."""
+        path = self.ds.file_path(url)
+        more: list[str] = []
+        try:
+            if is_release_url(url):
+                info = self.index.add_release(url, path)
+                if self.expand:
+                    archs = self.archs or []
+                    more = self.index.indexes_for(info, archs) if archs else []
+            elif self.index.is_packages(url):
+                self.index.add_packages(url, path)
+        except Exception as e:  # a broken index must not stop the others
+            print(f"fetch: cannot parse {url}: {e}", file=sys.stderr)
+        return more
+
+    def _check(self, url: str) -> str | None:
+        want = self.index.expected(url)
+        rec = self.manifest["files"].get(url)
+        if want is None or rec is None:
+            return None
+        if (rec["size"], rec["sha256"]) != want:
+            return f"checksum mismatch: got size {rec['size']} sha256 {rec['sha256']}, index says {want[0]} {want[1]}"
+        return None
+
+    # -- manifest -----------------------------------------------------------------
+
+    def _save(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._dirty and (force or now - self._last_save > 1.0):
+            self.ds.write_manifest(self.manifest)
+            self._dirty = False
+            self._last_save = now
+
+    def _intact(self, url: str) -> bool:
+        rec = self.manifest["files"].get(url)
+        if rec is None:
+            return False
+        path = self.ds.file_path(url)
+        try:
+            if path.stat().st_size != rec["size"]:
+                return False
+        except OSError:
+            return False
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+        return h.hexdigest() == rec["sha256"]
+
+    # -- downloading ----------------------------------------------------------------
+
+    async def _download(self, client: httpx.AsyncClient, url: str, headers: dict[str, str],
+                        reporter: Reporter) -> None:
+        final = self.ds.file_path(url)
+        part = self.ds.root / "files" / ".partial" / hashlib.sha256(url.encode()).hexdigest()
+        side = part.with_suffix(".json")
+        last_err = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 8))
+            have = part.stat().st_size if part.exists() else 0
+            req_headers = {k: v for k, v in headers.items() if k in ("accept",)}
+            req_headers["Accept-Encoding"] = "identity"
+            validators = json.loads(side.read_text()) if have and side.exists() else {}
+            if have and (validators.get("etag") or validators.get("last_modified")):
+                req_headers["Range"] = f"bytes={have}-"
+                req_headers["If-Range"] = validators.get("etag") or validators["last_modified"]
+            else:
+                have = 0
+            task = None
+            try:
+                async with client.stream("GET", url, headers=req_headers) as r:
+                    if r.status_code in PERMANENT:
+                        self._fail(url, f"HTTP {r.status_code} {r.reason_phrase}", permanent=True)
+                        reporter.finish(None, url, f"failed (HTTP {r.status_code})")
+                        return
+                    if r.status_code == 416:
+                        part.unlink(missing_ok=True)
+                        last_err = "HTTP 416 on resume; restarting"
+                        continue
+                    if r.status_code >= 500 or r.status_code == 429 or r.status_code not in (200, 206):
+                        last_err = f"HTTP {r.status_code} {r.reason_phrase}"
+                        continue
+                    h = hashlib.sha256()
+                    if r.status_code == 206 and have:
+                        with open(part, "rb") as f:
+                            while chunk := f.read(CHUNK):
+                                h.update(chunk)
+                        mode = "ab"
+                    else:
+                        have, mode = 0, "wb"
+                    total = None
+                    if r.status_code == 206:
+                        cr = r.headers.get("content-range", "")
+                        total = int(cr.rsplit("/", 1)[-1]) if cr.rsplit("/", 1)[-1].isdigit() else None
+                    elif "content-length" in r.headers:
+                        total = int(r.headers["content-length"])
+                    meta = {"etag": r.headers.get("etag"), "last_modified": r.headers.get("last-modified"),
+                            "content_type": r.headers.get("content-type")}
+                    side.write_text(json.dumps(meta))
+                    task = reporter.start(url, total)
+                    reporter.advance(task, have)
+                    got = have
+                    with open(part, mode) as f:
+                        async for chunk in r.aiter_raw(CHUNK):
+                            f.write(chunk)
+                            h.update(chunk)
+                            got += len(chunk)
+                            reporter.advance(task, len(chunk))
+                    if total is not None and got != total:
+                        last_err = f"short body: {got} of {total} bytes"
+                        reporter.finish(task, url, "retrying (short body)")
+                        continue
+            except httpx.HTTPError as e:
+                last_err = f"{type(e).__name__}: {e}"
+                if task is not None:
+                    reporter.finish(task, url, f"retrying ({last_err})")
+                continue
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(part, final)
+            side.unlink(missing_ok=True)
+            self.manifest["files"][url] = {"size": got, "sha256": h.hexdigest(), "fetched": time.time(), **meta}
+            self.manifest["failed"].pop(url, None)
+            self._dirty = True
+            self.out.bytes += got - have
+            problem = self._check(url)
+            if problem:
+                self._reject(url, problem)
+                reporter.finish(task, url, "REJECTED")
+                return
+            self.out.fetched.append(url)
+            reporter.finish(task, url, "ok")
+            for more in self._learn(url):
+                self._enqueue(more, {}, reporter, expanded=True)
+            self._save()
+            return
+        self._fail(url, f"gave up after {self.retries + 1} attempts: {last_err}", permanent=False)
+        reporter.finish(None, url, f"failed ({last_err})")
+
+    def _fail(self, url: str, reason: str, permanent: bool) -> None:
+        self.manifest["failed"][url] = {"reason": reason, "permanent": permanent, "when": time.time()}
+        self.out.failed[url] = reason
+        self._dirty = True
+
+    def _reject(self, url: str, reason: str) -> None:
+        self.manifest["files"].pop(url, None)
+        try:
+            self.ds.file_path(url).unlink()
+        except OSError:
+            pass
+        self._fail(url, reason, permanent=False)
+
+    def _enqueue(self, url: str, headers: dict[str, str], reporter: Reporter, expanded: bool = False) -> None:
+        if url in self._queued:
+            return
+        self._queued.add(url)
+        if url in self.manifest["files"] and self._intact(url):
+            if not expanded:
+                self.out.present.append(url)
+            return
+        if expanded:
+            self.out.expanded.append(url)
+        reporter.add_total(1)
+        self._queue.put_nowait((url, headers))
+
+    async def run(self, wanted: list[dict[str, Any]]) -> Outcome:
+        # What earlier rounds left in the datastore vouches for what this round fetches.
+        for url in list(self.manifest["files"]):
+            if is_release_url(url):
+                self._learn(url)
+        for url in list(self.manifest["files"]):
+            if not is_release_url(url) and self.index.is_packages(url):
+                self._learn(url)
+        self._queue: asyncio.Queue[tuple[str, dict[str, str]]] = asyncio.Queue()
+        with Reporter(self.tty) as reporter:
+            for w in wanted:
+                self._enqueue(w["url"], w.get("headers", {}), reporter)
+            # a wanted InRelease already here still names indexes to fetch
+            for url in list(self.out.present):
+                for more in self._learn(url):
+                    self._enqueue(more, {}, reporter, expanded=True)
+            async with httpx.AsyncClient(proxy=self.proxy, timeout=self.timeout, follow_redirects=True,
+                                         trust_env=False) as client:
+                async def worker() -> None:
+                    while True:
+                        url, headers = await self._queue.get()
+                        try:
+                            await self._download(client, url, headers, reporter)
+                        except (OSError, DatastoreError) as e:
+                            self._fail(url, f"local error: {e}", permanent=False)
+                            reporter.finish(None, url, f"failed ({e})")
+                        finally:
+                            self._queue.task_done()
+
+                workers = [asyncio.create_task(worker()) for _ in range(self.jobs)]
+                await self._queue.join()
+                for w in workers:
+                    w.cancel()
+        # files fetched before the index that vouches for them arrived: check them now
+        for url in list(self.manifest["files"]):
+            problem = self._check(url)
+            if problem:
+                self._reject(url, problem)
+                if url in self.out.fetched:
+                    self.out.fetched.remove(url)
+        self._dirty = True
+        self._save(force=True)
+        return self.out
+
+
+def run_fetch(path: Path, proxy: str | None, jobs: int, retries: int, expand: bool,
+              archs: list[str] | None) -> int:
+    try:
+        ds, created = Datastore.open(path, create=False)
+        doc = ds.read_wanted_doc()
+    except DatastoreError as e:
+        print(f"pkgcache fetch: {e}", file=sys.stderr)
+        return 2
+    wanted = [w for w in doc.get("wanted", []) if isinstance(w, dict) and isinstance(w.get("url"), str)]
+    hints = doc.get("hints") or {}
+    archs = archs or hints.get("deb_arch") or None
+    f = Fetcher(ds, proxy=proxy, jobs=jobs, retries=retries, expand=expand, archs=archs)
+    out = asyncio.run(f.run(wanted))
+    print(f"pkgcache fetch: {len(out.fetched)} fetched ({out.bytes} bytes, {len(out.expanded)} of them indexes "
+          f"named by a fetched Release), {len(out.present)} already in the datastore, {len(out.failed)} failed")
+    for url, why in sorted(out.failed.items()):
+        print(f"  FAILED {url}: {why}")
+    return 1 if out.failed else 0
