@@ -8,6 +8,7 @@ Packages indexes.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -40,10 +41,15 @@ def build_deb(out_dir: Path, name: str, version: str, payload_size: int = 20_000
     return deb
 
 
-def write_indexes(repo: Path, suite: str = "stable") -> None:
-    """(Re)generate Packages{,.gz,.xz}, Release and InRelease for the pool as it is now."""
+def write_indexes(repo: Path, suite: str = "stable", by_hash: bool = False) -> None:
+    """(Re)generate Packages{,.gz,.xz}, Release and InRelease for the pool as it is now.
+
+    With by_hash, the indexes are also published under by-hash/SHA256/ and the
+    Release says Acquire-By-Hash: yes, as the big archives do.
+    """
     bin_dir = repo / "dists" / suite / "main" / f"binary-{ARCH}"
     bin_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(bin_dir / "by-hash", ignore_errors=True)
     pk = subprocess.run(["apt-ftparchive", "packages", "pool"], cwd=repo, check=True,
                         capture_output=True).stdout
     (bin_dir / "Packages").write_bytes(pk)
@@ -57,9 +63,31 @@ def write_indexes(repo: Path, suite: str = "stable") -> None:
          "release", f"dists/{suite}"],
         cwd=repo, check=True, capture_output=True,
     ).stdout
+    if by_hash:
+        rel = b"Acquire-By-Hash: yes\n" + rel
+        hashed = bin_dir / "by-hash" / "SHA256"
+        hashed.mkdir(parents=True)
+        for name in ("Packages", "Packages.gz", "Packages.xz"):
+            data = (bin_dir / name).read_bytes()
+            (hashed / hashlib.sha256(data).hexdigest()).write_bytes(data)
     (repo / "dists" / suite / "Release").write_bytes(rel)
-    # unsigned InRelease is fine with [trusted=yes]; apt still fetches and parses it
-    (repo / "dists" / suite / "InRelease").write_bytes(rel)
+    # Signed like a real archive (apt falls back to Release + Release.gpg on an unsigned InRelease);
+    # the clients use [trusted=yes], so the throwaway key needs no keyring on their side.
+    _sign(repo / "dists" / suite)
+
+
+def _sign(suite_dir: Path) -> None:
+    home = suite_dir.parents[2] / ".gnupg-test"
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    if not home.exists():
+        home.mkdir(mode=0o700)
+        subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "repo@example.invalid",
+                        "default", "default", "never"], env=env, check=True, capture_output=True)
+    rel = suite_dir / "Release"
+    subprocess.run(["gpg", "--batch", "--yes", "--clearsign", "-o", str(suite_dir / "InRelease"), str(rel)],
+                   env=env, check=True, capture_output=True)
+    subprocess.run(["gpg", "--batch", "--yes", "-abs", "-o", str(suite_dir / "Release.gpg"), str(rel)],
+                   env=env, check=True, capture_output=True)
 
 
 @dataclass

@@ -30,6 +30,7 @@ class Behaviour:
     gate_at: int | None = None  # send this many body bytes, then wait for gate to be set
     gate: threading.Event = field(default_factory=threading.Event)
     reset_at_gate: bool = False  # when the gate opens, reset the connection instead of finishing
+    fail_times: int = 0  # answer 503 this many times, then serve normally
 
 
 @dataclass
@@ -72,6 +73,12 @@ class Origin:
                 path = self.path.split("?", 1)[0]
                 origin.log.append(LoggedRequest(self.command, path, {k.lower(): v for k, v in self.headers.items()}))
                 b = origin.behaviours.get(path, Behaviour())
+                if b.fail_times > 0:
+                    b.fail_times -= 1
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if b.delay:
                     time.sleep(b.delay)
                 if b.status:
@@ -94,6 +101,30 @@ class Origin:
                     self.send_response(304)
                     self.send_header("ETag", etag)
                     self.end_headers()
+                    return
+                start = 0
+                rng = self.headers.get("Range", "")
+                if_range = self.headers.get("If-Range")
+                if rng.startswith("bytes=") and rng.endswith("-") and rng[6:-1].isdigit() and (
+                        if_range is None or if_range in (etag, lm)):
+                    start = int(rng[6:-1])
+                if start:
+                    if start >= st.st_size:
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{st.st_size}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{st.st_size - 1}/{st.st_size}")
+                    self.send_header("Content-Length", str(st.st_size - start))
+                    self.send_header("ETag", etag)
+                    self.send_header("Last-Modified", lm)
+                    self.end_headers()
+                    if not head:
+                        with open(fs, "rb") as f:
+                            f.seek(start)
+                            self.wfile.write(f.read())
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
@@ -148,6 +179,10 @@ class Origin:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def restart(self) -> Origin:
+        """Serve again on the same port (after stop()), keeping the request log."""
+        return self.start()
 
     @property
     def base(self) -> str:

@@ -476,7 +476,12 @@ class CacheCore:
         if st is None or st.role == "routed":
             return
         if flow.response is None and self.c.reachability is not None and flow.server_conn.timestamp_tcp_setup is None:
+            # upstream unreachable: the client already got a 502, but the next request is handled offline,
+            # and a miss is remembered as if it had been one
             self.c.reachability.mark(flow.request.host, flow.request.port, False)
+            if st.role == "lead" and self.c.wanted is not None and self.c.reachability.mode == "auto":
+                client = flow.client_conn.peername[0] if flow.client_conn.peername else ""
+                self.c.wanted.record(st.url, client, dict(flow.request.headers.items()), st.kind.value)
         msg = flow.error.msg if flow.error else "unknown error"
         if st.committed:
             return  # the whole body arrived and is stored; only the client went away

@@ -129,11 +129,12 @@ class Datastore:
     def read_manifest(self) -> dict[str, Any]:
         m = read_json(self.manifest_path, None)
         if m is None:
-            return {"version": VERSION, "files": {}, "failed": {}}
+            return {"version": VERSION, "files": {}, "failed": {}, "skipped": {}}
         if m.get("version") != VERSION:
             raise DatastoreError(f"{self.manifest_path} has version {m.get('version')}; expected {VERSION}")
         m.setdefault("files", {})
         m.setdefault("failed", {})
+        m.setdefault("skipped", {})
         return m
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:

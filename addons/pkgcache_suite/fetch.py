@@ -34,6 +34,7 @@ class Outcome:
     fetched: list[str] = field(default_factory=list)
     present: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
     expanded: list[str] = field(default_factory=list)
     bytes: int = 0
 
@@ -256,10 +257,27 @@ class Fetcher:
             pass
         self._fail(url, reason, permanent=False)
 
+    def _unlisted(self, url: str) -> str | None:
+        """Why url need not be fetched: apt guesses index names (every compression, binary-all) before it has
+        a Release; once the suite's Release is here, names it does not list are known not to exist."""
+        for info in self.index.releases.values():
+            if url.startswith(info.base):
+                rest = url[len(info.base):]
+                if rest in ("InRelease", "Release", "Release.gpg") or url in self.index.known:
+                    return None
+                return f"not listed in {info.url}"
+        return None
+
     def _enqueue(self, url: str, headers: dict[str, str], reporter: Reporter, expanded: bool = False) -> None:
         if url in self._queued:
             return
         self._queued.add(url)
+        why = self._unlisted(url)
+        if why:
+            self.out.skipped[url] = why
+            self.manifest.setdefault("skipped", {})[url] = {"reason": why, "when": time.time()}
+            self._dirty = True
+            return
         if url in self.manifest["files"] and self._intact(url):
             if not expanded:
                 self.out.present.append(url)
@@ -279,12 +297,6 @@ class Fetcher:
                 self._learn(url)
         self._queue: asyncio.Queue[tuple[str, dict[str, str]]] = asyncio.Queue()
         with Reporter(self.tty) as reporter:
-            for w in wanted:
-                self._enqueue(w["url"], w.get("headers", {}), reporter)
-            # a wanted InRelease already here still names indexes to fetch
-            for url in list(self.out.present):
-                for more in self._learn(url):
-                    self._enqueue(more, {}, reporter, expanded=True)
             async with httpx.AsyncClient(proxy=self.proxy, timeout=self.timeout, follow_redirects=True,
                                          trust_env=False) as client:
                 async def worker() -> None:
@@ -299,6 +311,16 @@ class Fetcher:
                             self._queue.task_done()
 
                 workers = [asyncio.create_task(worker()) for _ in range(self.jobs)]
+                # Release files first: they vouch for, add to and prune the rest of the list.
+                for w in wanted:
+                    if is_release_url(w["url"]):
+                        self._enqueue(w["url"], w.get("headers", {}), reporter)
+                await self._queue.join()
+                for url in list(self.out.present):  # a wanted InRelease already here still names indexes
+                    for more in self._learn(url):
+                        self._enqueue(more, {}, reporter, expanded=True)
+                for w in wanted:
+                    self._enqueue(w["url"], w.get("headers", {}), reporter)
                 await self._queue.join()
                 for w in workers:
                     w.cancel()
@@ -328,7 +350,8 @@ def run_fetch(path: Path, proxy: str | None, jobs: int, retries: int, expand: bo
     f = Fetcher(ds, proxy=proxy, jobs=jobs, retries=retries, expand=expand, archs=archs)
     out = asyncio.run(f.run(wanted))
     print(f"pkgcache fetch: {len(out.fetched)} fetched ({out.bytes} bytes, {len(out.expanded)} of them indexes "
-          f"named by a fetched Release), {len(out.present)} already in the datastore, {len(out.failed)} failed")
+          f"named by a fetched Release), {len(out.present)} already in the datastore, "
+          f"{len(out.skipped)} skipped (not in their Release), {len(out.failed)} failed")
     for url, why in sorted(out.failed.items()):
         print(f"  FAILED {url}: {why}")
     return 1 if out.failed else 0

@@ -28,12 +28,13 @@ class ImportResult:
     already: list[str] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
     busy: list[str] = field(default_factory=list)
+    settled: list[str] = field(default_factory=list)  # fetch found these do not exist upstream
     error: str | None = None
 
     @property
     def done_urls(self) -> list[str]:
-        """URLs now served from the cache: to drop from the wanted list."""
-        return self.imported + self.already
+        """URLs to drop from the wanted list: now cached, or known not to exist (asked again, they return)."""
+        return self.imported + self.already + self.settled
 
 
 def import_datastore(store: CacheStore, classifier: Classifier, ds: Datastore) -> ImportResult:
@@ -44,6 +45,8 @@ def import_datastore(store: CacheStore, classifier: Classifier, ds: Datastore) -
         res.error = str(e)
         return res
     files: dict[str, Any] = manifest.get("files", {})
+    res.settled = [u for u in manifest.get("skipped", {})]
+    res.settled += [u for u, f in manifest.get("failed", {}).items() if isinstance(f, dict) and f.get("permanent")]
     for url, rec in files.items():
         try:
             key = key_for_url(url)

@@ -75,6 +75,9 @@ class OfflineAddon:
         loader.add_option("pkgcache_datastore", str, default_datastore(),
                           "Datastore folder for the wanted list and fetched files, or 'usb' to use the "
                           "'pkgcache' folder of whichever USB stick is mounted.")
+        loader.add_option("pkgcache_probe_interval", int, 3,
+                          "In offline=auto, seconds a success from a host is trusted before a quick TCP probe "
+                          "checks it again (an unreachable upstream must be known before the request goes out).")
         loader.add_option("pkgcache_usb_events", str, "udev",
                           "Where USB device events come from: 'udev', or 'file:PATH' (lines 'add DEVNODE' / "
                           "'remove DEVNODE'; for tests and simulation).")
@@ -91,7 +94,9 @@ class OfflineAddon:
         if store is None:
             return
         via = _upstream_proxy(list(opts.mode))
-        self.c.reachability = Reachability(opts.pkgcache_offline, via=via)
+        if opts.pkgcache_probe_interval < 0:
+            raise exceptions.OptionsError("pkgcache_probe_interval must not be negative")
+        self.c.reachability = Reachability(opts.pkgcache_offline, via=via, up_ttl=opts.pkgcache_probe_interval)
         archs = [a.strip() for a in opts.pkgcache_deb_arch.split(",") if a.strip()] or _dpkg_arch()
         hints = {"deb_arch": archs}
         if self.c.wanted is None or self.c.wanted.local_path.parent != store.root / ".pkgcache":

@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import time
 
-UP_TTL = 60.0  # trust a success this long
 DOWN_TTL = 10.0  # re-probe a failed host after this long
 
 
 class Reachability:
     def __init__(self, mode: str = "auto", probe_timeout: float = 3.0,
-                 via: tuple[str, int] | None = None) -> None:
+                 via: tuple[str, int] | None = None, up_ttl: float = 3.0) -> None:
         self.mode = mode  # auto | on (always offline) | off (never offline)
+        self.up_ttl = up_ttl  # trust a success this long: one probe per host per burst of requests
         self.probe_timeout = probe_timeout
         self.via = via  # an upstream proxy: probe it instead of the origin
         self._state: dict[tuple[str, int], tuple[bool, float]] = {}
@@ -40,7 +40,7 @@ class Reachability:
         target = self.via or (host, port)
         s = self._state.get(target)
         now = time.monotonic()
-        if s is not None and now - s[1] < (UP_TTL if s[0] else DOWN_TTL):
+        if s is not None and now - s[1] < (self.up_ttl if s[0] else DOWN_TTL):
             return not s[0]
         fut = self._probes.get(target)
         if fut is None:
