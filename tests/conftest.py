@@ -34,6 +34,8 @@ class Proxy:
             _mitmdump(), "-s", str(ENTRY), "--listen-host", "127.0.0.1", "--listen-port", "0",
             "--set", f"pkgcache_dir={cache_dir}", *extra,
         ]
+        if not any(str(a).startswith("pkgcache_allow_ports=") for a in extra):
+            cmd += ["--set", "pkgcache_allow_ports=0"]  # test origins listen on random ports
         if not any(str(a).startswith("pkgcache_datastore=") for a in extra):
             cmd += ["--set", f"pkgcache_datastore={cache_dir.parent / (cache_dir.name + '-datastore')}"]
         self.proc = subprocess.Popen(

@@ -29,3 +29,5 @@ class CacheContext:
     flights: dict[str, Flight] = field(default_factory=dict)
     reachability: Reachability | None = None  # set by the offline addon
     wanted: WantedList | None = None  # set by the offline addon
+    admin_auth: str | None = None  # "user:password" for state-changing report actions, set by the router
+    info_sources: list = field(default_factory=list)  # callables adding to the report's facts

@@ -25,7 +25,8 @@ from .fileserver import PATH_PREFIX, Job
 from .flight import Flight, RemoteProgress
 from .rules import Classifier, Kind, RulesError
 from .store import CacheStore, Entry, Lock, StoreError, Writer
-from .urlmap import UnsafeURL, key_for
+from .routing import META_NOCACHE, META_REPO, META_REPO_PATH
+from .urlmap import UnsafeURL, key_for, repo_key
 
 log = logging.getLogger("pkgcache")
 
@@ -151,17 +152,25 @@ class CacheCore:
             return
         host = req.pretty_host if _is_ip(req.host) else req.host
         if host == report.RESERVED_HOST:
-            report.respond(flow, self.c.stats.snapshot(), self._info())
+            report.respond(flow, self.c.stats.snapshot(), self._info(), self.c.admin_auth,
+                           {"reset-stats": self._reset_stats})
             return
         store, classifier = self.c.store, self.c.classifier
         if store is None or classifier is None or req.method not in ("GET", "HEAD"):
+            return
+        if flow.metadata.get(META_NOCACHE):
             return
         url = req.pretty_url
         kind = classifier.classify(url, req.path)
         if kind is Kind.PASS:
             return
         try:
-            key = key_for(req.scheme, host, req.port, req.path)
+            repo = flow.metadata.get(META_REPO)
+            if repo is not None:
+                query = "?" + req.path.split("?", 1)[1] if "?" in req.path else ""
+                key = repo_key(repo, flow.metadata[META_REPO_PATH] + query)
+            else:
+                key = key_for(req.scheme, host, req.port, req.path)
         except (UnsafeURL, UnicodeDecodeError) as e:
             log.warning("pkgcache: refused %s: %s", url, e)
             flow.response = http.Response.make(
@@ -505,6 +514,10 @@ class CacheCore:
             st.lock.release()
             st.lock = None
 
+    def _reset_stats(self) -> str:
+        self.c.stats.__init__()
+        return "counters reset"
+
     def _info(self) -> dict[str, Any]:
         store = self.c.store
         wanted = self.c.wanted
@@ -515,4 +528,4 @@ class CacheCore:
             "upstream": self.c.reachability.snapshot() if self.c.reachability else {},
             "entries": len(store.index) if store else 0,
             "downloads_in_progress": len(self.c.flights),
-        }
+        } | {k: v for src in self.c.info_sources for k, v in src().items()}

@@ -7,9 +7,13 @@ from typing import Any
 from .context import CacheContext
 from .core import CacheCore
 from .offline import OfflineAddon
+from .routing import Router
 
 
 def build_addons(shared: CacheContext | None = None) -> list[Any]:
     shared = shared or CacheContext()
-    # CacheCore first: its configure() builds the store the offline addon uses.
-    return [CacheCore(shared), OfflineAddon(shared)]
+    # Router first: its request hook decides access and where a request goes before the cache looks at it.
+    # CacheCore before OfflineAddon: its configure() builds the store the offline addon uses.
+    router = Router(shared)
+    shared.info_sources.append(router.info)
+    return [router, CacheCore(shared), OfflineAddon(shared)]

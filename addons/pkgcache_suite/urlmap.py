@@ -53,12 +53,7 @@ def host_dir(host: str, port: int | None, scheme: str) -> str:
     return host
 
 
-def key_for(scheme: str, host: str, port: int | None, path: str) -> str:
-    """The cache key (a relative path with '/' separators) for one URL.
-
-    The query string, if any, is folded into the last segment as a digest, so
-    ``?foo`` variants stay distinct without creating odd file names.
-    """
+def _path_segments(path: str) -> list[str]:
     if not path.startswith("/"):
         raise UnsafeURL("path must be absolute (origin-form)")
     raw_path, _, query = path.partition("?")
@@ -77,7 +72,24 @@ def key_for(scheme: str, host: str, port: int | None, path: str) -> str:
     if query:
         last = f"{last}@q{hashlib.sha256(query.encode()).hexdigest()[:16]}"
     segments.append(last)
-    return "/".join([host_dir(host, port, scheme), *segments])
+    return segments
+
+
+def key_for(scheme: str, host: str, port: int | None, path: str) -> str:
+    """The cache key (a relative path with '/' separators) for one URL.
+
+    The query string, if any, is folded into the last segment as a digest, so
+    ``?foo`` variants stay distinct without creating odd file names.
+    """
+    return "/".join([host_dir(host, port, scheme), *_path_segments(path)])
+
+
+REPO_PREFIX = "_repo_"  # host names cannot start with "_", so repository namespaces never collide with hosts
+
+
+def repo_key(name: str, path: str) -> str:
+    """The key of a file of a remapped repository: every mirror in its merge list shares it."""
+    return "/".join([REPO_PREFIX + name.lower(), *_path_segments(path)])
 
 
 def key_for_url(url: str) -> str:

@@ -1,0 +1,270 @@
+"""Who may ask for what, and where a request really goes: access control, remapping, failover,
+mirror-style and transparent requests, HTTPS interception choices.
+
+Runs before the cache addon.  What it decides for the cache (which repository
+namespace a URL belongs to, whether it must not be stored) travels in
+``flow.metadata`` as plain strings, so flows stay serialisable for mitmweb.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from mitmproxy import ctx, exceptions, http, tls
+from mitmproxy.proxy.mode_specs import ReverseMode
+
+from . import report
+from .context import CacheContext
+from .repos import ConfigError, RepoConfig, Repository, TargetHealth, load_config
+
+log = logging.getLogger("pkgcache")
+
+META_REPO = "pkgcache_repo"
+META_REPO_PATH = "pkgcache_repo_path"
+META_TARGET = "pkgcache_target"
+META_NOCACHE = "pkgcache_nocache"
+
+
+def _refuse(flow: http.HTTPFlow, why: str) -> None:
+    client = flow.client_conn.peername[0] if flow.client_conn.peername else "?"
+    log.warning("pkgcache: refused %s %s from %s: %s", flow.request.method, flow.request.pretty_url, client, why)
+    flow.response = http.Response.make(403, f"pkgcache: forbidden: {why}\n".encode(),
+                                       {"Content-Type": "text/plain"})
+    flow.comment = f"pkgcache: refused ({why})"
+
+
+def _parse_ports(value: str) -> set[int]:
+    try:
+        return {int(p) for p in value.replace(",", " ").split()}
+    except ValueError:
+        raise exceptions.OptionsError(f"pkgcache_allow_ports: expected port numbers, got {value!r}") from None
+
+
+def _parse_networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    nets = []
+    for item in value.replace(",", " ").split():
+        try:
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise exceptions.OptionsError(f"pkgcache_allow_clients: {item!r} is not an address or network") from None
+    return nets
+
+
+class Router:
+    def __init__(self, shared: CacheContext) -> None:
+        self.c = shared
+        self.cfg = RepoConfig()
+        self.health = TargetHealth()
+        self.allow_ports: set[int] = {80, 443}
+        self.allow_clients: list[Any] = []
+        self.force_managed = False
+        self.intercept: list[str] = []
+
+    def load(self, loader: Any) -> None:
+        loader.add_option("pkgcache_conf", str, "",
+                          "Repository/remapping config files (apt-cacher-ng syntax), comma-separated.")
+        loader.add_option("pkgcache_allow_ports", str, "80,443",
+                          "Ports clients may name in URLs and CONNECT (0 = any); AllowUserPorts in a config wins.")
+        loader.add_option("pkgcache_allow_clients", str, "",
+                          "Client addresses/networks allowed to use the proxy (comma-separated); empty = all.")
+        loader.add_option("pkgcache_force_managed", bool, False,
+                          "Refuse URLs that belong to no configured repository (apt-cacher-ng's ForceManaged).")
+        loader.add_option("pkgcache_intercept_hosts", str, "",
+                          "Host patterns (comma-separated, * wildcards) whose HTTPS is intercepted with "
+                          "mitmproxy's CA and cached; all other HTTPS is tunnelled untouched.")
+        loader.add_option("pkgcache_admin_password", str, "",
+                          "Password (user 'admin') for the report page's state-changing actions; "
+                          "AdminAuth in a config sets user and password.")
+
+    def configure(self, updated: set[str]) -> None:
+        if not any(n.startswith("pkgcache_") for n in updated):
+            return
+        o = ctx.options
+        files = [Path(p.strip()).expanduser() for p in o.pkgcache_conf.split(",") if p.strip()]
+        try:
+            cfg = load_config(files)
+        except ConfigError as e:
+            raise exceptions.OptionsError(str(e)) from None
+        for p in cfg.problems:
+            log.warning("pkgcache: config: %s", p)
+        for n in cfg.notes:
+            log.info("pkgcache: config: %s", n)
+        names = [r.name.lower() for r in cfg.repos]
+        if len(set(names)) != len(names):
+            raise exceptions.OptionsError("pkgcache_conf: a repository name is defined twice")
+        self.cfg = cfg
+        self.allow_ports = cfg.allow_ports if cfg.allow_ports is not None else _parse_ports(o.pkgcache_allow_ports)
+        self.allow_clients = _parse_networks(o.pkgcache_allow_clients)
+        self.force_managed = cfg.force_managed if cfg.force_managed is not None else o.pkgcache_force_managed
+        self.intercept = [h.strip().lower() for h in o.pkgcache_intercept_hosts.split(",") if h.strip()]
+        self.c.admin_auth = cfg.admin_auth or (f"admin:{o.pkgcache_admin_password}"
+                                               if o.pkgcache_admin_password else None)
+        if cfg.offline:
+            ctx.options.update(pkgcache_offline="on")
+        if cfg.repos:
+            log.info("pkgcache: %d repositories: %s", len(cfg.repos), ", ".join(r.name for r in cfg.repos))
+
+    # -- access ---------------------------------------------------------------------
+
+    def _client_ok(self, flow: http.HTTPFlow) -> bool:
+        if not self.allow_clients:
+            return True
+        peer = flow.client_conn.peername
+        if not peer:
+            return False
+        try:
+            addr = ipaddress.ip_address(peer[0])
+        except ValueError:
+            return False
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+            addr = addr.ipv4_mapped
+        return any(addr in net for net in self.allow_clients)
+
+    def _port_ok(self, port: int) -> bool:
+        return 0 in self.allow_ports or port in self.allow_ports
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        req = flow.request
+        if not self._client_ok(flow):
+            _refuse(flow, "client address not allowed")
+        elif not self._port_ok(req.port):
+            _refuse(flow, f"port {req.port} is not allowed (AllowUserPorts)")
+        elif self.cfg.passthrough and not any(p.search(f"{req.host}:{req.port}") for p in self.cfg.passthrough):
+            _refuse(flow, f"CONNECT to {req.host}:{req.port} does not match PassThroughPattern")
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        """Tunnel HTTPS untouched unless the admin listed the host for interception."""
+        host = (data.client_hello.sni or "").lower()
+        if not host and data.context.server.address:
+            host = str(data.context.server.address[0]).lower()
+        if not any(fnmatch.fnmatch(host, pat) for pat in self.intercept):
+            data.ignore_connection = True
+
+    # -- routing ------------------------------------------------------------------
+
+    def _mirror_style(self, flow: http.HTTPFlow) -> bool:
+        """http://PROXY/HOSTNAME/path, http://PROXY/REPO/path and http://PROXY/HTTPS///host/path."""
+        req = flow.request
+        path = req.path
+        if path.startswith("/HTTPS///") or path.startswith("/https///"):
+            rest = path[len("/HTTPS///"):]
+            host, _, tail = rest.partition("/")
+            self._retarget(req, "https", host, "/" + tail)
+            return True
+        m = self.cfg.match_mirror_path(path.split("?", 1)[0])
+        if m is not None:
+            repo, rest = m
+            flow.metadata[META_REPO], flow.metadata[META_REPO_PATH] = repo.name, rest
+            if not repo.targets:
+                hostish = [x for x in repo.merge if not x.startswith("/")]
+                if not hostish:
+                    _refuse(flow, f"repository {repo.name} has no target and no URL to fetch from")
+                    return True
+                host, _, base = hostish[0].partition("/")
+                self._retarget(req, "http", host, f"/{base}{rest}" if base else rest)
+            return True
+        first, _, tail = path.lstrip("/").partition("/")
+        if "." in first or ":" in first:
+            self._retarget(req, "http", first, "/" + tail)
+            return True
+        _refuse(flow, f"mirror-style path {path.split('?')[0]!r} names no host or repository")
+        return True
+
+    @staticmethod
+    def _retarget(req: http.Request, scheme: str, hostport: str, path: str) -> None:
+        host, _, port = hostport.partition(":")
+        req.scheme = scheme
+        req.host = host
+        req.port = int(port) if port.isdigit() else (443 if scheme == "https" else 80)
+        req.path = path
+        req.host_header = hostport
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        req = flow.request
+        if flow.response is not None or req.host == report.RESERVED_HOST or req.pretty_host == report.RESERVED_HOST:
+            return
+        if not self._client_ok(flow):
+            _refuse(flow, "client address not allowed")
+            return
+        if isinstance(flow.client_conn.proxy_mode, ReverseMode):
+            self._mirror_style(flow)
+            if flow.response is not None:
+                return
+        elif req.host.upper() == "HTTPS" and req.path.startswith("///"):
+            host, _, tail = req.path[3:].partition("/")
+            self._retarget(req, "https", host, "/" + tail)
+        if not self._port_ok(req.port):
+            _refuse(flow, f"port {req.port} is not allowed (AllowUserPorts)")
+            return
+        if META_REPO not in flow.metadata:
+            m = self.cfg.match(req.host, req.port, req.scheme, req.path.split("?", 1)[0]) if self.cfg.repos else None
+            if m is not None:
+                flow.metadata[META_REPO], flow.metadata[META_REPO_PATH] = m[0].name, m[1]
+        name = flow.metadata.get(META_REPO)
+        if name is None:
+            if self.force_managed:
+                _refuse(flow, f"{req.pretty_host} is not a configured repository (ForceManaged)")
+            elif self.cfg.dont_cache and any(p.search(req.pretty_url) for p in self.cfg.dont_cache):
+                flow.metadata[META_NOCACHE] = True
+            return
+        if self.cfg.dont_cache and any(p.search(req.pretty_url) for p in self.cfg.dont_cache):
+            flow.metadata[META_NOCACHE] = True
+        repo = next(r for r in self.cfg.repos if r.name == name)
+        query = "?" + req.path.split("?", 1)[1] if "?" in req.path else ""
+        if repo.targets:
+            target = await self._choose_target(repo)
+            t = urlsplit(target)
+            self._retarget(req, t.scheme, t.netloc, t.path + flow.metadata[META_REPO_PATH] + query)
+            flow.metadata[META_TARGET] = target
+        if repo.proxy:
+            p = urlsplit(repo.proxy if "://" in repo.proxy else "http://" + repo.proxy)
+            if p.hostname:
+                flow.server_conn.via = ("http", (p.hostname, p.port or 3128))
+
+    async def _choose_target(self, repo: Repository) -> str:
+        """The first target not marked bad and not known unreachable (probed before the request goes out)."""
+        r = self.c.reachability
+        for target in repo.targets:
+            if self.health.is_bad(target):
+                continue
+            t = urlsplit(target)
+            port = t.port or (443 if t.scheme == "https" else 80)
+            if r is not None and r.mode == "auto" and await r.offline(t.hostname or "", port):
+                self._mark_bad(target, "unreachable")
+                continue
+            return target
+        return repo.targets[0]  # all bad: try the preferred one; offline handling takes it from there
+
+    def _mark_bad(self, target: str, why: str) -> None:
+        if not self.health.is_bad(target):
+            log.warning("pkgcache: target %s marked bad for a while: %s", target, why)
+        self.health.mark_bad(target, why)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        target = flow.metadata.get(META_TARGET)
+        if target is None or flow.response is None:
+            return
+        code = flow.response.status_code
+        if code >= 500:
+            self._mark_bad(target, f"HTTP {code}")
+        elif code >= 400 and self._is_keyfile(flow):  # a plain 404 elsewhere is an answer, not a failure
+            self._mark_bad(target, f"HTTP {code} on key file {flow.metadata.get(META_REPO_PATH)}")
+
+    def _is_keyfile(self, flow: http.HTTPFlow) -> bool:
+        name = flow.metadata.get(META_REPO)
+        repo = next((r for r in self.cfg.repos if r.name == name), None)
+        path = flow.metadata.get(META_REPO_PATH, "")
+        return repo is not None and any(k.search(path) for k in repo.keyfiles)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        target = flow.metadata.get(META_TARGET)
+        if target is not None and flow.response is None:
+            self._mark_bad(target, flow.error.msg if flow.error else "connection failed")
+
+    def info(self) -> dict[str, Any]:
+        return {"repositories": [r.name for r in self.cfg.repos], "bad_targets": self.health.snapshot()}
