@@ -20,7 +20,7 @@ from origin import Origin  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRY = ROOT / "addons" / "pkgcache.py"
-_LISTEN = re.compile(r"proxy listening at .*?:(\d+)")
+_LISTEN = re.compile(r"listening at .*?:(\d+)")
 
 
 class Proxy:
@@ -30,10 +30,9 @@ class Proxy:
                  preexec_fn=None) -> None:
         self.cache_dir = cache_dir
         self.lines: list[str] = []
-        cmd = [
-            _mitmdump(), "-s", str(ENTRY), "--listen-host", "127.0.0.1", "--listen-port", "0",
-            "--set", f"pkgcache_dir={cache_dir}", *extra,
-        ]
+        cmd = [_mitmdump(), "-s", str(ENTRY), "--set", f"pkgcache_dir={cache_dir}", *extra]
+        if "--mode" not in extra:
+            cmd += ["--listen-host", "127.0.0.1", "--listen-port", "0"]
         if not any(str(a).startswith("pkgcache_allow_ports=") for a in extra):
             cmd += ["--set", "pkgcache_allow_ports=0"]  # test origins listen on random ports
         if not any(str(a).startswith("pkgcache_datastore=") for a in extra):
@@ -43,6 +42,7 @@ class Proxy:
             env={**os.environ, **(env or {})}, preexec_fn=preexec_fn,
         )
         self.port = 0
+        self.ports: list[int] = []
         self._ready = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -55,9 +55,11 @@ class Proxy:
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
             m = _LISTEN.search(line)
-            if m and not self.port:
-                self.port = int(m.group(1))
-                self._ready.set()
+            if m:
+                self.ports.append(int(m.group(1)))
+                if not self.port:
+                    self.port = int(m.group(1))
+                    self._ready.set()
         self._ready.set()
 
     @property

@@ -57,6 +57,30 @@ def _fetch(args: argparse.Namespace, extra: list[str]) -> int:
     return run_fetch(Path(args.datastore), args.proxy, args.jobs, args.retries, not args.no_expand, archs)
 
 
+def _mirrors_import(args: argparse.Namespace, extra: list[str]) -> int:
+    """Debian's Mirrors.masterlist (deb822 paragraphs) -> one http URL per line, usable as `file:` merge list."""
+    from debian import deb822
+
+    try:
+        with open(args.file, "rb") as f:
+            urls = []
+            for para in deb822.Deb822.iter_paragraphs(f, use_apt_pkg=False):
+                site, path = para.get("Site"), para.get("Archive-http")
+                if site and path:
+                    urls.append(f"http://{site.strip()}/{path.strip().lstrip('/')}")
+    except OSError as e:
+        print(f"pkgcache mirrors import: {e}", file=sys.stderr)
+        return 2
+    text = "".join(u + "\n" for u in urls)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"pkgcache mirrors import: {len(urls)} mirrors written to {args.output}")
+    else:
+        sys.stdout.write(text)
+        print(f"pkgcache mirrors import: {len(urls)} mirrors", file=sys.stderr)
+    return 0 if urls else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pkgcache", description=__doc__)
     p.add_argument("--cache-dir", default=default_cache_dir(), help="cache root (default: %(default)s)")
@@ -75,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="fetch only the wanted URLs, not the indexes a fetched InRelease names")
     f.add_argument("--arch", help="Debian architectures to fetch indexes for (default: from the wanted list)")
     f.set_defaults(func=_fetch)
+    m = sub.add_parser("mirrors", help="mirror list tools")
+    msub = m.add_subparsers(dest="mcmd", required=True)
+    mi = msub.add_parser("import", help="turn a Debian Mirrors.masterlist into a merge list (Remap-NAME: file:...)")
+    mi.add_argument("file")
+    mi.add_argument("-o", "--output", help="write the list here (default: standard output)")
+    mi.set_defaults(func=_mirrors_import)
     args, extra = p.parse_known_args(argv)
     if extra and args.cmd != "serve":
         p.error(f"unrecognized arguments: {' '.join(extra)}")

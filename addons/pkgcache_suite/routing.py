@@ -82,7 +82,7 @@ class Router:
                           "AdminAuth in a config sets user and password.")
 
     def configure(self, updated: set[str]) -> None:
-        if not any(n.startswith("pkgcache_") for n in updated):
+        if not any(n.startswith("pkgcache_") or n == "mode" for n in updated):
             return
         o = ctx.options
         files = [Path(p.strip()).expanduser() for p in o.pkgcache_conf.split(",") if p.strip()]
@@ -106,6 +106,10 @@ class Router:
                                                if o.pkgcache_admin_password else None)
         if cfg.offline:
             ctx.options.update(pkgcache_offline="on")
+        if any(m.startswith("reverse") for m in o.mode) and o.connection_strategy == "eager":
+            # mirror-style requests name their real host in the path; the reverse target is never contacted
+            log.info("pkgcache: reverse (mirror-style) listener: setting connection_strategy=lazy")
+            ctx.options.update(connection_strategy="lazy")
         if cfg.repos:
             log.info("pkgcache: %d repositories: %s", len(cfg.repos), ", ".join(r.name for r in cfg.repos))
 

@@ -1,0 +1,232 @@
+"""Remapping, failover, apt-cacher-ng config compatibility, mirror-style URLs and access control."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import Proxy, wait_for
+from origin import Behaviour, Origin
+
+from pkgcache_suite.repos import load_config, read_list_file
+
+DEB = "/debian/pool/main/a/alpha/alpha_1.0_all.deb"
+INREL = "/debian/dists/stable/InRelease"
+
+
+@pytest.fixture
+def mirrors(tmp_path: Path) -> Iterator[tuple[Origin, Origin]]:
+    """Two origins carrying the same repository: two mirrors."""
+    out = []
+    for name in ("m1", "m2"):
+        (tmp_path / name).mkdir()
+        o = Origin(tmp_path / name).start()
+        o.put(DEB, b"the same package")
+        o.put(INREL, b"the same release")
+        out.append(o)
+    yield out[0], out[1]
+    for o in out:
+        try:
+            o.stop()
+        except Exception:
+            pass
+
+
+def _conf(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "acng.conf"
+    p.write_text(text)
+    return p
+
+
+def test_merge_list_shares_one_cache_namespace(mirrors, start_proxy, tmp_path: Path) -> None:
+    m1, m2 = mirrors
+    (tmp_path / "mirrors.list").write_text(f"# one per line\n{m2.base}/debian\n")
+    conf = _conf(tmp_path, f"Remap-debrep: {m1.base}/debian file:mirrors.list\n")
+    proxy = start_proxy("--set", f"pkgcache_conf={conf}")
+    with proxy.client() as c:
+        assert c.get(m1.base + DEB).headers["x-cache"] == "MISS"
+        r = c.get(m2.base + DEB)
+    assert r.headers["x-cache"] == "HIT" and r.content == b"the same package"
+    assert m2.log == []
+    assert (proxy.cache_dir / "_repo_debrep" / "pool/main/a/alpha/alpha_1.0_all.deb").is_file()
+
+
+def test_targets_fail_over_on_dead_5xx_and_keyfile_errors(mirrors, start_proxy, tmp_path: Path) -> None:
+    m1, m2 = mirrors
+    conf = _conf(tmp_path, f"Remap-debrep: /debian {m1.base}/debian ; {m1.base}/debian {m2.base}/debian ; "
+                           "keyfile=InRelease\n")
+    proxy = start_proxy("--set", f"pkgcache_conf={conf}", "--set", "pkgcache_probe_interval=0")
+    with proxy.client() as c:
+        # preferred target first
+        assert c.get(m1.base + "/debian/pool/x/x_1_all.deb").status_code == 404  # plain 404: not a failure
+        assert c.get(m1.base + DEB).status_code == 200
+        assert m1.count(DEB) == 1 and m2.count(DEB) == 0
+        # a key file failing on the preferred target marks it bad: the next request goes to the second
+        m1.behaviours[INREL] = Behaviour(status=403)
+        assert c.get(m1.base + INREL).status_code == 403
+        assert "marked bad" in proxy.log_text()
+        r = c.get(m1.base + INREL)
+        assert r.status_code == 200 and m2.count(INREL) == 1
+    proxy.stop()
+    # a dead preferred target is skipped before the request goes out (no 502)
+    proxy2 = start_proxy("--set", f"pkgcache_conf={conf}", "--set", "pkgcache_probe_interval=0",
+                         cache_dir=tmp_path / "cache2")
+    m1.stop()
+    with proxy2.client() as c:
+        r = c.get(m1.base + DEB)
+    assert r.status_code == 200 and r.content == b"the same package"
+    assert m2.count(DEB) == 1
+
+
+def test_5xx_marks_a_target_bad(mirrors, start_proxy, tmp_path: Path) -> None:
+    m1, m2 = mirrors
+    conf = _conf(tmp_path, f"Remap-debrep: {m1.base}/debian ; {m1.base}/debian {m2.base}/debian\n")
+    proxy = start_proxy("--set", f"pkgcache_conf={conf}")
+    m1.behaviours[DEB] = Behaviour(status=503)
+    with proxy.client() as c:
+        assert c.get(m1.base + DEB).status_code == 503
+        r = c.get(m1.base + DEB)
+    assert r.status_code == 200 and m2.count(DEB) == 1
+    with proxy.client() as c:
+        info = c.get("http://pkgcache/stats.json").json()["cache"]
+    assert f"{m1.base}/debian" in info["bad_targets"]
+
+
+def test_acng_config_directives_and_unsupported_lines_reported(tmp_path: Path, start_proxy, origin: Origin) -> None:
+    (tmp_path / "backends_debian").write_text("http://mirror.example/debian/\n")
+    (tmp_path / "Mirrors.masterlist").write_text(
+        "Site: one.example\nArchive-http: /debian/\n\nSite: two.example\nArchive-ftp: /debian/\n\n"
+        "Site: three.example\nArchive-http: /pub/debian/\n")
+    conf = _conf(tmp_path, "\n".join([
+        "# apt-cacher-ng configuration",
+        "CacheDir: /var/cache/apt-cacher-ng",
+        "Port: 3142",
+        "Remap-debrep: file:Mirrors.masterlist /debian ; file:backends_debian ; keyfile=Release",
+        "PassThroughPattern: ^(bugs\\.example|security\\.example):443$",
+        "AllowUserPorts: 80 8080",
+        "ForceManaged: 0",
+        "Offlinemode: 0",
+        "DontCache: /private/",
+        "VfilePatternEx: ^/foo$",
+        "Remap-bad: http://x.example ; ; deltasrc=http://y.example",
+        "this is not a directive",
+        "",
+    ]))
+    cfg = load_config([conf])
+    repo = cfg.repos[0]
+    assert repo.name == "debrep"
+    assert repo.merge == ["one.example/debian", "three.example/pub/debian", "/debian"]
+    assert repo.targets == ["http://mirror.example/debian"]
+    assert repo.keyfiles[0].search("/dists/stable/Release")
+    assert cfg.allow_ports == {80, 8080} and cfg.force_managed is False and cfg.offline is False
+    assert cfg.passthrough[0].search("bugs.example:443")
+    problems = "\n".join(cfg.problems)
+    assert f"{conf}:10: VfilePatternEx is not supported" in problems
+    assert f"{conf}:11: Remap option 'deltasrc=http://y.example' is not supported" in problems
+    assert f"{conf}:12: not a 'Key: value' line" in problems
+    assert any("CacheDir" in n and ":2:" in n for n in cfg.notes)
+    # and mitmdump reports them at start
+    proxy = start_proxy("--set", f"pkgcache_conf={conf}")
+    wait_for(lambda: "VfilePatternEx is not supported" in proxy.log_text(), what="the report at start")
+    assert f"acng.conf:12" in proxy.log_text()
+
+
+def test_mirrors_import_turns_a_masterlist_into_a_merge_list(tmp_path: Path) -> None:
+    ml = tmp_path / "Mirrors.masterlist"
+    ml.write_text("Site: one.example\nType: Push-Primary\nArchive-http: /debian/\nArchive-architecture: amd64\n\n"
+                  "Site: two.example\nArchive-rsync: debian/\n\n"
+                  "Site: three.example\nArchive-http: /pub/debian/\n")
+    out = tmp_path / "debian_mirrors"
+    r = subprocess.run(["pkgcache", "mirrors", "import", str(ml), "-o", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert out.read_text().split() == ["http://one.example/debian/", "http://three.example/pub/debian/"]
+    assert read_list_file(out.read_text()) == ["http://one.example/debian/", "http://three.example/pub/debian/"]
+    assert "2 mirrors" in r.stdout
+
+
+def test_refusals_are_clear_403s_and_logged(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    origin.put(DEB, b"x")
+    conf = _conf(tmp_path, f"Remap-debrep: {origin.base}/debian\nAdminAuth: admin:s3cret\n")
+    # default ports (80, 443): the origin's random port is refused
+    proxy = start_proxy("--set", "pkgcache_allow_ports=80,443")
+    with proxy.client() as c:
+        r = c.get(origin.base + DEB)
+    assert r.status_code == 403 and f"port {origin.port} is not allowed" in r.text
+    assert "refused GET" in proxy.log_text()
+    proxy.stop()
+    # ForceManaged: only the configured repository
+    proxy = start_proxy("--set", f"pkgcache_conf={conf}", "--set", "pkgcache_force_managed=true",
+                        cache_dir=tmp_path / "c2")
+    with proxy.client() as c:
+        assert c.get(origin.base + DEB).status_code == 200
+        r = c.get(origin.base + "/other/file.deb")
+        assert r.status_code == 403 and "ForceManaged" in r.text
+        # the admin action needs the password
+        assert c.post("http://pkgcache/admin/reset-stats").status_code == 401
+        bad = base64.b64encode(b"admin:wrong").decode()
+        r = c.post("http://pkgcache/admin/reset-stats", headers={"Authorization": f"Basic {bad}"})
+        assert r.status_code == 403 and "wrong user or password" in r.text
+        good = base64.b64encode(b"admin:s3cret").decode()
+        r = c.post("http://pkgcache/admin/reset-stats", headers={"Authorization": f"Basic {good}"})
+        assert r.status_code == 200
+        assert c.get("http://pkgcache/admin/reset-stats").status_code == 405
+    log = proxy.log_text()
+    assert "refused admin action" in log and "wrong user or password" in log
+    proxy.stop()
+    # client allow-list
+    proxy = start_proxy("--set", "pkgcache_allow_clients=192.0.2.0/24", cache_dir=tmp_path / "c3")
+    with proxy.client() as c:
+        r = c.get(origin.base + DEB)
+    assert r.status_code == 403 and "client address not allowed" in r.text
+
+
+def test_proxy_authentication_is_mitmproxys_own(origin: Origin, start_proxy) -> None:
+    origin.put(DEB, b"x")
+    proxy = start_proxy("--set", "proxyauth=user:pw")
+    with proxy.client() as c:
+        assert c.get(origin.base + DEB).status_code == 407
+    import httpx
+
+    with httpx.Client(proxy=f"http://user:pw@127.0.0.1:{proxy.port}", trust_env=False) as c:
+        assert c.get(origin.base + DEB).status_code == 200
+
+
+@pytest.mark.skipif(not shutil.which("apt-get") or not shutil.which("apt-ftparchive"), reason="needs apt")
+def test_mirror_style_urls_with_real_apt(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    from debrepo import AptClient, build_deb, write_indexes
+
+    repo = origin.root / "debian"
+    deb = build_deb(repo, "alpha", "1.0")
+    write_indexes(repo)
+    conf = _conf(tmp_path, f"Remap-debrep: /debian {origin.base}/debian ; {origin.base}/debian\n")
+    pport, mport = _free_port(), _free_port()
+    proxy = start_proxy("--set", f"pkgcache_conf={conf}", "--mode", f"regular@127.0.0.1:{pport}",
+                        "--mode", f"reverse:http://127.0.0.1:9@127.0.0.1:{mport}")
+    wait_for(lambda: len(proxy.ports) == 2, what="both listeners")
+    mirror_port = mport
+    # by repository name, by hostname, and a proxy-style client: one cache
+    apt1 = AptClient(tmp_path / "apt1", f"http://127.0.0.1:{mirror_port}/debrep")
+    apt1.run("update")
+    apt1.run("install", "--download-only", "alpha")
+    apt2 = AptClient(tmp_path / "apt2", f"http://127.0.0.1:{mirror_port}/127.0.0.1:{origin.port}/debian")
+    apt2.run("update")
+    apt2.run("install", "--download-only", "alpha")
+    apt3 = AptClient(tmp_path / "apt3", f"{origin.base}/debian", proxy=f"http://127.0.0.1:{pport}")
+    apt3.run("update")
+    apt3.run("install", "--download-only", "alpha")
+    for a in (apt1, apt2, apt3):
+        assert [p.read_bytes() for p in a.archives()] == [deb.read_bytes()]
+    assert origin.count(f"/debian/{deb.relative_to(repo)}") == 1
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
