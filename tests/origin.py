@@ -47,6 +47,7 @@ class Origin:
     port: int = 0
     log: list[LoggedRequest] = field(default_factory=list)
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
+    tls: tuple[Path, Path] | None = None  # (certificate, key): serve HTTPS
 
     def start(self) -> Origin:
         origin = self
@@ -172,6 +173,12 @@ class Origin:
 
         self.server = Server((self.host, self.port), Handler)
         self.port = self.server.server_address[1]
+        if self.tls:
+            import ssl
+
+            sslctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            sslctx.load_cert_chain(str(self.tls[0]), str(self.tls[1]))
+            self.server.socket = sslctx.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         return self
@@ -186,7 +193,7 @@ class Origin:
 
     @property
     def base(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def count(self, path: str, method: str = "GET") -> int:
         return sum(1 for r in self.log if r.path == path and r.method == method)

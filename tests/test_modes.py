@@ -1,0 +1,121 @@
+"""Transparent mode for real (network namespace + iptables redirect) and HTTPS: tunnelled by default,
+intercepted and cached for listed hosts."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import Proxy, wait_for
+from origin import Origin
+
+DEB = "/debian/pool/main/a/alpha/alpha_1.0_all.deb"
+
+
+def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(cmd), capture_output=True, text=True, check=check)
+
+
+@pytest.fixture
+def netns() -> Iterator[tuple[str, str, str]]:
+    """A client host in its own network namespace, wired to this one by a veth pair; nothing leaves the machine."""
+    if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("iptables"):
+        pytest.fail("the transparent-mode test needs root, iproute2 and iptables (.ci/run installs them)")
+    tag = secrets.token_hex(3)
+    ns, host_if, ns_if = f"pkgc{tag}", f"vh{tag}", f"vc{tag}"
+    host_ip, client_ip = "10.213.9.1", "10.213.9.2"
+    sh("ip", "netns", "add", ns)
+    try:
+        sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        sh("ip", "link", "set", ns_if, "netns", ns)
+        sh("ip", "addr", "add", f"{host_ip}/24", "dev", host_if)
+        sh("ip", "link", "set", host_if, "up")
+        sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{client_ip}/24", "dev", ns_if)
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up")
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        sh("ip", "netns", "exec", ns, "ip", "route", "add", "default", "via", host_ip)
+        yield ns, host_if, host_ip
+    finally:
+        sh("ip", "netns", "del", ns, check=False)
+        sh("ip", "link", "del", host_if, check=False)
+
+
+def test_transparent_mode_with_iptables_redirect(netns, start_proxy, tmp_path: Path) -> None:
+    ns, host_if, host_ip = netns
+    (tmp_path / "origin").mkdir()
+    origin = Origin(tmp_path / "origin", host=host_ip).start()
+    body = os.urandom(200_000)
+    origin.put(DEB, body)
+    proxy = start_proxy("--mode", "transparent", "--listen-host", host_ip, "--listen-port", "0")
+    # the recipe's rule (recipes/transparent.md), for the client's interface and the origin's port
+    rule = ["PREROUTING", "-i", host_if, "-p", "tcp", "--dport", str(origin.port), "-j", "REDIRECT",
+            "--to-ports", str(proxy.port)]
+    sh("iptables", "-t", "nat", "-A", *rule)
+    try:
+        outs = []
+        for _ in range(2):
+            r = subprocess.run(["ip", "netns", "exec", ns, "curl", "-sS", "-D", "-", "-o", str(tmp_path / "out"),
+                                f"http://{host_ip}:{origin.port}{DEB}"], capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+            assert (tmp_path / "out").read_bytes() == body
+            outs.append(r.stdout.lower())
+    finally:
+        sh("iptables", "-t", "nat", "-D", *rule, check=False)
+        origin.stop()
+    assert "x-cache: miss" in outs[0] and "x-cache: hit" in outs[1]
+    assert origin.count(DEB) == 1
+    assert "transparent proxy listening" in proxy.log_text().lower()
+
+
+@pytest.fixture
+def tls_origin(tmp_path: Path) -> Iterator[tuple[Origin, Path]]:
+    cert, key = tmp_path / "origin-cert.pem", tmp_path / "origin-key.pem"
+    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+       "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1")
+    (tmp_path / "tls-origin").mkdir()
+    o = Origin(tmp_path / "tls-origin", tls=(cert, key)).start()
+    o.put(DEB, b"package over https")
+    yield o, cert
+    o.stop()
+
+
+def _curl(proxy: Proxy, url: str, cacert: Path) -> tuple[int, str, bytes]:
+    r = subprocess.run(["curl", "-sS", "-x", proxy.url, "--cacert", str(cacert), "-D", "-", url],
+                       capture_output=True, timeout=60)
+    return r.returncode, r.stdout.decode(errors="replace").lower(), r.stdout
+
+
+def test_https_is_tunnelled_untouched_by_default(tls_origin, start_proxy, tmp_path: Path) -> None:
+    origin, cert = tls_origin
+    proxy = start_proxy("--set", f"confdir={tmp_path / 'mitm'}")
+    for _ in range(2):
+        rc, head, _ = _curl(proxy, origin.base + DEB, cert)  # trusting only the origin's own certificate
+        assert rc == 0 and "x-cache" not in head
+    assert origin.count(DEB) == 2
+
+
+def test_https_interception_for_listed_hosts_caches(tls_origin, start_proxy, tmp_path: Path) -> None:
+    origin, cert = tls_origin
+    confdir = tmp_path / "mitm"
+    proxy = start_proxy("--set", f"confdir={confdir}", "--set", "pkgcache_intercept_hosts=127.0.0.1",
+                        "--set", f"ssl_verify_upstream_trusted_ca={cert}")
+    ca = confdir / "mitmproxy-ca-cert.pem"
+    wait_for(ca.exists, what="mitmproxy's CA")
+    heads = []
+    for _ in range(2):
+        rc, head, _ = _curl(proxy, origin.base + DEB, ca)  # the client trusts mitmproxy's CA
+        assert rc == 0, head
+        heads.append(head)
+    assert "x-cache: miss" in heads[0] and "x-cache: hit" in heads[1]
+    assert origin.count(DEB) == 1
+    # apt-cacher-ng's http://HTTPS///host/path form: a plain-HTTP client, an HTTPS upstream, the same cache
+    with proxy.client() as c:
+        r = c.get(f"http://HTTPS///127.0.0.1:{origin.port}{DEB}")
+    assert r.status_code == 200 and r.content == b"package over https" and r.headers["x-cache"] == "HIT"
+    assert origin.count(DEB) == 1
