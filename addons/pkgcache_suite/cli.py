@@ -81,6 +81,101 @@ def _mirrors_import(args: argparse.Namespace, extra: list[str]) -> int:
     return 0 if urls else 1
 
 
+def _open_store(args: argparse.Namespace):
+    from .store import CacheStore, StoreError
+
+    try:
+        return CacheStore(args.cache_dir)
+    except StoreError as e:
+        print(f"pkgcache: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _progress(label: str):
+    from .maintenance import Progress
+
+    return lambda total: Progress(label, total)
+
+
+def _expire(args: argparse.Namespace, extra: list[str]) -> int:
+    from .maintenance import Progress, expire
+
+    store = _open_store(args)
+    res = expire(store, grace_days=args.grace_days, now_=args.now, dry_run=args.dry_run,
+                 progress=Progress("expire", len(store.index)))
+    for root, errors in res.refused_roots.items():
+        print(f"REFUSED {root}: index parsing failed, nothing under it is deleted:")
+        for e in errors:
+            print(f"  {e}")
+    for root in res.limited:
+        print(f"limited {root}: its index format is not modelled (Arch/Alpine); its files are kept")
+    for key in res.would_delete:
+        print(f"would delete {key}")
+    for key in res.deleted:
+        print(f"deleted {key}")
+    waiting = len(res.orphaned) - len(res.would_delete)
+    print(f"pkgcache expire: {len(res.deleted)} deleted ({res.freed} bytes), {len(res.would_delete)} would be "
+          f"deleted, {max(waiting, 0)} orphans within the {args.grace_days:g}-day grace period")
+    return 1 if res.refused_roots else 0
+
+
+def _verify(args: argparse.Namespace, extra: list[str]) -> int:
+    from .maintenance import verify
+
+    store = _open_store(args)
+    res = verify(store, fix=args.fix, progress_factory=_progress("verify"))
+    for key, why in sorted(res.damaged.items()):
+        print(f"DAMAGED {key}: {why}" + (f" [{args.fix}d]" if key in res.fixed else ""))
+    for root, errors in res.refused_roots.items():
+        print(f"index errors under {root}: {'; '.join(errors)}")
+    print(f"pkgcache verify: {res.checked} checked, {len(res.damaged)} damaged, {len(res.fixed)} fixed, "
+          f"{len(res.skipped_busy)} skipped (being downloaded)")
+    return 1 if len(res.damaged) > len(res.fixed) or res.refused_roots else 0
+
+
+def _import(args: argparse.Namespace, extra: list[str]) -> int:
+    from .maintenance import import_dir
+
+    store = _open_store(args)
+    res = import_dir(store, Path(args.dir), progress_factory=_progress("import"))
+    for key in res.placed:
+        print(f"imported {key}")
+    for path in res.unmatched:
+        print(f"unmatched {path}")
+    for path, why in res.failed.items():
+        print(f"FAILED {path}: {why}")
+    print(f"pkgcache import: {len(res.placed)} placed, {len(res.already)} already cached, "
+          f"{len(res.unmatched)} unmatched (left where they are), {len(res.failed)} failed")
+    return 1 if res.failed else 0
+
+
+def _precache(args: argparse.Namespace, extra: list[str]) -> int:
+    from .precache import run_precache
+
+    return run_precache(_open_store(args), args.patterns, args.proxy, args.jobs, args.estimate)
+
+
+def _releases(args: argparse.Namespace, extra: list[str]) -> int:
+    from .maintenance import releases, remove_release
+
+    store = _open_store(args)
+    if args.action == "remove":
+        if not args.name:
+            print("pkgcache releases remove: name a release (SUITE or ROOT:SUITE)", file=sys.stderr)
+            return 2
+        removed = remove_release(store, args.name)
+        for key in removed:
+            print(f"removed {key}")
+        print(f"pkgcache releases: removed {len(removed)} index files of {args.name}; "
+              "run pkgcache expire to collect its packages")
+        return 0 if removed else 1
+    rels = releases(store)
+    for r in rels:
+        print(f"{r['name']:<50} {r['index_files']:>5} index files {r['index_bytes']:>12} B  "
+              f"{r['packages']:>6} packages {r['package_bytes']:>14} B" + ("  (index errors)" if r["errors"] else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pkgcache", description=__doc__)
     p.add_argument("--cache-dir", default=default_cache_dir(), help="cache root (default: %(default)s)")
@@ -99,6 +194,28 @@ def main(argv: list[str] | None = None) -> int:
                    help="fetch only the wanted URLs, not the indexes a fetched InRelease names")
     f.add_argument("--arch", help="Debian architectures to fetch indexes for (default: from the wanted list)")
     f.set_defaults(func=_fetch)
+    e = sub.add_parser("expire", help="delete cached files no cached index references, after a grace period")
+    e.add_argument("--grace-days", type=float, default=4.0, help="days an orphan is kept (default: %(default)s)")
+    e.add_argument("--now", action="store_true", help="skip the grace period")
+    e.add_argument("--dry-run", action="store_true", help="only show what would be deleted")
+    e.set_defaults(func=_expire)
+    v = sub.add_parser("verify", help="check cached files against the indexes' sizes and SHA-256 sums")
+    v.add_argument("--fix", choices=["delete", "truncate"], help="what to do with damaged files")
+    v.set_defaults(func=_verify)
+    im = sub.add_parser("import", help="place package files from a folder where clients will find them")
+    im.add_argument("dir")
+    im.set_defaults(func=_import)
+    pc = sub.add_parser("precache", help="download every package the matching cached indexes list")
+    pc.add_argument("patterns", nargs="+", help="shell patterns on cache keys or URLs of indexes, "
+                    "e.g. '*/dists/*/main/binary-amd64/Packages*'")
+    pc.add_argument("--proxy", default="http://127.0.0.1:8080", help="the running pkgcache (default: %(default)s)")
+    pc.add_argument("--jobs", type=int, default=4)
+    pc.add_argument("--estimate", action="store_true", help="only print how many files and bytes")
+    pc.set_defaults(func=_precache)
+    rl = sub.add_parser("releases", help="list cached distribution releases, or remove one")
+    rl.add_argument("action", nargs="?", choices=["list", "remove"], default="list")
+    rl.add_argument("name", nargs="?")
+    rl.set_defaults(func=_releases)
     m = sub.add_parser("mirrors", help="mirror list tools")
     msub = m.add_subparsers(dest="mcmd", required=True)
     mi = msub.add_parser("import", help="turn a Debian Mirrors.masterlist into a merge list (Remap-NAME: file:...)")

@@ -1,0 +1,351 @@
+"""Cache maintenance driven by the repository indexes: expire, verify, import, releases, stale-copy removal.
+
+Every function works on a live cache (a proxy may be serving it): files whose
+key is locked are being downloaded and are skipped, deletions go through the
+store so its index and memo stay right, and nothing is deleted under a
+repository whose indexes could not be parsed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .datastore import atomic_write_json, read_json
+from .indexmodel import CacheModel, RootModel, all_entries, build_model
+from .store import PRIVATE, CacheStore, Entry, StoreError, VerifyError, place_file
+
+log = logging.getLogger("pkgcache")
+
+DEFAULT_GRACE_DAYS = 4.0
+
+
+class Progress:
+    """A progress bar on a terminal, plain lines otherwise (cron, systemd, the report page)."""
+
+    def __init__(self, label: str, total: int, tty: bool | None = None, out: Any = None) -> None:
+        self.label, self.total, self.done = label, total, 0
+        self.out = out or sys.stderr
+        self.tty = self.out.isatty() if tty is None else tty
+        self._bar: Any = None
+        self._step = max(1, total // 10)
+        if self.tty and total:
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(label, total=total)
+        elif total:
+            print(f"{label}: {total} files", file=self.out, flush=True)
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(self._task, advance=n)
+        elif self.done % self._step == 0 or self.done == self.total:
+            print(f"{self.label}: {self.done}/{self.total}", file=self.out, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _private(store: CacheStore, name: str) -> Path:
+    return store.root / PRIVATE / name
+
+
+def record_run(store: CacheStore, command: str, result: dict[str, Any]) -> None:
+    path = _private(store, "maintenance.json")
+    runs = read_json(path, {"runs": []}).get("runs", [])
+    runs.append({"command": command, "when": time.time(), **result})
+    atomic_write_json(path, {"runs": runs[-50:]})
+
+
+def _file_sha256(path: Path) -> tuple[int, str]:
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            n += len(chunk)
+    return n, h.hexdigest()
+
+
+# -- expire -----------------------------------------------------------------------
+
+
+@dataclass
+class ExpireResult:
+    deleted: list[str] = field(default_factory=list)
+    would_delete: list[str] = field(default_factory=list)
+    orphaned: dict[str, float] = field(default_factory=dict)  # key -> since
+    refused_roots: dict[str, list[str]] = field(default_factory=dict)
+    limited: list[str] = field(default_factory=list)
+    freed: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {"deleted": len(self.deleted), "would_delete": len(self.would_delete), "freed": self.freed,
+                "orphans": len(self.orphaned), "refused": self.refused_roots, "limited": self.limited}
+
+
+def expire(store: CacheStore, grace_days: float = DEFAULT_GRACE_DAYS, now_: bool = False, dry_run: bool = False,
+           progress: Progress | None = None) -> ExpireResult:
+    """Orphans (cached files no cached index references) are deleted after a grace period, unless
+    referenced again; roots whose indexes failed to parse are left alone."""
+    res = ExpireResult()
+    entries = dict(all_entries(store))
+    model = build_model(store, entries)
+    res.limited = list(model.limited)
+    orphans_path = _private(store, "orphans.json")
+    orphans: dict[str, float] = read_json(orphans_path, {}).get("orphans", {})
+    now = time.time()
+    keep_orphans: dict[str, float] = {}
+    for root in model.roots.values():
+        if root.errors:
+            res.refused_roots[root.root] = root.errors
+    for key, entry in entries.items():
+        if progress:
+            progress.advance()
+        root = model.root_of(key)
+        if root is None or root.root in res.refused_roots or key in root.refs:
+            continue
+        since = orphans.get(key, now)
+        keep_orphans[key] = since
+        if now_ or now - since >= grace_days * 86400:
+            if dry_run:
+                res.would_delete.append(key)
+                continue
+            if store.lock_busy(key):
+                continue  # being (re)downloaded right now
+            store.drop(key)
+            _prune_dirs(store, key)
+            res.deleted.append(key)
+            res.freed += entry.length
+            keep_orphans.pop(key, None)
+    res.orphaned = keep_orphans
+    if not dry_run:
+        atomic_write_json(orphans_path, {"orphans": keep_orphans, "when": now})
+        record_run(store, "expire", res.summary())
+    return res
+
+
+def _prune_dirs(store: CacheStore, key: str) -> None:
+    parent = (store.root / key).parent
+    root = store.root.resolve()
+    while parent.resolve() != root:
+        try:
+            parent.rmdir()
+        except OSError:
+            return
+        parent = parent.parent
+
+
+# -- verify ------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyResult:
+    checked: int = 0
+    damaged: dict[str, str] = field(default_factory=dict)
+    skipped_busy: list[str] = field(default_factory=list)
+    fixed: list[str] = field(default_factory=list)
+    refused_roots: dict[str, list[str]] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {"checked": self.checked, "damaged": len(self.damaged), "fixed": len(self.fixed),
+                "skipped_busy": len(self.skipped_busy), "index_errors": self.refused_roots}
+
+
+def verify(store: CacheStore, fix: str | None = None, progress_factory: Callable[[int], Progress] | None = None
+           ) -> VerifyResult:
+    """Check every cached file's size and SHA-256 against the index that lists it (or, for files no index
+    lists, against the digest recorded when it was stored)."""
+    res = VerifyResult()
+    entries = dict(all_entries(store))
+    model = build_model(store, entries)
+    for root in model.roots.values():
+        if root.errors:
+            res.refused_roots[root.root] = root.errors
+    progress = progress_factory(len(entries)) if progress_factory else None
+    for key, entry in entries.items():
+        if progress:
+            progress.advance()
+        if store.lock_busy(key):
+            res.skipped_busy.append(key)
+            continue
+        ref = model.ref(key)
+        want_size, want_sha, source = entry.length, entry.sha256, "the digest recorded when it was stored"
+        if ref is not None and ref.sha256:
+            want_size, want_sha, source = ref.size, ref.sha256, ref.index
+        try:
+            size, sha = _file_sha256(store.body_path(key))
+        except (OSError, StoreError) as e:
+            res.damaged[key] = f"unreadable: {e}"
+            continue
+        res.checked += 1
+        if size != want_size or sha != want_sha:
+            res.damaged[key] = f"size {size} sha256 {sha}; expected {want_size} {want_sha} from {source}"
+    if progress:
+        progress.close()
+    if fix:
+        for key in res.damaged:
+            if fix == "delete":
+                store.drop(key)
+            elif fix == "truncate":
+                try:
+                    os.truncate(store.body_path(key), 0)
+                except (OSError, StoreError):
+                    pass
+                store.index.delete(key)
+                store._memo.pop(key, None)
+            res.fixed.append(key)
+    atomic_write_json(_private(store, "damaged.json"),
+                      {"when": time.time(), "damaged": {k: v for k, v in res.damaged.items() if k not in res.fixed}})
+    record_run(store, "verify", res.summary())
+    return res
+
+
+# -- import ----------------------------------------------------------------------
+
+
+@dataclass
+class ImportResult:
+    placed: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def import_dir(store: CacheStore, directory: Path, progress_factory: Callable[[int], Progress] | None = None
+               ) -> ImportResult:
+    """Place package files from elsewhere where a client request would find them, matched by SHA-256."""
+    res = ImportResult()
+    model = build_model(store)
+    by_sha: dict[str, list[tuple[str, RootModel]]] = {}
+    sizes: set[int] = set()
+    for root in model.roots.values():
+        for key, ref in root.refs.items():
+            if ref.sha256:
+                by_sha.setdefault(ref.sha256, []).append((key, root))
+                sizes.add(ref.size)
+    files = [p for p in sorted(directory.rglob("*")) if p.is_file() and not p.is_symlink()]
+    progress = progress_factory(len(files)) if progress_factory else None
+    for path in files:
+        if progress:
+            progress.advance()
+        try:
+            size = path.stat().st_size
+            if size not in sizes:
+                res.unmatched.append(str(path))
+                continue
+            _, sha = _file_sha256(path)
+        except OSError as e:
+            res.failed[str(path)] = str(e)
+            continue
+        targets = by_sha.get(sha)
+        if not targets:
+            res.unmatched.append(str(path))
+            continue
+        for key, root in targets:
+            current = store.lookup(key)
+            if current is not None and current.sha256 == sha:
+                res.already.append(key)
+                continue
+            url = root.url_for(key) or key
+            try:
+                place_file(store, key, url, "immutable", path, size, sha, {"content_type": _ctype(key)})
+                res.placed.append(key)
+            except (OSError, VerifyError) as e:
+                res.failed[str(path)] = str(e)
+    if progress:
+        progress.close()
+    record_run(store, "import", {"placed": len(res.placed), "already": len(res.already),
+                                 "unmatched": len(res.unmatched), "failed": len(res.failed)})
+    return res
+
+
+def _ctype(key: str) -> str:
+    if key.endswith(".deb"):
+        return "application/vnd.debian.binary-package"
+    if key.endswith(".rpm"):
+        return "application/x-rpm"
+    return "application/octet-stream"
+
+
+# -- releases ------------------------------------------------------------------------
+
+
+def releases(store: CacheStore) -> list[dict[str, Any]]:
+    entries = dict(all_entries(store))
+    model = build_model(store, entries)
+    out = []
+    for root in model.roots.values():
+        if root.family != "debian":
+            continue
+        for suite in sorted(root.suites):
+            prefix = f"{root.root}/dists/{suite}/"
+            index_keys = [k for k in entries if k.startswith(prefix)]
+            pkgs = [k for k in root.package_refs_by_suite.get(suite, set()) if k in entries]
+            out.append({"root": root.root, "suite": suite, "name": f"{root.root}:{suite}",
+                        "index_files": len(index_keys), "index_bytes": sum(entries[k].length for k in index_keys),
+                        "packages": len(pkgs), "package_bytes": sum(entries[k].length for k in pkgs),
+                        "errors": root.errors})
+    return out
+
+
+def remove_release(store: CacheStore, name: str) -> list[str]:
+    """Remove a suite's index tree (name: SUITE, or ROOT:SUITE); its packages become orphans for expire."""
+    root_filter, _, suite = name.rpartition(":")
+    removed = []
+    for rel in releases(store):
+        if rel["suite"] != suite or (root_filter and rel["root"] != root_filter):
+            continue
+        prefix = f"{rel['root']}/dists/{suite}/"
+        for key in [k for k, _ in all_entries(store) if k.startswith(prefix)]:
+            store.drop(key)
+            _prune_dirs(store, key)
+            removed.append(key)
+    record_run(store, "releases remove", {"name": name, "removed": len(removed)})
+    return removed
+
+
+# -- stale copies ----------------------------------------------------------------------
+
+
+def drop_stale_copies(store: CacheStore, keys: Iterable[str] | None = None) -> list[str]:
+    """Cached package files that a (refreshed) index lists with another size or SHA-256 are re-publications:
+    drop them so no client is served the old bytes under the new name."""
+    model = build_model(store)
+    dropped = []
+    for root in model.roots.values():
+        for key, ref in root.refs.items():
+            if keys is not None and key not in keys:
+                continue
+            entry = store.index.get(key)
+            if entry is None:
+                continue
+            e = Entry.from_dict(entry)
+            if e.kind != "immutable":
+                continue
+            if e.length != ref.size or (ref.sha256 and e.sha256 != ref.sha256):
+                store.drop(key)
+                dropped.append(key)
+                log.warning("pkgcache: dropped stale copy of %s: the index now lists size %d sha256 %s",
+                            key, ref.size, ref.sha256)
+    return dropped
+
+
+def load_json_list(store: CacheStore, name: str, field_name: str) -> dict[str, Any]:
+    return read_json(_private(store, name), {}).get(field_name, {})
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(obj, indent=1, sort_keys=True)
