@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -166,13 +167,17 @@ def test_refusals_are_clear_403s_and_logged(origin: Origin, start_proxy, tmp_pat
         assert c.get(origin.base + DEB).status_code == 200
         r = c.get(origin.base + "/other/file.deb")
         assert r.status_code == 403 and "ForceManaged" in r.text
-        # the admin action needs the password
-        assert c.post("http://pkgcache/admin/reset-stats").status_code == 401
+        # the admin action needs the password and the page's CSRF token
+        csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("http://pkgcache/").text).group(1)
+        assert c.post("http://pkgcache/admin/reset-stats", data={"csrf": csrf}).status_code == 401
         bad = base64.b64encode(b"admin:wrong").decode()
-        r = c.post("http://pkgcache/admin/reset-stats", headers={"Authorization": f"Basic {bad}"})
+        r = c.post("http://pkgcache/admin/reset-stats", data={"csrf": csrf}, headers={"Authorization": f"Basic {bad}"})
         assert r.status_code == 403 and "wrong user or password" in r.text
         good = base64.b64encode(b"admin:s3cret").decode()
-        r = c.post("http://pkgcache/admin/reset-stats", headers={"Authorization": f"Basic {good}"})
+        r = c.post("http://pkgcache/admin/reset-stats", data={"csrf": "forged"},
+                   headers={"Authorization": f"Basic {good}"})
+        assert r.status_code == 403 and "CSRF" in r.text
+        r = c.post("http://pkgcache/admin/reset-stats", data={"csrf": csrf}, headers={"Authorization": f"Basic {good}"})
         assert r.status_code == 200
         assert c.get("http://pkgcache/admin/reset-stats").status_code == 405
     log = proxy.log_text()

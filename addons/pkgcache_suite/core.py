@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import os
 import re
+import secrets
 import time
 from dataclasses import dataclass, field
 from collections.abc import Callable
@@ -34,6 +35,8 @@ log = logging.getLogger("pkgcache")
 _CLIENT_ONLY = ("range", "if-range", "if-none-match", "if-modified-since", "accept-encoding")
 _BY_HASH = re.compile(r"/by-hash/SHA256/([0-9a-fA-F]{64})$")
 _REASONS = {200: "OK", 206: "Partial Content"}
+# indexes that list package files with their sizes and digests (Debian, RPM)
+_INDEX_KEY = re.compile(r"/dists/.*/(Packages|Sources)[^/]*$|/dists/.*/by-hash/SHA256/[0-9a-f]+$|/repodata/[^/]*primary")
 
 
 @dataclass
@@ -107,6 +110,9 @@ class CacheCore:
     def __init__(self, shared: CacheContext) -> None:
         self.c = shared
         self.flows: dict[str, FlowState] = {}
+        self._stale_task: asyncio.Task[None] | None = None
+        self._stale_again = False
+        self.csrf = secrets.token_urlsafe(16)
 
     # -- mitmproxy lifecycle -------------------------------------------------------
 
@@ -152,8 +158,7 @@ class CacheCore:
             return
         host = req.pretty_host if _is_ip(req.host) else req.host
         if host == report.RESERVED_HOST:
-            report.respond(flow, self.c.stats.snapshot(), self._info(), self.c.admin_auth,
-                           {"reset-stats": self._reset_stats})
+            await self._report(flow)
             return
         store, classifier = self.c.store, self.c.classifier
         if store is None or classifier is None or req.method not in ("GET", "HEAD"):
@@ -226,7 +231,7 @@ class CacheCore:
                 f"It was recorded in {where} for fetching with `pkgcache fetch`.\n")
         flow.response = http.Response.make(404, body.encode(), {"Content-Type": "text/plain", "X-Cache": "MISS"})
         flow.comment = f"pkgcache: offline miss, recorded ({st.kind.value})"
-        self.c.stats.count("offline_miss", st.kind.value, st.host)
+        self._count(st, "offline_miss")
 
     def _new_flight(self, key: str) -> Flight:
         flight = Flight(key)
@@ -297,7 +302,7 @@ class CacheCore:
                 headers.append(("Content-Range", f"bytes {rng.start}-{rng.end}/{total}"))
         st.x_cache = "MISS"
         job = Job(status, _REASONS[status], headers, fd, offset, length, progress)
-        self.c.stats.count("coalesced", st.kind.value, st.host, from_cache=length or 0)
+        self._count(st, "coalesced", from_cache=length or 0)
         self._route(flow, st, job)
         return True
 
@@ -342,13 +347,16 @@ class CacheCore:
                 raise StoreError(0, f"cached body of {entry.key} shrank while reading")
             self._set_response(flow, st, http.Response.make(status, data, dict(headers)), event, length)
             return
-        self.c.stats.count(event, st.kind.value, st.host, from_cache=length)
+        self._count(st, event, from_cache=length)
         self._route(flow, st, Job(status, _REASONS[status], headers, fd, offset, length))
+
+    def _count(self, st: FlowState, event: str, from_cache: int = 0, from_upstream: int = 0) -> None:
+        self.c.stats.count(event, st.kind.value, st.host, from_cache, from_upstream, repo=st.key.split("/", 1)[0])
 
     def _set_response(self, flow: http.HTTPFlow, st: FlowState, resp: http.Response, event: str, nbytes: int) -> None:
         flow.response = resp
         flow.comment = f"pkgcache: {st.x_cache} ({st.kind.value})"
-        self.c.stats.count(event, st.kind.value, st.host, from_cache=nbytes)
+        self._count(st, event, from_cache=nbytes)
 
     def _respond_416(self, flow: http.HTTPFlow, st: FlowState, size: int) -> None:
         resp = http.Response.make(416, b"", {"Content-Range": f"bytes */{size}", "X-Cache": "HIT"})
@@ -390,7 +398,7 @@ class CacheCore:
         self._finish(st, "uncacheable")
         self.flows.pop(flow.id, None)
         resp.stream = True
-        self.c.stats.count("pass", st.kind.value, st.host)
+        self._count(st, "pass")
 
     def _start_download(self, flow: http.HTTPFlow, st: FlowState) -> None:
         store, resp = self.c.store, flow.response
@@ -474,11 +482,13 @@ class CacheCore:
         nbytes = writer.written
         if entry is None:
             log.error("pkgcache: not caching %s: %s", st.url, writer.failed)
-            self.c.stats.count("failed", st.kind.value, st.host, from_upstream=nbytes)
+            self._count(st, "failed", from_upstream=nbytes)
             self._finish(st, "failed")
             return
-        self.c.stats.count("miss", st.kind.value, st.host, from_upstream=nbytes)
+        self._count(st, "miss", from_upstream=nbytes)
         self._finish(st, "done")
+        if _INDEX_KEY.search(st.key):
+            self._schedule_stale_check()
 
     def error(self, flow: http.HTTPFlow) -> None:
         st = self.flows.pop(flow.id, None)
@@ -498,7 +508,7 @@ class CacheCore:
             st.writer.fail(f"upstream transfer broke: {msg}")
             log.warning("pkgcache: %s: download failed after %d bytes (%s); nothing stored",
                         st.url, st.writer.written, msg)
-        self.c.stats.count("failed", st.kind.value, st.host)
+        self._count(st, "failed")
         self._finish(st, "failed")
 
     def _finish(self, st: FlowState, state: str) -> None:
@@ -514,9 +524,85 @@ class CacheCore:
             st.lock.release()
             st.lock = None
 
-    def _reset_stats(self) -> str:
+    def _schedule_stale_check(self) -> None:
+        """A refreshed index may list a cached package file with other bytes (re-published under the same
+        name): drop such copies now, before clients that read this index ask for the package."""
+        if self._stale_task is not None and not self._stale_task.done():
+            self._stale_again = True
+            return
+
+        async def run() -> None:
+            from .maintenance import drop_stale_copies
+
+            while True:
+                self._stale_again = False
+                store = self.c.store
+                if store is None:
+                    return
+                try:
+                    await asyncio.to_thread(drop_stale_copies, store)
+                except Exception:
+                    log.exception("pkgcache: checking for stale copies failed")
+                if not self._stale_again:
+                    return
+
+        self._stale_task = asyncio.get_running_loop().create_task(run())
+
+    async def _report(self, flow: http.HTTPFlow) -> None:
+        store = self.c.store
+        path = flow.request.path.split("?", 1)[0]
+        if path.startswith("/admin/"):
+            action = path[len("/admin/"):]
+            if action not in report.ACTIONS:
+                flow.response = http.Response.make(404, b"no such pkgcache action\n", {"Content-Type": "text/plain"})
+                return
+            if not report.check_admin(flow, self.c.admin_auth, self.csrf) or store is None:
+                return
+            form = flow.request.urlencoded_form
+            try:
+                result = await asyncio.to_thread(self._admin_action, store, action, form.get("key", ""),
+                                                 form.get("now") == "1")
+            except Exception as e:
+                log.exception("pkgcache: admin action %s failed", action)
+                result = f"{action} failed: {e}"
+            log.info("pkgcache: admin action %s: %s", action, result)
+            flow.response = http.Response.make(200, f"{result}\n".encode(), {"Content-Type": "text/plain"})
+            return
+        maint = await asyncio.to_thread(self._maintenance_info, store) if store is not None else {}
+        report.respond(flow, self.c.stats.snapshot(), self._info(), maint, self.csrf)
+
+    def _admin_action(self, store: CacheStore, action: str, key: str, now: bool) -> str:
+        from . import maintenance
+
+        if action == "expire":
+            res = maintenance.expire(store, now_=now)
+            return f"expire: {len(res.deleted)} deleted ({res.freed} bytes), {len(res.orphaned)} orphans" + (
+                f"; refused under {', '.join(res.refused_roots)} (index parsing failed)" if res.refused_roots else "")
+        if action == "verify":
+            vres = maintenance.verify(store)
+            return f"verify: {vres.checked} checked, {len(vres.damaged)} damaged"
+        if action == "delete":
+            if not key or store.index.get(key) is None:
+                return f"delete: {key!r} is not in the cache"
+            store.drop(key)
+            return f"deleted {key}"
         self.c.stats.__init__()
         return "counters reset"
+
+    @staticmethod
+    def _maintenance_info(store: CacheStore) -> dict[str, Any]:
+        from . import maintenance
+
+        files = size = 0
+        for key in list(store.index.iterkeys()):
+            d = store.index.get(key)
+            if isinstance(d, dict):
+                files += 1
+                size += int(d.get("length", 0))
+        return {"size": {"files": files, "bytes": size},
+                "runs": maintenance.read_json(store.root / ".pkgcache" / "maintenance.json", {}).get("runs", []),
+                "orphans": maintenance.load_json_list(store, "orphans.json", "orphans"),
+                "damaged": maintenance.load_json_list(store, "damaged.json", "damaged")}
 
     def _info(self) -> dict[str, Any]:
         store = self.c.store

@@ -22,9 +22,14 @@ class Stats:
         self.total = _blank()
         self.by_kind: dict[str, dict[str, int]] = defaultdict(_blank)
         self.by_host: dict[str, dict[str, int]] = defaultdict(_blank)
+        self.by_repo: dict[str, dict[str, int]] = defaultdict(_blank)
 
-    def count(self, event: str, kind: str, host: str, from_cache: int = 0, from_upstream: int = 0) -> None:
-        for bucket in (self.total, self.by_kind[kind], self.by_host[host]):
+    def count(self, event: str, kind: str, host: str, from_cache: int = 0, from_upstream: int = 0,
+              repo: str = "") -> None:
+        buckets = [self.total, self.by_kind[kind], self.by_host[host]]
+        if repo:
+            buckets.append(self.by_repo[repo])
+        for bucket in buckets:
             bucket[event] += 1
             bucket["bytes_from_cache"] += from_cache
             bucket["bytes_from_upstream"] += from_upstream
@@ -41,4 +46,5 @@ class Stats:
             "total": dict(self.total),
             "by_kind": {k: dict(v) for k, v in self.by_kind.items()},
             "by_host": {k: dict(v) for k, v in self.by_host.items()},
+            "by_repo": {k: dict(v) for k, v in self.by_repo.items()},
         }
