@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,13 +77,18 @@ def write_indexes(repo: Path, suite: str = "stable", by_hash: bool = False) -> N
     _sign(repo / "dists" / suite)
 
 
+_GNUPG_HOME: Path | None = None
+
+
 def _sign(suite_dir: Path) -> None:
-    home = suite_dir.parents[2] / ".gnupg-test"
-    env = {**os.environ, "GNUPGHOME": str(home)}
-    if not home.exists():
-        home.mkdir(mode=0o700)
+    global _GNUPG_HOME
+    if _GNUPG_HOME is None:
+        # a short path: gpg-agent's socket lives in GNUPGHOME and socket paths are limited to ~100 bytes
+        _GNUPG_HOME = Path(tempfile.mkdtemp(prefix="pkgc-gpg-"))
+        env = {**os.environ, "GNUPGHOME": str(_GNUPG_HOME)}
         subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "repo@example.invalid",
                         "default", "default", "never"], env=env, check=True, capture_output=True)
+    env = {**os.environ, "GNUPGHOME": str(_GNUPG_HOME)}
     rel = suite_dir / "Release"
     subprocess.run(["gpg", "--batch", "--yes", "--clearsign", "-o", str(suite_dir / "InRelease"), str(rel)],
                    env=env, check=True, capture_output=True)

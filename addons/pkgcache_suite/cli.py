@@ -111,6 +111,13 @@ def _expire(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"limited {root}: its index format is not modelled (Arch/Alpine); its files are kept")
     for key in res.would_delete:
         print(f"would delete {key}")
+    if args.dry_run:
+        import time as _t
+
+        for key, since in sorted(res.orphaned.items()):
+            if key not in res.would_delete:
+                left = args.grace_days - (_t.time() - since) / 86400
+                print(f"orphan {key} (would be deleted in {max(left, 0):.1f} days)")
     for key in res.deleted:
         print(f"deleted {key}")
     waiting = len(res.orphaned) - len(res.would_delete)
