@@ -309,3 +309,21 @@ def _arch() -> str:
     from debrepo import ARCH
 
     return ARCH
+
+
+def test_real_udev_source_starts_and_stops() -> None:
+    """The pyudev side of the seam: enumerate block devices and run the netlink monitor thread."""
+    import asyncio
+
+    from pkgcache_suite.usb import UdevSource
+
+    async def run() -> list[tuple[str, str]]:
+        seen: list[tuple[str, str]] = []
+        src = UdevSource()
+        src.start(asyncio.get_running_loop(), lambda action, dev, props: seen.append((action, dev)))
+        await asyncio.sleep(0.3)
+        src.stop()
+        return seen
+
+    seen = asyncio.run(run())
+    assert all(action == "add" for action, _ in seen)  # only USB block devices already present, if any

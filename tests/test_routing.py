@@ -235,3 +235,34 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_per_repository_upstream_proxy(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    """proxy= on a Remap line: that repository's downloads go through another proxy (here a plain mitmdump)."""
+    from conftest import _mitmdump
+
+    origin.put(DEB, b"via the upstream proxy")
+    up_port = _free_port()
+    upstream = subprocess.Popen([_mitmdump(), "--listen-host", "127.0.0.1", "--listen-port", str(up_port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        import socket
+        import time
+
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", up_port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        conf = _conf(tmp_path, f"Remap-debrep: {origin.base}/debian ; ; proxy=http://127.0.0.1:{up_port}\n")
+        proxy = start_proxy("--set", f"pkgcache_conf={conf}")
+        with proxy.client() as c:
+            assert c.get(origin.base + DEB).content == b"via the upstream proxy"
+            r = c.get(origin.base + DEB)  # a hit: served from our disk, not through the upstream proxy
+            assert r.headers["x-cache"] == "HIT"
+    finally:
+        upstream.terminate()
+        out = upstream.communicate(timeout=10)[0]
+    assert origin.count(DEB) == 1
+    assert f"GET {origin.base}/debian/pool/main/a/alpha" in out  # the upstream proxy carried the download

@@ -372,6 +372,7 @@ class CacheCore:
         flow.comment = f"pkgcache: {st.x_cache} ({st.kind.value}, streamed from disk)"
         req.scheme, req.host, req.port = "http", "127.0.0.1", self.c.fileserver.port
         req.path = PATH_PREFIX + token
+        flow.server_conn.via = None  # never through an upstream proxy: the file server is ours, on loopback
         self.flows[flow.id] = st
 
     # -- response ---------------------------------------------------------------
