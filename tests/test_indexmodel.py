@@ -1,0 +1,57 @@
+"""The index model on hand-made RPM metadata, and the "limited" report for formats it does not model."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import time
+from pathlib import Path
+
+from pkgcache_suite.indexmodel import build_model
+from pkgcache_suite.maintenance import expire
+from pkgcache_suite.store import CacheStore, Entry
+
+ROOT = "mirror.example/fedora/40/x86_64"
+
+
+def _put(store: CacheStore, key: str, data: bytes, kind: str = "immutable") -> str:
+    path = store.root / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    store.put_entry(Entry(key=key, url="http://" + key, kind=kind, length=len(data), sha256=sha, fetched=time.time()))
+    return sha
+
+
+def test_rpm_repository_model_and_expire(tmp_path: Path) -> None:
+    store = CacheStore(tmp_path / "cache")
+    rpm = b"rpm payload" * 100
+    rpm_sha = _put(store, f"{ROOT}/Packages/b/bash-5.2-1.x86_64.rpm", rpm)
+    _put(store, f"{ROOT}/Packages/o/old-1.0-1.x86_64.rpm", b"old")
+    primary = f"""<?xml version="1.0"?>
+<metadata xmlns="http://linux.duke.edu/metadata/common" xmlns:rpm="http://linux.duke.edu/metadata/rpm" packages="1">
+<package type="rpm"><name>bash</name><checksum type="sha256" pkgid="YES">{rpm_sha}</checksum>
+<size package="{len(rpm)}" installed="1" archive="1"/><location href="Packages/b/bash-5.2-1.x86_64.rpm"/></package>
+</metadata>""".encode()
+    pgz = gzip.compress(primary)
+    psha = hashlib.sha256(pgz).hexdigest()
+    _put(store, f"{ROOT}/repodata/{psha}-primary.xml.gz", pgz)
+    repomd = f"""<?xml version="1.0" encoding="UTF-8"?>
+<repomd xmlns="http://linux.duke.edu/metadata/repo"><data type="primary">
+<checksum type="sha256">{psha}</checksum><location href="repodata/{psha}-primary.xml.gz"/>
+<size>{len(pgz)}</size></data></repomd>""".encode()
+    _put(store, f"{ROOT}/repodata/repomd.xml", repomd, kind="volatile")
+    _put(store, "mirror.example/archlinux/core/os/x86_64/core.db", b"tarball", kind="volatile")
+
+    model = build_model(store)
+    root = model.roots[ROOT]
+    assert root.family == "rpm" and not root.errors
+    ref = root.refs[f"{ROOT}/Packages/b/bash-5.2-1.x86_64.rpm"]
+    assert (ref.size, ref.sha256) == (len(rpm), rpm_sha)
+    assert model.limited == ["mirror.example/archlinux/core/os/x86_64"]
+
+    res = expire(store, now_=True)
+    assert res.deleted == [f"{ROOT}/Packages/o/old-1.0-1.x86_64.rpm"]
+    assert store.lookup(f"{ROOT}/Packages/b/bash-5.2-1.x86_64.rpm") is not None
+    assert store.lookup("mirror.example/archlinux/core/os/x86_64/core.db") is not None  # limited: kept
+    store.close()
