@@ -248,3 +248,47 @@ def test_cli_lists_cached_files(origin: Origin, proxy: Proxy) -> None:
     out = subprocess.run(["pkgcache", "--cache-dir", str(proxy.cache_dir), "ls"], capture_output=True,
                          text=True, check=True).stdout
     assert origin.base + DEB in out and "1 entries, 1234 bytes" in out
+
+
+def test_options_are_visible_in_mitmweb(tmp_path: Path) -> None:
+    import re
+    import shutil
+    import subprocess
+    import sys
+    import time as _time
+
+    from conftest import ENTRY
+
+    exe = Path(sys.executable).with_name("mitmweb")
+    mitmweb = str(exe) if exe.exists() else shutil.which("mitmweb")
+    assert mitmweb, "mitmweb is installed with mitmproxy"
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        web_port = sock.getsockname()[1]
+    proc = subprocess.Popen([mitmweb, "-s", str(ENTRY), "--no-web-open-browser", "--listen-host", "127.0.0.1",
+                             "--listen-port", "0", "--web-port", str(web_port), "--set", f"pkgcache_dir={tmp_path / 'c'}",
+                             "--set", f"pkgcache_datastore={tmp_path / 'ds'}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = None
+        deadline = _time.monotonic() + 30
+        lines = []
+        while url is None and _time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            m = re.search(r"Web server listening at (http://\S+)", line)
+            if m:
+                url = m.group(1)
+        assert url, "".join(lines)
+        base, _, query = url.partition("?")
+        with httpx.Client(trust_env=False) as c:
+            r = c.get(base.rstrip("/") + "/options.json" + (f"?{query}" if query else ""))
+        assert r.status_code == 200
+        opts = r.json()
+        assert opts["pkgcache_dir"]["value"] == str(tmp_path / "c")
+        assert {"pkgcache_offline", "pkgcache_conf", "pkgcache_filter"} <= set(opts)
+    finally:
+        proc.terminate()
+        proc.wait(10)
