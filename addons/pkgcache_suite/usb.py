@@ -42,13 +42,13 @@ class UdevSource:
 
         context = pyudev.Context()
         for dev in context.list_devices(subsystem="block"):
-            if dev.get("ID_BUS") == "usb" and dev.device_node:
+            if dev.properties.get("ID_BUS") == "usb" and dev.device_node:
                 loop.call_soon_threadsafe(callback, "add", dev.device_node, dict(dev.properties))
         monitor = pyudev.Monitor.from_netlink(context)
         monitor.filter_by("block")
 
         def on_event(dev: pyudev.Device) -> None:
-            if dev.get("ID_BUS") == "usb" and dev.device_node:
+            if dev.properties.get("ID_BUS") == "usb" and dev.device_node:
                 loop.call_soon_threadsafe(callback, dev.action or "change", dev.device_node, dict(dev.properties))
 
         self._observer = pyudev.MonitorObserver(monitor, callback=on_event, name="pkgcache-udev")
