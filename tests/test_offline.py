@@ -327,3 +327,25 @@ def test_real_udev_source_starts_and_stops() -> None:
 
     seen = asyncio.run(run())
     assert all(action == "add" for action, _ in seen)  # only USB block devices already present, if any
+
+
+def test_offline_miss_of_a_remapped_repository_is_imported_into_its_namespace(origin: Origin, start_proxy,
+                                                                            tmp_path: Path) -> None:
+    """The wanted URL names the target mirror; the import must file it where the repository's clients look."""
+    body = b"remapped package"
+    origin.put(DEB, body)
+    conf = tmp_path / "acng.conf"
+    conf.write_text(f"Remap-debrep: http://mirror-a.example/debian http://mirror-b.example/debian ; "
+                    f"{origin.base}/debian\n")
+    ds = tmp_path / "ds"
+    proxy = _offline_proxy(start_proxy, ds, "--set", f"pkgcache_conf={conf}")
+    with proxy.client() as c:
+        assert c.get("http://mirror-a.example" + DEB).status_code == 404
+    wait_for(lambda: wanted_urls(ds) == [origin.base + DEB], what="the target URL in the wanted list")
+    assert fetch(ds).returncode == 0
+    wait_for(lambda: wanted_urls(ds) == [], timeout=20, what="the import")
+    with proxy.client() as c:
+        for mirror in ("http://mirror-a.example", "http://mirror-b.example"):
+            r = c.get(mirror + DEB)
+            assert r.status_code == 200 and r.content == body and r.headers["x-cache"] == "HIT"
+    assert (proxy.cache_dir / "_repo_debrep" / DEB.split("/debian/", 1)[1]).is_file()

@@ -7,6 +7,7 @@ suites in one process.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .fileserver import FileServer
@@ -16,6 +17,7 @@ from .rules import Classifier
 from .settings import Settings
 from .stats import Stats
 from .store import CacheStore
+from .urlmap import key_for_url
 from .wanted import WantedList
 
 
@@ -31,3 +33,5 @@ class CacheContext:
     wanted: WantedList | None = None  # set by the offline addon
     admin_auth: str | None = None  # "user:password" for state-changing report actions, set by the router
     info_sources: list = field(default_factory=list)  # callables adding to the report's facts
+    # url -> cache key as the proxy would file it (remapped repositories share one namespace); set by the router
+    key_of: Callable[[str], str] = key_for_url

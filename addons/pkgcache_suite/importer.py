@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,7 +38,9 @@ class ImportResult:
         return self.imported + self.already + self.settled
 
 
-def import_datastore(store: CacheStore, classifier: Classifier, ds: Datastore) -> ImportResult:
+def import_datastore(store: CacheStore, classifier: Classifier, ds: Datastore,
+                     key_of: Callable[[str], str] = key_for_url) -> ImportResult:
+    """key_of maps a URL to the key the proxy files it under (remapped repositories share a namespace)."""
     res = ImportResult()
     try:
         manifest = ds.read_manifest()
@@ -49,7 +52,7 @@ def import_datastore(store: CacheStore, classifier: Classifier, ds: Datastore) -
     res.settled += [u for u, f in manifest.get("failed", {}).items() if isinstance(f, dict) and f.get("permanent")]
     for url, rec in files.items():
         try:
-            key = key_for_url(url)
+            key = key_of(url)
             kind = classifier.classify(url, urlsplit(url).path or "/")
             size, sha = int(rec["size"]), str(rec["sha256"])
             src = ds.file_path(url)

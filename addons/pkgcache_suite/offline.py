@@ -191,7 +191,7 @@ class OfflineAddon:
             return
         self._importing = True
         try:
-            res = await asyncio.to_thread(import_datastore, store, classifier, ds)
+            res = await asyncio.to_thread(import_datastore, store, classifier, ds, self.c.key_of)
         finally:
             self._importing = False
         if res.error is None and not res.busy:

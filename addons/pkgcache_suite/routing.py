@@ -21,6 +21,7 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from . import report
 from .context import CacheContext
 from .repos import ConfigError, RepoConfig, Repository, TargetHealth, load_config
+from .urlmap import key_for_url, repo_key
 
 log = logging.getLogger("pkgcache")
 
@@ -98,6 +99,7 @@ class Router:
         if len(set(names)) != len(names):
             raise exceptions.OptionsError("pkgcache_conf: a repository name is defined twice")
         self.cfg = cfg
+        self.c.key_of = self.key_of
         self.allow_ports = cfg.allow_ports if cfg.allow_ports is not None else _parse_ports(o.pkgcache_allow_ports)
         self.allow_clients = _parse_networks(o.pkgcache_allow_clients)
         self.force_managed = cfg.force_managed if cfg.force_managed is not None else o.pkgcache_force_managed
@@ -112,6 +114,25 @@ class Router:
             ctx.options.update(connection_strategy="lazy")
         if cfg.repos:
             log.info("pkgcache: %d repositories: %s", len(cfg.repos), ", ".join(r.name for r in cfg.repos))
+
+    def key_of(self, url: str) -> str:
+        """The cache key the proxy uses for url: its repository's namespace when a merge list covers it."""
+        parts = urlsplit(url)
+        if self.cfg.repos and parts.hostname:
+            scheme = parts.scheme or "http"
+            port = parts.port or (443 if scheme == "https" else 80)
+            m = self.cfg.match(parts.hostname, port, scheme, parts.path or "/")
+            if m is None:  # a target URL: map it back through the targets of each repository
+                for repo in self.cfg.repos:
+                    for t in repo.targets:
+                        if url == t or url.startswith(t + "/"):
+                            m = (repo, url[len(t):].split("?", 1)[0] or "/")
+                            break
+                    if m:
+                        break
+            if m is not None:
+                return repo_key(m[0].name, m[1] + (f"?{parts.query}" if parts.query else ""))
+        return key_for_url(url)
 
     # -- access ---------------------------------------------------------------------
 
