@@ -154,6 +154,7 @@ def run_suite(name: str, proxy_url: str, proxy_port: int, pid: int | None, origi
               size: int, tag: str) -> dict[str, float]:
     big = BIG.replace("big_1.0", f"big_{tag}")
     shutil.copy(origin.root / BIG.lstrip("/"), origin.root / big.lstrip("/"))
+    os.sync()
     res: dict[str, float] = {}
     secs, n = curl_get(proxy_url, origin.base + big)
     if n != size:
@@ -171,6 +172,7 @@ def run_suite(name: str, proxy_url: str, proxy_port: int, pid: int | None, origi
     res["100KB hits req/s"] = r if r is not None else rps_httpx(proxy_url, origin.base + small)
     cold = f"/debian/pool/main/c/cold/cold_{tag}_all.deb"
     make_file(origin.root / cold.lstrip("/"), 64 * 1024 * 1024, seed=3)
+    os.sync()
     origin.behaviours[cold] = Behaviour(chunk_delay=0.002)
     res["upstream requests, 16 cold clients"] = cold_clients(proxy_url, origin, cold)
     if pid:
@@ -195,6 +197,7 @@ def main() -> None:
         make_file(origin.root / BIG.lstrip("/"), size)
         (origin.root / SMALL.format("x").lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
         (origin.root / SMALL.format("x").lstrip("/")).write_bytes(os.urandom(100 * 1024))
+        os.sync()  # let the kernel write the test file back now, not during the miss measurement
         proxy = Proxy(work / "cache")
         try:
             mine = run_suite("pkgcache (stock mitmdump)", proxy.url, proxy.port, proxy.proc.pid, origin, size, "p")
