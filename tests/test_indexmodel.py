@@ -41,17 +41,58 @@ def test_rpm_repository_model_and_expire(tmp_path: Path) -> None:
 <checksum type="sha256">{psha}</checksum><location href="repodata/{psha}-primary.xml.gz"/>
 <size>{len(pgz)}</size></data></repomd>""".encode()
     _put(store, f"{ROOT}/repodata/repomd.xml", repomd, kind="volatile")
-    _put(store, "mirror.example/archlinux/core/os/x86_64/core.db", b"tarball", kind="volatile")
+    _put(store, "mirror.example/archlinux/core/os/x86_64/broken.db", b"not a tarball", kind="volatile")
 
     model = build_model(store)
     root = model.roots[ROOT]
     assert root.family == "rpm" and not root.errors
     ref = root.refs[f"{ROOT}/Packages/b/bash-5.2-1.x86_64.rpm"]
     assert (ref.size, ref.sha256) == (len(rpm), rpm_sha)
-    assert model.limited == ["mirror.example/archlinux/core/os/x86_64"]
+    assert model.roots["mirror.example/archlinux/core/os/x86_64"].errors  # the broken .db
 
     res = expire(store, now_=True)
     assert res.deleted == [f"{ROOT}/Packages/o/old-1.0-1.x86_64.rpm"]
     assert store.lookup(f"{ROOT}/Packages/b/bash-5.2-1.x86_64.rpm") is not None
-    assert store.lookup("mirror.example/archlinux/core/os/x86_64/core.db") is not None  # limited: kept
+    assert "mirror.example/archlinux/core/os/x86_64" in res.refused_roots
+    assert store.lookup("mirror.example/archlinux/core/os/x86_64/broken.db") is not None  # refused: kept
+    store.close()
+
+
+def _tar(members: dict[str, bytes], mode: str = "w:gz") -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_arch_and_alpine_models(tmp_path: Path) -> None:
+    store = CacheStore(tmp_path / "cache")
+    arch = "mirror.example/archlinux/core/os/x86_64"
+    pkg = b"zstd package" * 50
+    sha = _put(store, f"{arch}/bash-5.2-1-x86_64.pkg.tar.zst", pkg)
+    _put(store, f"{arch}/gone-1-1-x86_64.pkg.tar.zst", b"gone")
+    desc = (f"%FILENAME%\nbash-5.2-1-x86_64.pkg.tar.zst\n\n%NAME%\nbash\n\n%CSIZE%\n{len(pkg)}\n\n"
+            f"%SHA256SUM%\n{sha}\n\n").encode()
+    _put(store, f"{arch}/core.db", _tar({"bash-5.2-1/desc": desc}), kind="volatile")
+    alpine = "mirror.example/alpine/v3.20/main/x86_64"
+    apk = b"apk payload"
+    _put(store, f"{alpine}/busybox-1.36.1-r29.apk", apk)
+    _put(store, f"{alpine}/old-1.0-r0.apk", b"old")
+    index = f"C:Q1abc=\nP:busybox\nV:1.36.1-r29\nS:{len(apk)}\n\n".encode()
+    _put(store, f"{alpine}/APKINDEX.tar.gz", _tar({"APKINDEX": index}), kind="volatile")
+
+    model = build_model(store)
+    ref = model.roots[arch].refs[f"{arch}/bash-5.2-1-x86_64.pkg.tar.zst"]
+    assert (ref.size, ref.sha256) == (len(pkg), sha)
+    aref = model.roots[alpine].refs[f"{alpine}/busybox-1.36.1-r29.apk"]
+    assert (aref.size, aref.sha256) == (len(apk), None)
+    assert model.limited == [alpine]  # sizes only
+    res = expire(store, now_=True)
+    assert sorted(res.deleted) == [f"{alpine}/old-1.0-r0.apk", f"{arch}/gone-1-1-x86_64.pkg.tar.zst"]
     store.close()

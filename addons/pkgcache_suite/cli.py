@@ -108,7 +108,8 @@ def _expire(args: argparse.Namespace, extra: list[str]) -> int:
         for e in errors:
             print(f"  {e}")
     for root in res.limited:
-        print(f"limited {root}: its index format is not modelled (Arch/Alpine); its files are kept")
+        print(f"limited {root}: its index gives names and sizes but no SHA-256 (Alpine): "
+              "files are matched by name and size only")
     for key in res.would_delete:
         print(f"would delete {key}")
     if args.dry_run:

@@ -3,18 +3,22 @@
 Built from the cache itself: every cached Debian Release/InRelease vouches for
 its suite's indexes (also under by-hash names), every cached Packages/Sources
 index for its package files; every cached RPM repomd.xml for its repodata, and
-its primary.xml for its packages.  Arch and Alpine indexes are not modelled
-(their files are reported as "limited" and never expired).  A repository root
+its primary.xml for its packages; every pacman .db for its packages (with
+SHA-256); every Alpine APKINDEX for its packages' names and sizes only (its
+checksums are not SHA-256 of the file: "limited").  A repository root
 whose indexes could not be parsed carries the error, and maintenance refuses to
 delete anything under it.
 """
 
 from __future__ import annotations
 
+import io
 import posixpath
 import re
+import tarfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from typing import Any
 from dataclasses import dataclass, field
 
 from debian import deb822
@@ -25,7 +29,8 @@ from .urlmap import UnsafeURL, _path_segments
 
 _DEB_RELEASE = re.compile(r"^(?P<root>.+?)/dists/(?P<suite>.+)/(?P<name>InRelease|Release)$")
 _RPM_REPOMD = re.compile(r"^(?P<root>.+)/repodata/repomd\.xml$")
-_LIMITED = re.compile(r"(\.db(\.tar\.(gz|xz|zst))?|\.files|APKINDEX\.tar\.gz)$")
+_ARCH_DB = re.compile(r"^(?P<root>.+)/(?P<repo>[^/]+)\.db$")
+_ALPINE = re.compile(r"^(?P<root>.+)/APKINDEX\.tar\.gz$")
 
 
 @dataclass
@@ -54,7 +59,7 @@ class RootModel:
 @dataclass
 class CacheModel:
     roots: dict[str, RootModel] = field(default_factory=dict)
-    limited: list[str] = field(default_factory=list)  # roots of indexes we do not model
+    limited: list[str] = field(default_factory=list)  # roots whose index gives no SHA-256 (Alpine: sizes only)
 
     def root_of(self, key: str) -> RootModel | None:
         best = None
@@ -101,11 +106,80 @@ def build_model(store: CacheStore, entries: dict[str, Entry] | None = None) -> C
         if m:
             _add_repomd(store, model, key, entry, m.group("root"), entries)
             continue
-        if _LIMITED.search(key):
-            root = key.rsplit("/", 1)[0]
-            if root not in model.limited:
-                model.limited.append(root)
+        m = _ARCH_DB.match(key)
+        if m:
+            _add_arch_db(store, model, key, entry, m.group("root"))
+            continue
+        m = _ALPINE.match(key)
+        if m:
+            _add_apkindex(store, model, key, entry, m.group("root"))
     return model
+
+
+def _open_tar(path: Any) -> tarfile.TarFile:
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic == b"\x28\xb5\x2f\xfd":  # pacman databases are often zstd
+        import zstandard
+
+        data = zstandard.ZstdDecompressor().decompressobj().decompress(open(path, "rb").read())
+        return tarfile.open(fileobj=io.BytesIO(data))
+    return tarfile.open(path)  # gzip, xz, bzip2 or plain
+
+
+def _add_arch_db(store: CacheStore, model: CacheModel, key: str, entry: Entry, root: str) -> None:
+    """pacman's repo.db: a tarball of <pkg>/desc files naming %FILENAME%, %CSIZE% and %SHA256SUM%."""
+    rm = model.roots.setdefault(root, RootModel(root=root, family="arch"))
+    rm.root_url = rm.root_url or _root_url(entry, key, root)
+    rm.suites.setdefault(key.rsplit("/", 1)[1], []).append(key)
+    rm.refs[key] = Ref(entry.length, entry.sha256, key)
+    pkgs = rm.package_refs_by_suite.setdefault(key.rsplit("/", 1)[1], set())
+    try:
+        with _open_tar(store.body_path(key)) as tar:
+            for member in tar:
+                if not member.isfile() or not member.name.endswith("/desc"):
+                    continue
+                fields: dict[str, str] = {}
+                text = tar.extractfile(member).read().decode("utf-8", "replace")  # type: ignore[union-attr]
+                for block in text.split("\n\n"):
+                    lines = block.strip().splitlines()
+                    if len(lines) >= 2 and lines[0].startswith("%"):
+                        fields[lines[0].strip("%")] = lines[1].strip()
+                fn = fields.get("FILENAME")
+                k = _key_join(root, fn) if fn else None
+                if k and fields.get("CSIZE", "").isdigit():
+                    rm.refs[k] = Ref(int(fields["CSIZE"]), (fields.get("SHA256SUM") or "").lower() or None, key)
+                    pkgs.add(k)
+                    sig = _key_join(root, fn + ".sig")
+                    if sig:
+                        rm.refs.setdefault(sig, Ref(-1, None, key))
+    except (OSError, StoreError, tarfile.TarError, ValueError) as e:
+        rm.errors.append(f"{key}: cannot parse pacman database: {e}")
+
+
+def _add_apkindex(store: CacheStore, model: CacheModel, key: str, entry: Entry, root: str) -> None:
+    """Alpine's APKINDEX names each package with its size, but its checksum is a SHA-1 of the control
+    segment only: the model knows names and sizes (limited), not SHA-256 sums."""
+    rm = model.roots.setdefault(root, RootModel(root=root, family="alpine"))
+    rm.root_url = rm.root_url or _root_url(entry, key, root)
+    rm.suites.setdefault("APKINDEX", []).append(key)
+    rm.refs[key] = Ref(entry.length, entry.sha256, key)
+    pkgs = rm.package_refs_by_suite.setdefault("APKINDEX", set())
+    if root not in model.limited:
+        model.limited.append(root)
+    try:
+        with _open_tar(store.body_path(key)) as tar:
+            member = tar.extractfile("APKINDEX")
+            text = member.read().decode("utf-8", "replace") if member else ""
+        for para in text.split("\n\n"):
+            fields = dict(line.split(":", 1) for line in para.splitlines() if ":" in line)
+            if "P" in fields and "V" in fields and fields.get("S", "").isdigit():
+                k = _key_join(root, f"{fields['P']}-{fields['V']}.apk")
+                if k:
+                    rm.refs[k] = Ref(int(fields["S"]), None, key)
+                    pkgs.add(k)
+    except (OSError, StoreError, tarfile.TarError, KeyError, ValueError) as e:
+        rm.errors.append(f"{key}: cannot parse APKINDEX: {e}")
 
 
 def _add_release(store: CacheStore, model: CacheModel, key: str, entry: Entry, root: str, suite: str,

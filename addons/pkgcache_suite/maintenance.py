@@ -333,7 +333,7 @@ def drop_stale_copies(store: CacheStore, keys: Iterable[str] | None = None) -> l
             if entry is None:
                 continue
             e = Entry.from_dict(entry)
-            if e.kind != "immutable":
+            if e.kind != "immutable" or ref.size < 0:
                 continue
             if e.length != ref.size or (ref.sha256 and e.sha256 != ref.sha256):
                 store.drop(key)

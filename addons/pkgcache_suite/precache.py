@@ -29,7 +29,7 @@ class Plan:
 
     @property
     def bytes(self) -> int:
-        return sum(s for _, s in self.urls)
+        return sum(s for _, s in self.urls if s > 0)
 
 
 def plan(store: CacheStore, patterns: list[str]) -> Plan:
@@ -77,7 +77,7 @@ async def download(p: Plan, proxy: str, jobs: int, tty: bool) -> dict[str, str]:
                             async for chunk in r.aiter_raw(1 << 20):
                                 got += len(chunk)
                                 rep.advance(task, len(chunk))
-                            if r.status_code != 200 or got != size:
+                            if r.status_code != 200 or (size >= 0 and got != size):
                                 failed[url] = f"HTTP {r.status_code}, {got} of {size} bytes"
                                 rep.finish(task, url, "failed")
                             else:
