@@ -253,17 +253,16 @@ def test_cli_lists_cached_files(origin: Origin, proxy: Proxy) -> None:
 def test_options_are_visible_in_mitmweb(tmp_path: Path) -> None:
     import re
     import shutil
+    import socket
     import subprocess
     import sys
-    import time as _time
+    import threading
 
-    from conftest import ENTRY
+    from conftest import ENTRY, wait_for
 
     exe = Path(sys.executable).with_name("mitmweb")
     mitmweb = str(exe) if exe.exists() else shutil.which("mitmweb")
     assert mitmweb, "mitmweb is installed with mitmproxy"
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         web_port = sock.getsockname()[1]
@@ -271,21 +270,17 @@ def test_options_are_visible_in_mitmweb(tmp_path: Path) -> None:
                              "--listen-port", "0", "--web-port", str(web_port), "--set", f"pkgcache_dir={tmp_path / 'c'}",
                              "--set", f"pkgcache_datastore={tmp_path / 'ds'}"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
     try:
-        url = None
-        deadline = _time.monotonic() + 30
-        lines = []
-        while url is None and _time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            lines.append(line)
-            m = re.search(r"Web server listening at (http://\S+)", line)
-            if m:
-                url = m.group(1)
-        assert url, "".join(lines)
-        base, _, query = url.partition("?")
+        wait_for(lambda: any("Web server listening at" in ln for ln in lines), timeout=60, what="mitmweb to start")
+        url = re.search(r"Web server listening at (http://\S+)", "".join(lines)).group(1)
+        query = url.partition("?")[2]  # mitmproxy 12 puts an access token here
+        opts_url = f"http://127.0.0.1:{web_port}/options.json" + (f"?{query}" if query else "")
         with httpx.Client(trust_env=False) as c:
-            r = c.get(base.rstrip("/") + "/options.json" + (f"?{query}" if query else ""))
-        assert r.status_code == 200
+            r = c.get(opts_url)
+        assert r.status_code == 200, "".join(lines)
         opts = r.json()
         assert opts["pkgcache_dir"]["value"] == str(tmp_path / "c")
         assert {"pkgcache_offline", "pkgcache_conf", "pkgcache_filter"} <= set(opts)
