@@ -214,3 +214,35 @@ def test_full_disk_degrades_to_plain_proxying(origin: Origin, start_proxy) -> No
     assert "write failed after" in proxy.log_text()
     assert not list(proxy.cache_dir.rglob("*.deb"))
     assert list((proxy.cache_dir / ".pkgcache" / "partial").glob("*.part")) == []
+
+
+def test_malformed_urls_and_headers_get_clear_answers(origin: Origin, proxy: Proxy) -> None:
+    body = b"package body"
+    origin.put(DEB, body)
+    url = origin.base + DEB
+    with proxy.client() as c:
+        assert c.get(url).content == body
+        # nonsense validators and ranges are ignored or refused, never crash the hook
+        for headers, status in [
+            ({"If-Modified-Since": "not a date"}, 200),
+            ({"If-None-Match": '"unterminated'}, 200),
+            ({"If-Range": "garbage", "Range": "bytes=0-1"}, 200),
+            ({"Range": "bytes=99999999999999999999999-"}, 416),
+            ({"Range": "bytes=0-99999999999999999999999"}, 206),
+            ({"Range": "bytes=\u00e9-1".encode()}, 200),
+        ]:
+            r = c.get(url, headers=headers)
+            assert r.status_code == status, (headers, r.status_code)
+    # a path that is not valid UTF-8 once decoded cannot name a file: 400 with the reason
+    r = subprocess.run(["curl", "-sS", "--path-as-is", "-x", proxy.url, "-o", "-", "-w", "\n%{http_code}",
+                        origin.base + "/debian/pool/%ff%fe.deb"], capture_output=True, text=True)
+    body_text, _, code = r.stdout.rpartition("\n")
+    assert code == "400" and "unsafe" in body_text
+    # a request line mitmproxy cannot parse is answered by mitmproxy itself, and the proxy keeps serving
+    import socket
+
+    with socket.create_connection(("127.0.0.1", proxy.port)) as s:
+        s.sendall(b"GET not-a-url HTTP/1.1\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 400")
+    with proxy.client() as c:
+        assert c.get(url).headers["x-cache"] == "HIT"
