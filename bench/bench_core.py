@@ -139,6 +139,7 @@ class AptCacherNg:
                 return
             except OSError:
                 time.sleep(0.1)
+        self.stop()
         raise RuntimeError("apt-cacher-ng did not start")
 
     @property
@@ -147,7 +148,10 @@ class AptCacherNg:
 
     def stop(self) -> None:
         self.proc.terminate()
-        self.proc.wait(10)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
 def run_suite(name: str, proxy_url: str, proxy_port: int, pid: int | None, origin: Origin,
