@@ -246,3 +246,30 @@ def test_malformed_urls_and_headers_get_clear_answers(origin: Origin, proxy: Pro
         assert s.recv(100).startswith(b"HTTP/1.1 400")
     with proxy.client() as c:
         assert c.get(url).headers["x-cache"] == "HIT"
+
+
+def test_followers_finish_when_the_leading_client_disconnects(origin: Origin, proxy: Proxy) -> None:
+    import socket
+
+    size = 4 * 1024 * 1024
+    digest = make_file(origin.root / DEB.lstrip("/"), size)
+    b = Behaviour(gate_at=1024 * 1024)
+    origin.behaviours[DEB] = b
+    # the leader: a raw client that reads a little of the body and hangs up
+    leader = socket.create_connection(("127.0.0.1", proxy.port))
+    leader.sendall(f"GET {origin.base}{DEB} HTTP/1.1\r\nHost: 127.0.0.1:{origin.port}\r\n\r\n".encode())
+    got = b""
+    while len(got) < 200_000:
+        got += leader.recv(65536)
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(_fetch, proxy, origin.base + DEB) for _ in range(3)]
+        wait_for(lambda: _coalesced(proxy) == 3, timeout=30, what="3 followers")
+        leader.close()
+        wait_for(lambda: "finishing the download" in proxy.log_text(), timeout=30, what="the continuation")
+        b.gate.set()
+        results = [f.result() for f in futures]
+    assert all(r == (200, digest, size) for r in results), results
+    ranged = [r for r in origin.log if r.path == DEB and "range" in r.headers]
+    assert len(ranged) == 1 and ranged[0].headers.get("if-range")
+    with proxy.client() as c:
+        assert c.get(origin.base + DEB).headers["x-cache"] == "HIT"

@@ -57,6 +57,8 @@ class FlowState:
     original_url: str | None = None
     x_cache: str = ""
     committed: bool = False
+    tee: Tee | None = None
+    validator: str | None = None  # ETag or Last-Modified of the body being downloaded, for If-Range
 
 
 def _is_ip(host: str) -> bool:
@@ -111,6 +113,7 @@ class CacheCore:
         self.c = shared
         self.flows: dict[str, FlowState] = {}
         self._stale_task: asyncio.Task[None] | None = None
+        self._continuations: set[asyncio.Task[None]] = set()
         self._stale_again = False
         self.csrf = secrets.token_urlsafe(16)
 
@@ -435,7 +438,9 @@ class CacheCore:
         st.x_cache = "MISS"
         resp.headers["X-Cache"] = "MISS"
         flow.comment = f"pkgcache: MISS ({st.kind.value}, stored while streaming)"
-        resp.stream = Tee(writer, st.flight, rng, st.expected, lambda: self._commit(flow, st))
+        st.tee = Tee(writer, st.flight, rng, st.expected, lambda: self._commit(flow, st))
+        st.validator = resp.headers.get("etag") or resp.headers.get("last-modified")
+        resp.stream = st.tee
 
     def response(self, flow: http.HTTPFlow) -> None:
         st = self.flows.pop(flow.id, None)
@@ -505,12 +510,40 @@ class CacheCore:
         msg = flow.error.msg if flow.error else "unknown error"
         if st.committed:
             return  # the whole body arrived and is stored; only the client went away
+        if (st.writer is not None and st.writer.failed is None and st.tee is not None and not st.tee.dead
+                and "client disconnected" in msg.lower()):
+            self._continue(flow, st)
+            return
         if st.writer is not None:
             st.writer.fail(f"upstream transfer broke: {msg}")
             log.warning("pkgcache: %s: download failed after %d bytes (%s); nothing stored",
                         st.url, st.writer.written, msg)
         self._count(st, "failed")
         self._finish(st, "failed")
+
+    def _continue(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        """The leading client left: fetch the rest ourselves so followers (and the cache) still get it."""
+        from .continuation import continue_download
+
+        tee = st.tee
+        assert tee is not None
+        tee.rng = None  # nobody is reading this flow's slice any more
+        via = flow.server_conn.via
+        proxy = f"http://{via[1][0]}:{via[1][1]}" if via else None
+        log.info("pkgcache: client of %s left after %d bytes; finishing the download for the cache and followers",
+                 st.url, tee.pos)
+
+        async def run() -> None:
+            why = await continue_download(flow.request.url, tee.pos, st.validator, tee, st.expected, proxy)
+            if why is None and not st.committed:
+                why = st.writer.failed if st.writer and st.writer.failed else "body incomplete"
+            if why is not None and not st.committed:
+                log.warning("pkgcache: %s: could not finish the download (%s); nothing stored", st.url, why)
+                self._count(st, "failed")
+                self._finish(st, "failed")
+
+        self._continuations.add(task := asyncio.get_running_loop().create_task(run()))
+        task.add_done_callback(self._continuations.discard)
 
     def _finish(self, st: FlowState, state: str) -> None:
         """End this flow's part in a download: tell followers, then let go of the lock."""
