@@ -188,6 +188,14 @@ class CacheCore:
         st = FlowState(key=key, url=url, kind=kind, host=host)
         try:
             entry = store.lookup(key)
+            if entry is not None and kind is Kind.IMMUTABLE and self._stale_task is not None \
+                    and not self._stale_task.done():
+                # a refreshed index is being checked for re-published files: this may be one of them
+                try:
+                    await asyncio.wait_for(asyncio.shield(self._stale_task), 30)
+                except (TimeoutError, asyncio.TimeoutError):
+                    pass
+                entry = store.lookup(key)
             if entry is not None:
                 if req.method == "HEAD" or kind is Kind.IMMUTABLE:
                     self._serve_entry(flow, st, entry, "HIT")
