@@ -25,6 +25,7 @@ from .context import CacheContext
 from .fileserver import PATH_PREFIX, Job
 from .flight import Flight, RemoteProgress
 from .rules import Classifier, Kind, RulesError
+from .stats import Stats
 from .store import CacheStore, Entry, Lock, StoreError, Writer
 from .routing import META_NOCACHE, META_REPO, META_REPO_PATH
 from .urlmap import UnsafeURL, key_for, repo_key
@@ -628,7 +629,7 @@ class CacheCore:
                 return f"delete: {key!r} is not in the cache"
             store.drop(key)
             return f"deleted {key}"
-        self.c.stats.__init__()
+        self.c.stats = Stats()
         return "counters reset"
 
     @staticmethod

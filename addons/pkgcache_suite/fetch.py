@@ -312,18 +312,18 @@ class Fetcher:
 
                 workers = [asyncio.create_task(worker()) for _ in range(self.jobs)]
                 # Release files first: they vouch for, add to and prune the rest of the list.
-                for w in wanted:
-                    if is_release_url(w["url"]):
-                        self._enqueue(w["url"], w.get("headers", {}), reporter)
+                for item in wanted:
+                    if is_release_url(item["url"]):
+                        self._enqueue(item["url"], item.get("headers", {}), reporter)
                 await self._queue.join()
                 for url in list(self.out.present):  # a wanted InRelease already here still names indexes
                     for more in self._learn(url):
                         self._enqueue(more, {}, reporter, expanded=True)
-                for w in wanted:
-                    self._enqueue(w["url"], w.get("headers", {}), reporter)
+                for item in wanted:
+                    self._enqueue(item["url"], item.get("headers", {}), reporter)
                 await self._queue.join()
-                for w in workers:
-                    w.cancel()
+                for task in workers:
+                    task.cancel()
         # files fetched before the index that vouches for them arrived: check them now
         for url in list(self.manifest["files"]):
             problem = self._check(url)

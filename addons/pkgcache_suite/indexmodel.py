@@ -150,7 +150,7 @@ def _add_arch_db(store: CacheStore, model: CacheModel, key: str, entry: Entry, r
                 if k and fields.get("CSIZE", "").isdigit():
                     rm.refs[k] = Ref(int(fields["CSIZE"]), (fields.get("SHA256SUM") or "").lower() or None, key)
                     pkgs.add(k)
-                    sig = _key_join(root, fn + ".sig")
+                    sig = _key_join(root, f"{fn}.sig")
                     if sig:
                         rm.refs.setdefault(sig, Ref(-1, None, key))
     except (OSError, StoreError, tarfile.TarError, ValueError) as e:
@@ -200,8 +200,8 @@ def _add_release(store: CacheStore, model: CacheModel, key: str, entry: Entry, r
         rm.errors.append(f"{key}: no SHA256 list (not a Release file?)")
         return
     if key.endswith("/Release") and f"{base}/Release.gpg" in entries:
-        e = entries[f"{base}/Release.gpg"]
-        rm.refs[f"{base}/Release.gpg"] = Ref(e.length, e.sha256, key)
+        gpg = entries[f"{base}/Release.gpg"]
+        rm.refs[f"{base}/Release.gpg"] = Ref(gpg.length, gpg.sha256, key)
     pkgs = rm.package_refs_by_suite.setdefault(suite, set())
     for item in listed:
         name, size, sha = item["name"], int(item["size"]), item["sha256"].lower()
@@ -277,7 +277,8 @@ def _add_repomd(store: CacheStore, model: CacheModel, key: str, entry: Entry, ro
                             if ploc is not None and psz is not None:
                                 pk = _key_join(root, ploc.get("href", ""))
                                 if pk:
-                                    psha = pcs.text.lower() if pcs is not None and pcs.get("type") == "sha256" else None
+                                    psha = (pcs.text or "").strip().lower() or None if pcs is not None and \
+                                        pcs.get("type") == "sha256" else None
                                     rm.refs[pk] = Ref(int(psz.get("package", "0")), psha, k)
                                     pkgs.add(pk)
                             el.clear()

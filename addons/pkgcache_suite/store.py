@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import queue
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -141,7 +142,7 @@ class CacheStore:
             st = os.stat(self.body_path(key), follow_symlinks=False)
         except (OSError, StoreError):
             return None
-        if not os.path.stat.S_ISREG(st.st_mode) or st.st_size != entry.length:
+        if not stat.S_ISREG(st.st_mode) or st.st_size != entry.length:
             return None
         if len(self._memo) > 50_000:
             self._memo.clear()
@@ -366,7 +367,7 @@ def place_file(store: CacheStore, key: str, url: str, kind: str, src: Path, size
         fd_in = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             st = os.fstat(fd_in)
-            if not os.path.stat.S_ISREG(st.st_mode):
+            if not stat.S_ISREG(st.st_mode):
                 raise VerifyError(f"{src} is not a regular file")
             if st.st_size != size:
                 raise VerifyError(f"size is {st.st_size}, manifest says {size}")
