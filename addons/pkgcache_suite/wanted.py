@@ -70,11 +70,14 @@ class WantedList:
         self.datastore = datastore
         if datastore is not None:
             try:
-                for url, w in datastore.read_wanted().items():
-                    self.entries.setdefault(url, w)
+                theirs = datastore.read_wanted()
             except DatastoreError as e:
                 log.error("pkgcache: cannot read wanted list in %s: %s", datastore.root, e)
-            self._changed()
+                theirs = {}
+            for url, w in theirs.items():
+                self.entries.setdefault(url, w)
+            if set(self.entries) != set(theirs) or not datastore.wanted_path.exists():
+                self._changed()
 
     def _changed(self) -> None:
         self._dirty = True
