@@ -115,7 +115,8 @@ class CacheCore:
         self.flows: dict[str, FlowState] = {}
         self._stale_task: asyncio.Task[None] | None = None
         self._continuations: set[asyncio.Task[None]] = set()
-        self._stale_again = False
+        self._stale_pending: list[str] = []
+        self._stale_roots: set[str] = set()
         self.csrf = secrets.token_urlsafe(16)
 
     # -- mitmproxy lifecycle -------------------------------------------------------
@@ -189,8 +190,9 @@ class CacheCore:
         st = FlowState(key=key, url=url, kind=kind, host=host)
         try:
             entry = store.lookup(key)
-            if entry is not None and kind is Kind.IMMUTABLE and self._stale_task is not None \
-                    and not self._stale_task.done():
+            if entry is not None and kind is Kind.IMMUTABLE and self._stale_roots \
+                    and any(key.startswith(r + "/") for r in self._stale_roots) \
+                    and self._stale_task is not None and not self._stale_task.done():
                 # a refreshed index is being checked for re-published files: this may be one of them
                 try:
                     await asyncio.wait_for(asyncio.shield(self._stale_task), 30)
@@ -503,7 +505,7 @@ class CacheCore:
         self._count(st, "miss", from_upstream=nbytes)
         self._finish(st, "done")
         if _INDEX_KEY.search(st.key):
-            self._schedule_stale_check()
+            self._schedule_stale_check(st.key)
 
     def error(self, flow: http.HTTPFlow) -> None:
         st = self.flows.pop(flow.id, None)
@@ -567,27 +569,36 @@ class CacheCore:
             st.lock.release()
             st.lock = None
 
-    def _schedule_stale_check(self) -> None:
+    def _schedule_stale_check(self, index_key: str) -> None:
         """A refreshed index may list a cached package file with other bytes (re-published under the same
-        name): drop such copies now, before clients that read this index ask for the package."""
+        name): drop such copies before any client is served them.  Package hits of the same repository
+        wait while this runs (see request())."""
+        from .maintenance import index_root
+
+        root = index_root(index_key)
+        if root is None:
+            return
+        self._stale_pending.append(index_key)
+        self._stale_roots.add(root)
         if self._stale_task is not None and not self._stale_task.done():
-            self._stale_again = True
             return
 
         async def run() -> None:
-            from .maintenance import drop_stale_copies
+            from .maintenance import drop_stale_for_index
 
-            while True:
-                self._stale_again = False
-                store = self.c.store
-                if store is None:
-                    return
-                try:
-                    await asyncio.to_thread(drop_stale_copies, store)
-                except Exception:
-                    log.exception("pkgcache: checking for stale copies failed")
-                if not self._stale_again:
-                    return
+            try:
+                while self._stale_pending:
+                    key = self._stale_pending.pop(0)
+                    store = self.c.store
+                    if store is None:
+                        return
+                    try:
+                        await asyncio.to_thread(drop_stale_for_index, store, key)
+                    except Exception:
+                        log.exception("pkgcache: checking %s for stale copies failed", key)
+            finally:
+                self._stale_roots.clear()
+                self._stale_pending.clear()
 
         self._stale_task = asyncio.get_running_loop().create_task(run())
 

@@ -343,6 +343,92 @@ def drop_stale_copies(store: CacheStore, keys: Iterable[str] | None = None) -> l
     return dropped
 
 
+def index_root(index_key: str) -> str | None:
+    """The repository root (key prefix) whose package files an index lists."""
+    if "/dists/" in index_key:
+        return index_key.split("/dists/", 1)[0]
+    if "/repodata/" in index_key:
+        return index_key.split("/repodata/", 1)[0]
+    return None
+
+
+def _scan_debian_index(path: Path) -> Iterable[tuple[str, int, str | None]]:
+    """(relative path, size, sha256) of every file a Packages or Sources index lists.
+
+    Packages indexes are scanned line by line for the three fields needed: on a
+    full Debian archive that is several times faster than a deb822 parse, and
+    this runs while package hits wait.  Sources paragraphs use python-debian.
+    """
+    from debian import deb822
+
+    from .debindex import open_index
+
+    with open_index(path) as f:
+        head = f.read(4096)
+    if b"\nDirectory:" in b"\n" + head or head.startswith(b"Format:") and b"Files:" in head:
+        with open_index(path) as f:
+            for para in deb822.Sources.iter_paragraphs(f, use_apt_pkg=False):
+                directory = para.get("Directory", "")
+                for item in para.get("Checksums-Sha256") or []:
+                    yield f"{directory}/{item['name']}", int(item["size"]), item["sha256"].lower()
+        return
+    filename, size, sha = None, None, None
+    with open_index(path) as f:
+        for raw in f:
+            if raw in (b"\n", b"\r\n"):
+                if filename and size is not None:
+                    yield filename, size, sha
+                filename, size, sha = None, None, None
+            elif raw.startswith(b"Filename:"):
+                filename = raw[9:].strip().decode("utf-8", "replace")
+            elif raw.startswith(b"Size:"):
+                try:
+                    size = int(raw[5:].strip())
+                except ValueError:
+                    size = None
+            elif raw.startswith(b"SHA256:"):
+                sha = raw[7:].strip().decode("ascii", "replace").lower()
+    if filename and size is not None:
+        yield filename, size, sha
+
+
+def drop_stale_for_index(store: CacheStore, index_key: str) -> list[str]:
+    """After index_key was refreshed: drop cached package files it lists with another size or SHA-256."""
+    from .indexmodel import _key_join
+
+    root = index_root(index_key)
+    if root is None:
+        return []
+    cached = {k for k in store.index.iterkeys()
+              if isinstance(k, str) and k.startswith(root + "/") and "/dists/" not in k and "/repodata/" not in k}
+    if not cached:
+        return []  # nothing of this repository is cached: nothing can be stale
+    if "/repodata/" in index_key:
+        model = build_model(store)
+        rm = model.roots.get(root)
+        listed = [(k, r.size, r.sha256) for k, r in (rm.refs.items() if rm else []) if r.index == index_key]
+    else:
+        listed = []
+        for rel, size, sha in _scan_debian_index(store.body_path(index_key)):
+            k = _key_join(root, rel)
+            if k:
+                listed.append((k, size, sha))
+    dropped = []
+    for key, size, sha in listed:
+        if key not in cached:
+            continue
+        d = store.index.get(key)
+        if d is None:
+            continue
+        e = Entry.from_dict(d)
+        if e.kind == "immutable" and size >= 0 and (e.length != size or (sha and e.sha256 != sha)):
+            store.drop(key)
+            dropped.append(key)
+            log.warning("pkgcache: dropped stale copy of %s: %s now lists size %d sha256 %s",
+                        key, index_key, size, sha)
+    return dropped
+
+
 def load_json_list(store: CacheStore, name: str, field_name: str) -> dict[str, Any]:
     return read_json(_private(store, name), {}).get(field_name, {})
 
