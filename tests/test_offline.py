@@ -174,15 +174,18 @@ def test_tampered_file_in_datastore_is_rejected(origin: Origin, start_proxy, tmp
     with proxy.client() as c:
         assert c.get(url).status_code == 404
     wait_for(lambda: wanted_urls(ds) == [url], what="wanted")
-    r = fetch(ds)
+    # fetch on the "connected machine" (a copy of the stick, so the proxy cannot import it early)
+    staging = tmp_path / "staging"
+    shutil.copytree(ds, staging)
+    r = fetch(staging)
     assert r.returncode == 0, r.stdout + r.stderr
-    # tamper with the fetched file behind the manifest's back (same size, other bytes)
-    manifest = json.loads((ds / "manifest.json").read_text())
+    manifest = json.loads((staging / "manifest.json").read_text())
     assert manifest["files"][url]["sha256"] == hashlib.sha256(good).hexdigest()
-    f = ds / "files" / f"127.0.0.1_{origin.port}" / DEB.lstrip("/")
+    # tampered with on the way (same size, other bytes), then the stick comes back
+    f = staging / "files" / f"127.0.0.1_{origin.port}" / DEB.lstrip("/")
     f.write_bytes(b"EVIL" + good[4:])
-    manifest["touched"] = True
-    (ds / "manifest.json").write_text(json.dumps(manifest))
+    shutil.copytree(staging / "files", ds / "files", dirs_exist_ok=True)
+    shutil.copy(staging / "manifest.json", ds / "manifest.json")
     wait_for(lambda: "not importing" in proxy.log_text(), timeout=20, what="the rejection")
     assert "verification failed" in proxy.log_text()
     report = json.loads((ds / "import-report.json").read_text())
