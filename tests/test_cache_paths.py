@@ -287,3 +287,22 @@ def test_options_are_visible_in_mitmweb(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_pkgcache_serve_starts_mitmdump_with_the_suite(tmp_path: Path) -> None:
+    import subprocess
+    import threading
+
+    from conftest import wait_for
+
+    proc = subprocess.Popen(["pkgcache", "--cache-dir", str(tmp_path / "c"), "serve", "--listen-host", "127.0.0.1",
+                             "--listen-port", "0", "--set", f"pkgcache_datastore={tmp_path / 'ds'}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()  # type: ignore[arg-type]
+    try:
+        wait_for(lambda: any("proxy listening" in ln for ln in lines), timeout=60, what="the proxy to start")
+        assert any(f"cache at {tmp_path / 'c'}" in ln for ln in lines)
+    finally:
+        proc.terminate()
+        proc.wait(10)
