@@ -205,7 +205,8 @@ class CacheCore:
                     return
                 if await self._offline(flow):
                     self._serve_entry(flow, st, entry, "STALE")
-                    flow.response.headers["Warning"] = '111 pkgcache "Revalidation Failed"'
+                    if flow.response is not None:
+                        flow.response.headers["Warning"] = '111 pkgcache "Revalidation Failed"'
                     return
                 lock = store.try_lock(key)
                 if lock is None:  # someone is revalidating it right now: theirs is fresh enough
@@ -435,7 +436,11 @@ class CacheCore:
         st.writer = writer
         st.flight.set_state("running", header)
         loop, flight = asyncio.get_running_loop(), st.flight
-        writer.on_progress = lambda: loop.call_soon_threadsafe(flight.notify)
+
+        def wake_followers() -> None:  # called from the writer thread
+            loop.call_soon_threadsafe(flight.notify)
+
+        writer.on_progress = wake_followers
         rng = None
         if st.client.get("range") and st.expected is not None and "if-range" not in st.client:
             try:
@@ -477,7 +482,7 @@ class CacheCore:
             except (OSError, StoreError) as e:
                 log.error("pkgcache: cannot read cached %s: %s", st.url, e)
                 return
-            if x_cache == "STALE":
+            if x_cache == "STALE" and flow.response is not None:
                 flow.response.headers["Warning"] = '110 pkgcache "Response is Stale"'
             return
         self._finish(st, "uncacheable")

@@ -15,7 +15,7 @@ import lzma
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from debian import deb822
 
@@ -27,11 +27,11 @@ def open_index(path: Path) -> IO[bytes]:
     with open(path, "rb") as f:
         magic = f.read(6)
     if magic.startswith(b"\xfd7zXZ\x00"):
-        return lzma.open(path)
+        return cast(IO[bytes], lzma.open(path))
     if magic.startswith(b"\x1f\x8b"):
-        return gzip.open(path)
+        return cast(IO[bytes], gzip.open(path))
     if magic.startswith(b"BZh"):
-        return bz2.open(path)
+        return cast(IO[bytes], bz2.open(path))
     if magic.startswith(b"\x28\xb5\x2f\xfd"):
         import zstandard
 

@@ -58,7 +58,7 @@ class Reporter:
             self.overall = self.progress.add_task("files", total=0)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         if self.progress:
             self.progress.__exit__(*exc)
 

@@ -230,9 +230,9 @@ def _add_packages(store: CacheStore, rm: RootModel, key: str, root: str, stem: s
                         rm.refs[k] = Ref(int(size), (sha or "").lower() or None, key)
                         added.add(k)
         else:
-            for para in deb822.Sources.iter_paragraphs(f, use_apt_pkg=False):
-                directory = para.get("Directory", "")
-                for item in para.get("Checksums-Sha256") or []:
+            for src in deb822.Sources.iter_paragraphs(f, use_apt_pkg=False):
+                directory = src.get("Directory", "")
+                for item in src.get("Checksums-Sha256") or []:
                     k = _key_join(root, posixpath.join(directory, item["name"]))
                     if k:
                         rm.refs[k] = Ref(int(item["size"]), item["sha256"].lower(), key)

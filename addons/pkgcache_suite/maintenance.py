@@ -114,8 +114,8 @@ def expire(store: CacheStore, grace_days: float = DEFAULT_GRACE_DAYS, now_: bool
     for key, entry in entries.items():
         if progress:
             progress.advance()
-        root = model.root_of(key)
-        if root is None or root.root in res.refused_roots or key in root.refs:
+        owner = model.root_of(key)
+        if owner is None or owner.root in res.refused_roots or key in owner.refs:
             continue
         since = orphans.get(key, now)
         keep_orphans[key] = since

@@ -51,8 +51,9 @@ class UdevSource:
             if dev.properties.get("ID_BUS") == "usb" and dev.device_node:
                 loop.call_soon_threadsafe(callback, dev.action or "change", dev.device_node, dict(dev.properties))
 
-        self._observer = pyudev.MonitorObserver(monitor, callback=on_event, name="pkgcache-udev")
-        self._observer.start()
+        observer = pyudev.MonitorObserver(monitor, callback=on_event, name="pkgcache-udev")
+        observer.start()
+        self._observer = observer
 
     def stop(self) -> None:
         if self._observer is not None:
