@@ -227,15 +227,18 @@ def test_flows_carry_a_marker_and_the_original_url(origin: Origin, start_proxy, 
     flows_file = tmp_path / "flows"
     proxy = start_proxy("-w", str(flows_file), "--set", "pkgcache_memory_hit_max=0")
     origin.put(DEB, b"d" * 5000)
+    origin.put("/index.html", b"page")
     url = origin.base + DEB
     with proxy.client() as c:
         c.get(url)
         c.get(url)
+        c.get(origin.base + "/index.html")
     proxy.stop()
     with open(flows_file, "rb") as f:
         flows = list(mio.FlowReader(f).stream())
-    assert [fl.request.url for fl in flows] == [url, url]
+    assert [fl.request.url for fl in flows] == [url, url, origin.base + "/index.html"]
     assert "MISS" in flows[0].comment and "HIT" in flows[1].comment
+    assert "passed through" in flows[2].comment
     assert flows[1].metadata["pkgcache_url"] == url
 
 

@@ -398,6 +398,8 @@ class CacheCore:
         assert resp is not None
         if st is None:
             resp.stream = True  # pass-through: never buffer a body we do not keep
+            if not flow.comment:
+                flow.comment = "pkgcache: passed through (not cached)"
             return
         if st.role == "routed":
             resp.stream = True
@@ -414,6 +416,7 @@ class CacheCore:
         self._finish(st, "uncacheable")
         self.flows.pop(flow.id, None)
         resp.stream = True
+        flow.comment = f"pkgcache: HTTP {resp.status_code} passed on, not stored ({st.kind.value})"
         self._count(st, "pass")
 
     def _start_download(self, flow: http.HTTPFlow, st: FlowState) -> None:
