@@ -123,6 +123,16 @@ def proxy(start_proxy) -> Proxy:
     return start_proxy()
 
 
+@pytest.fixture
+def apt_tools() -> None:
+    """Tests that drive a real apt-get fail (not skip) when its tools are missing: .ci/run installs them."""
+    import shutil
+
+    missing = [t for t in ("apt-get", "apt-ftparchive", "dpkg-deb", "gpg", "xz") if not shutil.which(t)]
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}: run .ci/run, which installs them")
+
+
 def wait_for(pred, timeout: float = 10.0, what: str = "condition") -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
-import os
 import socket
 import threading
 import time

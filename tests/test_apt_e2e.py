@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,10 +10,7 @@ from conftest import Proxy
 from debrepo import AptClient, build_deb, write_indexes
 from origin import Origin
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("apt-get") and shutil.which("apt-ftparchive") and shutil.which("dpkg-deb")),
-    reason="needs apt-get, apt-ftparchive and dpkg-deb (.ci/run installs them)",
-)
+pytestmark = pytest.mark.usefixtures("apt_tools")
 
 
 def test_apt_update_and_install_through_proxy_then_from_cache(origin: Origin, proxy: Proxy, tmp_path: Path) -> None:

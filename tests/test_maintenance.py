@@ -15,10 +15,7 @@ from conftest import Proxy, wait_for
 from debrepo import ARCH, AptClient, build_deb, write_indexes
 from origin import Origin
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("apt-get") and shutil.which("apt-ftparchive") and shutil.which("dpkg-deb")),
-    reason="needs apt-get, apt-ftparchive and dpkg-deb (.ci/run installs them)",
-)
+pytestmark = pytest.mark.usefixtures("apt_tools")
 
 
 def pkgcache(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -149,7 +146,7 @@ def test_verify_finds_and_fixes_damage(world: World) -> None:
     beta.write_bytes(bytes(data))
     r = pkgcache(world.cache, "verify")
     assert r.returncode == 1
-    assert f"DAMAGED" in r.stdout and world.pool["beta"].name in r.stdout
+    assert "DAMAGED" in r.stdout and world.pool["beta"].name in r.stdout
     assert "Packages" in r.stdout  # checked against the index that lists it
     r = pkgcache(world.cache, "verify", "--fix=delete")
     assert r.returncode == 0 and not beta.exists()

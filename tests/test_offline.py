@@ -20,10 +20,7 @@ from conftest import Proxy, wait_for
 from debrepo import AptClient, build_deb, write_indexes
 from origin import Origin
 
-needs_apt = pytest.mark.skipif(
-    not (shutil.which("apt-get") and shutil.which("apt-ftparchive") and shutil.which("dpkg-deb")),
-    reason="needs apt-get, apt-ftparchive and dpkg-deb (.ci/run installs them)",
-)
+needs_apt = pytest.mark.usefixtures("apt_tools")
 DEB = "/debian/pool/main/a/alpha/alpha_1.0_all.deb"
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import Proxy, wait_for
+from conftest import wait_for
 from origin import Behaviour, Origin
 
 from pkgcache_suite.repos import load_config, read_list_file
@@ -134,7 +133,7 @@ def test_acng_config_directives_and_unsupported_lines_reported(tmp_path: Path, s
     # and mitmdump reports them at start
     proxy = start_proxy("--set", f"pkgcache_conf={conf}")
     wait_for(lambda: "VfilePatternEx is not supported" in proxy.log_text(), what="the report at start")
-    assert f"acng.conf:12" in proxy.log_text()
+    assert "acng.conf:12" in proxy.log_text()
 
 
 def test_mirrors_import_turns_a_masterlist_into_a_merge_list(tmp_path: Path) -> None:
@@ -201,7 +200,7 @@ def test_proxy_authentication_is_mitmproxys_own(origin: Origin, start_proxy) -> 
         assert c.get(origin.base + DEB).status_code == 200
 
 
-@pytest.mark.skipif(not shutil.which("apt-get") or not shutil.which("apt-ftparchive"), reason="needs apt")
+@pytest.mark.usefixtures("apt_tools")
 def test_mirror_style_urls_with_real_apt(origin: Origin, start_proxy, tmp_path: Path) -> None:
     from debrepo import AptClient, build_deb, write_indexes
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .datastore import atomic_write_json, read_json
-from .indexmodel import CacheModel, RootModel, all_entries, build_model
+from .indexmodel import RootModel, all_entries, build_model
 from .store import PRIVATE, CacheStore, Entry, StoreError, VerifyError, place_file
 
 log = logging.getLogger("pkgcache")

@@ -27,6 +27,7 @@ import gzip
 import lzma
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -174,6 +175,17 @@ class _Parser:
                 out.append(e)
         return out
 
+    def normalised(self, entries: list[str], norm: Callable[[str], str | None], base: Path, where: str,
+                   what: str) -> list[str]:
+        out = []
+        for e in self.expand(entries, base, where):
+            n = norm(e)
+            if n:
+                out.append(n)
+            else:
+                self.cfg.problems.append(f"{where}: cannot use {what} {e!r}")
+        return out
+
     def remap(self, name: str, value: str, base: Path, where: str) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
             self.cfg.problems.append(f"{where}: bad repository name {name!r}")
@@ -182,19 +194,8 @@ class _Parser:
         merge_raw = parts[0].split() if parts else []
         target_raw = parts[1].split() if len(parts) > 1 else []
         opts = parts[2].split() if len(parts) > 2 else []
-        repo = Repository(name=name, merge=[], targets=[], origin=where)
-        for e in self.expand(merge_raw, base, where):
-            m = _norm_merge(e)
-            if m:
-                repo.merge.append(m)
-            else:
-                self.cfg.problems.append(f"{where}: cannot use merge entry {e!r}")
-        for e in self.expand(target_raw, base, where):
-            t = _norm_target(e)
-            if t:
-                repo.targets.append(t)
-            else:
-                self.cfg.problems.append(f"{where}: cannot use target {e!r}")
+        repo = Repository(name=name, merge=self.normalised(merge_raw, _norm_merge, base, where, "merge entry"),
+                          targets=self.normalised(target_raw, _norm_target, base, where, "target"), origin=where)
         for o in opts:
             k, _, v = o.partition("=")
             if k == "keyfile" and v:
