@@ -24,6 +24,7 @@ from . import httpsem, report, settings as settings_mod
 from .context import CacheContext
 from .fileserver import PATH_PREFIX, Job
 from .flight import Flight, RemoteProgress
+from .flowinfo import client_address
 from .rules import Classifier, Kind, RulesError
 from .stats import Stats
 from .store import CacheStore, Entry, Lock, StoreError, Writer
@@ -239,14 +240,18 @@ class CacheCore:
         wanted = self.c.wanted
         where = "the wanted list"
         if wanted is not None:
-            client = flow.client_conn.peername[0] if flow.client_conn.peername else ""
-            wanted.record(st.url, client, {k.lower(): v for k, v in flow.request.headers.items()}, st.kind.value)
+            self._record_wanted(flow, st)
             where = str(wanted.datastore.wanted_path if wanted.datastore else wanted.local_path)
         body = (f"pkgcache: offline, and {st.url} is not cached.\n"
                 f"It was recorded in {where} for fetching with `pkgcache fetch`.\n")
         flow.response = http.Response.make(404, body.encode(), {"Content-Type": "text/plain", "X-Cache": "MISS"})
         flow.comment = f"pkgcache: offline miss, recorded ({st.kind.value})"
         self._count(st, "offline_miss")
+
+    def _record_wanted(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        if self.c.wanted is not None:
+            headers = {k.lower(): v for k, v in flow.request.headers.items()}
+            self.c.wanted.record(st.url, client_address(flow, ""), headers, st.kind.value)
 
     def _new_flight(self, key: str) -> Flight:
         flight = Flight(key)
@@ -523,9 +528,8 @@ class CacheCore:
             # upstream unreachable: the client already got a 502, but the next request is handled offline,
             # and a miss is remembered as if it had been one
             self.c.reachability.mark(flow.request.host, flow.request.port, False)
-            if st.role == "lead" and self.c.wanted is not None and self.c.reachability.mode == "auto":
-                client = flow.client_conn.peername[0] if flow.client_conn.peername else ""
-                self.c.wanted.record(st.url, client, dict(flow.request.headers.items()), st.kind.value)
+            if st.role == "lead" and self.c.reachability.mode == "auto":
+                self._record_wanted(flow, st)
         msg = flow.error.msg if flow.error else "unknown error"
         if st.committed:
             return  # the whole body arrived and is stored; only the client went away

@@ -18,6 +18,8 @@ from typing import Any
 
 from mitmproxy import http
 
+from .flowinfo import client_address
+
 RESERVED_HOST = "pkgcache"
 ACTIONS = ("expire", "verify", "delete", "reset-stats")
 log = logging.getLogger("pkgcache")
@@ -90,8 +92,7 @@ td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}th{{text-align
 def check_admin(flow: http.HTTPFlow, admin_auth: str | None, csrf: str) -> bool:
     """True when a POST /admin/... may run; otherwise sets the refusal (401/403/405) on the flow and logs it."""
     def refuse(code: int, why: str, headers: dict[str, str] | None = None) -> bool:
-        client = flow.client_conn.peername[0] if flow.client_conn.peername else "?"
-        log.warning("pkgcache: refused admin action %s from %s: %s", flow.request.path, client, why)
+        log.warning("pkgcache: refused admin action %s from %s: %s", flow.request.path, client_address(flow), why)
         flow.response = http.Response.make(code, f"pkgcache: {why}\n".encode(),
                                            {"Content-Type": "text/plain", **(headers or {})})
         return False

@@ -20,6 +20,7 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 
 from . import report
 from .context import CacheContext
+from .flowinfo import client_address
 from .repos import ConfigError, RepoConfig, Repository, TargetHealth, load_config
 from .urlmap import key_for_url, repo_key
 
@@ -32,8 +33,8 @@ META_NOCACHE = "pkgcache_nocache"
 
 
 def _refuse(flow: http.HTTPFlow, why: str) -> None:
-    client = flow.client_conn.peername[0] if flow.client_conn.peername else "?"
-    log.warning("pkgcache: refused %s %s from %s: %s", flow.request.method, flow.request.pretty_url, client, why)
+    log.warning("pkgcache: refused %s %s from %s: %s", flow.request.method, flow.request.pretty_url,
+                client_address(flow), why)
     flow.response = http.Response.make(403, f"pkgcache: forbidden: {why}\n".encode(),
                                        {"Content-Type": "text/plain"})
     flow.comment = f"pkgcache: refused ({why})"
