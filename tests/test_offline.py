@@ -185,8 +185,9 @@ def test_tampered_file_in_datastore_is_rejected(origin: Origin, start_proxy, tmp
     shutil.copy(staging / "manifest.json", ds / "manifest.json")
     wait_for(lambda: "not importing" in proxy.log_text(), timeout=20, what="the rejection")
     assert "verification failed" in proxy.log_text()
-    report = json.loads((ds / "import-report.json").read_text())
-    assert url in report["rejected"]
+    report_file = ds / "import-report.json"
+    wait_for(lambda: report_file.exists() and url in json.loads(report_file.read_text())["rejected"],
+             what="the rejection in import-report.json")
     with proxy.client() as c:
         assert c.get(url).status_code == 404  # not served
     assert wanted_urls(ds) == [url]  # still wanted
