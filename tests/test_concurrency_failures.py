@@ -211,7 +211,7 @@ def test_full_disk_degrades_to_plain_proxying(origin: Origin, start_proxy) -> No
             r = c.get(origin.base + DEB)
             assert r.status_code == 200 and r.content == body
     assert origin.count(DEB) == 2
-    assert "write failed after" in proxy.log_text()
+    wait_for(lambda: "write failed after" in proxy.log_text(), what="the write failure in the log")
     assert not list(proxy.cache_dir.rglob("*.deb"))
     assert list((proxy.cache_dir / ".pkgcache" / "partial").glob("*.part")) == []
 

@@ -104,7 +104,7 @@ def test_concurrent_offline_misses_make_one_wanted_entry(origin: Origin, start_p
     assert entry["count"] == 16 and entry["headers"]["accept"] == "application/x-test"
     assert entry["clients"] == ["127.0.0.1"]
     assert origin.log == []  # offline=on never contacts upstream
-    assert "wrote 1 wanted URLs to" in proxy.log_text()
+    wait_for(lambda: "wrote 1 wanted URLs to" in proxy.log_text(), what="the log line of the write")
 
 
 def test_cached_files_are_served_offline_and_indexes_stale(origin: Origin, start_proxy, tmp_path: Path) -> None:
@@ -248,7 +248,7 @@ def test_usb_stick_found_initialised_pulled_mid_write_and_reinserted(origin: Ori
     with open(events, "a") as f:
         f.write("add /dev/sdz1\n")
     wait_for(lambda: len(wanted_urls(mnt / "pkgcache")) == 3, what="the wanted list written to the new stick")
-    assert "using datastore" in proxy.log_text()
+    wait_for(lambda: "using datastore" in proxy.log_text(), what="the log line of the attach")
 
 
 def test_fetch_resumes_retries_and_reports_failures(origin: Origin, tmp_path: Path) -> None:

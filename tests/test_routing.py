@@ -69,7 +69,7 @@ def test_targets_fail_over_on_dead_5xx_and_keyfile_errors(mirrors, start_proxy, 
         # a key file failing on the preferred target marks it bad: the next request goes to the second
         m1.behaviours[INREL] = Behaviour(status=403)
         assert c.get(m1.base + INREL).status_code == 403
-        assert "marked bad" in proxy.log_text()
+        wait_for(lambda: "marked bad" in proxy.log_text(), what="the target marked bad")
         r = c.get(m1.base + INREL)
         assert r.status_code == 200 and m2.count(INREL) == 1
     proxy.stop()
@@ -133,7 +133,7 @@ def test_acng_config_directives_and_unsupported_lines_reported(tmp_path: Path, s
     # and mitmdump reports them at start
     proxy = start_proxy("--set", f"pkgcache_conf={conf}")
     wait_for(lambda: "VfilePatternEx is not supported" in proxy.log_text(), what="the report at start")
-    assert "acng.conf:12" in proxy.log_text()
+    wait_for(lambda: "acng.conf:12" in proxy.log_text(), what="line 12 reported")
 
 
 def test_mirrors_import_turns_a_masterlist_into_a_merge_list(tmp_path: Path) -> None:
@@ -157,7 +157,7 @@ def test_refusals_are_clear_403s_and_logged(origin: Origin, start_proxy, tmp_pat
     with proxy.client() as c:
         r = c.get(origin.base + DEB)
     assert r.status_code == 403 and f"port {origin.port} is not allowed" in r.text
-    assert "refused GET" in proxy.log_text()
+    wait_for(lambda: "refused GET" in proxy.log_text(), what="the refusal logged")
     proxy.stop()
     # ForceManaged: only the configured repository
     proxy = start_proxy("--set", f"pkgcache_conf={conf}", "--set", "pkgcache_force_managed=true",
@@ -179,8 +179,8 @@ def test_refusals_are_clear_403s_and_logged(origin: Origin, start_proxy, tmp_pat
         r = c.post("http://pkgcache/admin/reset-stats", data={"csrf": csrf}, headers={"Authorization": f"Basic {good}"})
         assert r.status_code == 200
         assert c.get("http://pkgcache/admin/reset-stats").status_code == 405
-    log = proxy.log_text()
-    assert "refused admin action" in log and "wrong user or password" in log
+    wait_for(lambda: "refused admin action" in proxy.log_text() and "wrong user or password" in proxy.log_text(),
+             what="the refused admin actions logged")
     proxy.stop()
     # client allow-list
     proxy = start_proxy("--set", "pkgcache_allow_clients=192.0.2.0/24", cache_dir=tmp_path / "c3")
