@@ -96,3 +96,19 @@ def test_arch_and_alpine_models(tmp_path: Path) -> None:
     res = expire(store, now_=True)
     assert sorted(res.deleted) == [f"{alpine}/old-1.0-r0.apk", f"{arch}/gone-1-1-x86_64.pkg.tar.zst"]
     store.close()
+
+
+def test_a_packages_index_that_does_not_parse_blocks_deletion(tmp_path: Path) -> None:
+    store = CacheStore(tmp_path / "cache")
+    root = "mirror.example/debian"
+    _put(store, f"{root}/pool/main/a/a_1_all.deb", b"deb")
+    garbage = b"this is not a Packages index\nat all\n"
+    sha = _put(store, f"{root}/dists/stable/main/binary-amd64/Packages", garbage, kind="volatile")
+    release = f"Suite: stable\nSHA256:\n {sha} {len(garbage)} main/binary-amd64/Packages\n".encode()
+    _put(store, f"{root}/dists/stable/Release", release, kind="volatile")
+    model = build_model(store)
+    assert any("cannot parse Packages index" in e for e in model.roots[root].errors)
+    res = expire(store, now_=True)
+    assert root in res.refused_roots and res.deleted == []
+    assert store.lookup(f"{root}/pool/main/a/a_1_all.deb") is not None
+    store.close()

@@ -659,13 +659,10 @@ class CacheCore:
     def _maintenance_info(store: CacheStore) -> dict[str, Any]:
         from . import maintenance
 
-        files = size = 0
-        for key in list(store.index.iterkeys()):
-            d = store.index.get(key)
-            if isinstance(d, dict):
-                files += 1
-                size += int(d.get("length", 0))
-        return {"size": {"files": files, "bytes": size},
+        from .indexmodel import all_entries
+
+        lengths = [e.length for _, e in all_entries(store)]
+        return {"size": {"files": len(lengths), "bytes": sum(lengths)},
                 "runs": maintenance.read_json(store.root / ".pkgcache" / "maintenance.json", {}).get("runs", []),
                 "orphans": maintenance.load_json_list(store, "orphans.json", "orphans"),
                 "damaged": maintenance.load_json_list(store, "damaged.json", "damaged")}

@@ -15,6 +15,7 @@ import lzma
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import IO, cast
 
 from debian import deb822
@@ -37,6 +38,62 @@ def open_index(path: Path) -> IO[bytes]:
 
         return io.BytesIO(zstandard.ZstdDecompressor().decompressobj().decompress(path.read_bytes()))
     return open(path, "rb")
+
+
+def index_entries(path: Path) -> Iterator[tuple[str, int, str | None]]:
+    """(path relative to the archive root, size, sha256) of every file a Packages or Sources index lists.
+
+    Packages indexes are scanned line by line for the three fields needed: on a
+    full Debian archive that is several times faster than a deb822 parse, and
+    the proxy runs it while package hits wait.  Sources paragraphs use
+    python-debian.  A file that is neither raises ValueError, so callers that
+    must not delete on a broken index can tell.
+    """
+    with open_index(path) as f:
+        first = b""
+        for raw in f:
+            if raw.strip() == b"" and first:
+                break
+            first += raw
+    if not first.strip():
+        return
+    if b"\nFilename:" in b"\n" + first:
+        yield from _packages_entries(path)
+    elif b"\nDirectory:" in b"\n" + first:
+        with open_index(path) as f:
+            for src in deb822.Sources.iter_paragraphs(f, use_apt_pkg=False):
+                directory = src.get("Directory", "")
+                for item in src.get("Checksums-Sha256") or []:
+                    yield posixpath.join(directory, item["name"]), int(item["size"]), item["sha256"].lower()
+    else:
+        raise ValueError("neither a Packages nor a Sources index")
+
+
+def _packages_entries(path: Path) -> Iterator[tuple[str, int, str | None]]:
+    filename: str | None = None
+    size: int | None = None
+    sha: str | None = None
+    seen = False
+    with open_index(path) as f:
+        for raw in f:
+            if raw.strip() == b"":
+                if seen:
+                    if filename is None or size is None:
+                        raise ValueError("a Packages paragraph without Filename or Size")
+                    yield filename, size, sha
+                filename, size, sha, seen = None, None, None, False
+                continue
+            seen = True
+            if raw.startswith(b"Filename:"):
+                filename = raw[9:].strip().decode("utf-8", "replace")
+            elif raw.startswith(b"Size:"):
+                size = int(raw[5:].strip())
+            elif raw.startswith(b"SHA256:"):
+                sha = raw[7:].strip().decode("ascii", "replace").lower()
+    if seen:
+        if filename is None or size is None:
+            raise ValueError("a Packages paragraph without Filename or Size")
+        yield filename, size, sha
 
 
 def is_release_url(url: str) -> bool:
@@ -92,12 +149,10 @@ class DebianIndex:
             return 0
         root = url.split("/dists/", 1)[0] + "/"
         n = 0
-        with open_index(path) as f:
-            for para in deb822.Packages.iter_paragraphs(f, use_apt_pkg=False):
-                fn, size, sha = para.get("Filename"), para.get("Size"), para.get("SHA256")
-                if fn and size and sha:
-                    self.known[root + fn] = (int(size), sha.lower())
-                    n += 1
+        for rel, size, sha in index_entries(path):
+            if sha:
+                self.known[root + rel] = (size, sha)
+                n += 1
         return n
 
     def indexes_for(self, info: ReleaseInfo, archs: list[str], languages: tuple[str, ...] = ("en",)) -> list[str]:

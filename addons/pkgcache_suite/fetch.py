@@ -24,6 +24,7 @@ import httpx
 
 from .datastore import Datastore, DatastoreError
 from .debindex import DebianIndex, is_release_url
+from .store import file_sha256
 
 PERMANENT = {400, 401, 403, 404, 405, 410, 451}
 CHUNK = 1 << 20
@@ -146,13 +147,9 @@ class Fetcher:
         try:
             if path.stat().st_size != rec["size"]:
                 return False
+            return file_sha256(path)[1] == rec["sha256"]
         except OSError:
             return False
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
-        return h.hexdigest() == rec["sha256"]
 
     # -- downloading ----------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from debian import deb822
 
-from .debindex import open_index
+from .debindex import index_entries, open_index
 from .store import CacheStore, Entry, StoreError
 from .urlmap import UnsafeURL, _path_segments
 
@@ -213,30 +213,18 @@ def _add_release(store: CacheStore, model: CacheModel, key: str, entry: Entry, r
             stem = posixpath.basename(name).split(".")[0]
             if k in entries and stem in ("Packages", "Sources"):
                 try:
-                    pkgs.update(_add_packages(store, rm, k, root, stem))
+                    pkgs.update(_add_packages(store, rm, k, root))
                 except Exception as e:  # any failure to read an index must block deletion
                     rm.errors.append(f"{k}: cannot parse {stem} index: {e}")
 
 
-def _add_packages(store: CacheStore, rm: RootModel, key: str, root: str, stem: str) -> set[str]:
+def _add_packages(store: CacheStore, rm: RootModel, key: str, root: str) -> set[str]:
     added: set[str] = set()
-    with open_index(store.body_path(key)) as f:
-        if stem == "Packages":
-            for para in deb822.Packages.iter_paragraphs(f, use_apt_pkg=False):
-                fn, size, sha = para.get("Filename"), para.get("Size"), para.get("SHA256")
-                if fn and size:
-                    k = _key_join(root, fn)
-                    if k:
-                        rm.refs[k] = Ref(int(size), (sha or "").lower() or None, key)
-                        added.add(k)
-        else:
-            for src in deb822.Sources.iter_paragraphs(f, use_apt_pkg=False):
-                directory = src.get("Directory", "")
-                for item in src.get("Checksums-Sha256") or []:
-                    k = _key_join(root, posixpath.join(directory, item["name"]))
-                    if k:
-                        rm.refs[k] = Ref(int(item["size"]), item["sha256"].lower(), key)
-                        added.add(k)
+    for rel, size, sha in index_entries(store.body_path(key)):
+        k = _key_join(root, rel)
+        if k:
+            rm.refs[k] = Ref(size, sha or None, key)
+            added.add(k)
     return added
 
 

@@ -8,20 +8,18 @@ repository whose indexes could not be parsed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .datastore import atomic_write_json, read_json
 from .indexmodel import RootModel, all_entries, build_model
-from .store import PRIVATE, CacheStore, Entry, StoreError, VerifyError, place_file
+from .store import PRIVATE, CacheStore, Entry, StoreError, VerifyError, file_sha256, place_file
 
 log = logging.getLogger("pkgcache")
 
@@ -67,16 +65,6 @@ def record_run(store: CacheStore, command: str, result: dict[str, Any]) -> None:
     runs = read_json(path, {"runs": []}).get("runs", [])
     runs.append({"command": command, "when": time.time(), **result})
     atomic_write_json(path, {"runs": runs[-50:]})
-
-
-def _file_sha256(path: Path) -> tuple[int, str]:
-    h = hashlib.sha256()
-    n = 0
-    with open(path, "rb", buffering=0) as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            n += len(chunk)
-    return n, h.hexdigest()
 
 
 # -- expire -----------------------------------------------------------------------
@@ -186,7 +174,7 @@ def verify(store: CacheStore, fix: str | None = None, progress_factory: Callable
         if ref is not None and ref.sha256:
             want_size, want_sha, source = ref.size, ref.sha256, ref.index
         try:
-            size, sha = _file_sha256(store.body_path(key))
+            size, sha = file_sha256(store.body_path(key))
         except (OSError, StoreError) as e:
             res.damaged[key] = f"unreadable: {e}"
             continue
@@ -246,7 +234,7 @@ def import_dir(store: CacheStore, directory: Path, progress_factory: Callable[[i
             if size not in sizes:
                 res.unmatched.append(str(path))
                 continue
-            _, sha = _file_sha256(path)
+            _, sha = file_sha256(path)
         except OSError as e:
             res.failed[str(path)] = str(e)
             continue
@@ -305,11 +293,12 @@ def remove_release(store: CacheStore, name: str) -> list[str]:
     """Remove a suite's index tree (name: SUITE, or ROOT:SUITE); its packages become orphans for expire."""
     root_filter, _, suite = name.rpartition(":")
     removed = []
+    keys = [k for k, _ in all_entries(store)]
     for rel in releases(store):
         if rel["suite"] != suite or (root_filter and rel["root"] != root_filter):
             continue
         prefix = f"{rel['root']}/dists/{suite}/"
-        for key in [k for k, _ in all_entries(store) if k.startswith(prefix)]:
+        for key in [k for k in keys if k.startswith(prefix)]:
             store.drop(key)
             _prune_dirs(store, key)
             removed.append(key)
@@ -318,29 +307,6 @@ def remove_release(store: CacheStore, name: str) -> list[str]:
 
 
 # -- stale copies ----------------------------------------------------------------------
-
-
-def drop_stale_copies(store: CacheStore, keys: Iterable[str] | None = None) -> list[str]:
-    """Cached package files that a (refreshed) index lists with another size or SHA-256 are re-publications:
-    drop them so no client is served the old bytes under the new name."""
-    model = build_model(store)
-    dropped = []
-    for root in model.roots.values():
-        for key, ref in root.refs.items():
-            if keys is not None and key not in keys:
-                continue
-            entry = store.index.get(key)
-            if entry is None:
-                continue
-            e = Entry.from_dict(entry)
-            if e.kind != "immutable" or ref.size < 0:
-                continue
-            if e.length != ref.size or (ref.sha256 and e.sha256 != ref.sha256):
-                store.drop(key)
-                dropped.append(key)
-                log.warning("pkgcache: dropped stale copy of %s: the index now lists size %d sha256 %s",
-                            key, ref.size, ref.sha256)
-    return dropped
 
 
 def index_root(index_key: str) -> str | None:
@@ -352,48 +318,9 @@ def index_root(index_key: str) -> str | None:
     return None
 
 
-def _scan_debian_index(path: Path) -> Iterable[tuple[str, int, str | None]]:
-    """(relative path, size, sha256) of every file a Packages or Sources index lists.
-
-    Packages indexes are scanned line by line for the three fields needed: on a
-    full Debian archive that is several times faster than a deb822 parse, and
-    this runs while package hits wait.  Sources paragraphs use python-debian.
-    """
-    from debian import deb822
-
-    from .debindex import open_index
-
-    with open_index(path) as f:
-        head = f.read(4096)
-    if b"\nDirectory:" in b"\n" + head or head.startswith(b"Format:") and b"Files:" in head:
-        with open_index(path) as f:
-            for para in deb822.Sources.iter_paragraphs(f, use_apt_pkg=False):
-                directory = para.get("Directory", "")
-                for item in para.get("Checksums-Sha256") or []:
-                    yield f"{directory}/{item['name']}", int(item["size"]), item["sha256"].lower()
-        return
-    filename, size, sha = None, None, None
-    with open_index(path) as f:
-        for raw in f:
-            if raw in (b"\n", b"\r\n"):
-                if filename and size is not None:
-                    yield filename, size, sha
-                filename, size, sha = None, None, None
-            elif raw.startswith(b"Filename:"):
-                filename = raw[9:].strip().decode("utf-8", "replace")
-            elif raw.startswith(b"Size:"):
-                try:
-                    size = int(raw[5:].strip())
-                except ValueError:
-                    size = None
-            elif raw.startswith(b"SHA256:"):
-                sha = raw[7:].strip().decode("ascii", "replace").lower()
-    if filename and size is not None:
-        yield filename, size, sha
-
-
 def drop_stale_for_index(store: CacheStore, index_key: str) -> list[str]:
     """After index_key was refreshed: drop cached package files it lists with another size or SHA-256."""
+    from .debindex import index_entries
     from .indexmodel import _key_join
 
     root = index_root(index_key)
@@ -409,7 +336,7 @@ def drop_stale_for_index(store: CacheStore, index_key: str) -> list[str]:
         listed = [(k, r.size, r.sha256) for k, r in (rm.refs.items() if rm else []) if r.index == index_key]
     else:
         listed = []
-        for rel, size, sha in _scan_debian_index(store.body_path(index_key)):
+        for rel, size, sha in index_entries(store.body_path(index_key)):
             k = _key_join(root, rel)
             if k:
                 listed.append((k, size, sha))
@@ -432,6 +359,3 @@ def drop_stale_for_index(store: CacheStore, index_key: str) -> list[str]:
 def load_json_list(store: CacheStore, name: str, field_name: str) -> dict[str, Any]:
     return read_json(_private(store, name), {}).get(field_name, {})
 
-
-def dump(obj: Any) -> str:
-    return json.dumps(obj, indent=1, sort_keys=True)

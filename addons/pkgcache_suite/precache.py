@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from .fetch import Reporter
-from .indexmodel import all_entries, build_model
+from .indexmodel import Ref, all_entries, build_model
 from .store import CacheStore
 
 
@@ -38,14 +38,16 @@ def plan(store: CacheStore, patterns: list[str]) -> Plan:
     p = Plan()
     seen: set[str] = set()
     for root in model.roots.values():
-        index_keys = {ref.index for ref in root.refs.values()}
-        for idx in sorted(index_keys):
+        by_index: dict[str, list[tuple[str, Ref]]] = {}
+        for key, ref in root.refs.items():
+            by_index.setdefault(ref.index, []).append((key, ref))
+        for idx in sorted(by_index):
             url = entries[idx].url if idx in entries else ""
             if not any(fnmatch.fnmatch(idx, pat) or fnmatch.fnmatch(url, pat) for pat in patterns):
                 continue
             p.indexes.append(idx)
-            for key, ref in root.refs.items():
-                if ref.index != idx or key in seen:
+            for key, ref in by_index[idx]:
+                if key in seen:
                     continue
                 seen.add(key)
                 if key in entries and store.lookup(key) is not None:

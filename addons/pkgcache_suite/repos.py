@@ -23,14 +23,14 @@ the config file's folder).
 from __future__ import annotations
 
 import glob
-import gzip
-import lzma
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from .debindex import open_index
 
 BAD_TARGET_SECONDS = 60.0
 
@@ -129,12 +129,8 @@ def _norm_target(entry: str) -> str | None:
 
 
 def _open_list(path: Path) -> str:
-    data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    elif data[:6] == b"\xfd7zXZ\x00":
-        data = lzma.decompress(data)
-    return data.decode("utf-8", errors="replace")
+    with open_index(path) as f:  # plain or compressed, judged by content
+        return f.read().decode("utf-8", errors="replace")
 
 
 def read_list_file(text: str) -> list[str]:

@@ -34,11 +34,6 @@ class Stats:
             bucket["bytes_from_cache"] += from_cache
             bucket["bytes_from_upstream"] += from_upstream
 
-    def add_bytes(self, kind: str, host: str, from_cache: int = 0, from_upstream: int = 0) -> None:
-        for bucket in (self.total, self.by_kind[kind], self.by_host[host]):
-            bucket["bytes_from_cache"] += from_cache
-            bucket["bytes_from_upstream"] += from_upstream
-
     def snapshot(self) -> dict[str, Any]:
         return {
             "started": self.started,

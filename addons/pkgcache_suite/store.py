@@ -349,6 +349,17 @@ class Writer:
         return entry
 
 
+def file_sha256(path: Path | str) -> tuple[int, str]:
+    """(size, SHA-256) of a file, read in 1 MiB pieces."""
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            n += len(chunk)
+    return n, h.hexdigest()
+
+
 class VerifyError(ValueError):
     """A body offered for import does not match the size or SHA-256 it was announced with."""
 
