@@ -35,6 +35,8 @@ class Proxy:
             cmd += ["--listen-host", "127.0.0.1", "--listen-port", "0"]
         if not any(str(a).startswith("pkgcache_allow_ports=") for a in extra):
             cmd += ["--set", "pkgcache_allow_ports=0"]  # test origins listen on random ports
+        if not any(str(a).startswith("pkgcache_allow_loopback=") for a in extra):
+            cmd += ["--set", "pkgcache_allow_loopback=true"]  # ... on 127.0.0.1
         if not any(str(a).startswith("pkgcache_datastore=") for a in extra):
             cmd += ["--set", f"pkgcache_datastore={cache_dir.parent / (cache_dir.name + '-datastore')}"]
         self.proc = subprocess.Popen(

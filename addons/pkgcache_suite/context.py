@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .destinations import Resolver
 from .fileserver import FileServer
 from .flight import Flight
 from .reachability import Reachability
@@ -32,6 +33,7 @@ class CacheContext:
     reachability: Reachability | None = None  # set by the offline addon
     wanted: WantedList | None = None  # set by the offline addon
     admin_auth: str | None = None  # "user:password" for state-changing report actions, set by the router
+    resolver: Resolver = field(default_factory=Resolver)  # cached name lookups for destination checks
     info_sources: list = field(default_factory=list)  # callables adding to the report's facts
     # url -> cache key as the proxy would file it (remapped repositories share one namespace); set by the router
     key_of: Callable[[str], str] = key_for_url

@@ -8,7 +8,6 @@ because mitmproxy already spends much of its time dispatching hooks.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import re
@@ -28,7 +27,10 @@ from .flowinfo import client_address
 from .rules import Classifier, Kind, RulesError
 from .stats import Stats
 from .store import CacheStore, Entry, Lock, StoreError, Writer
-from .routing import META_NOCACHE, META_REPO, META_REPO_PATH
+from .admission import admit, parse_length
+from .relay import Relay
+from .upstream import Watchdog, Watched
+from .routing import META_KEY_HOST, META_NOCACHE, META_REPO, META_REPO_PATH
 from .urlmap import UnsafeURL, key_for, repo_key
 
 log = logging.getLogger("pkgcache")
@@ -37,6 +39,7 @@ log = logging.getLogger("pkgcache")
 _CLIENT_ONLY = ("range", "if-range", "if-none-match", "if-modified-since", "accept-encoding")
 _BY_HASH = re.compile(r"/by-hash/SHA256/([0-9a-fA-F]{64})$")
 _REASONS = {200: "OK", 206: "Partial Content"}
+HOUSEKEEPING_INTERVAL = 300.0
 # indexes that list package files with their sizes and digests (Debian, RPM)
 _INDEX_KEY = re.compile(r"/dists/.*/(Packages|Sources)[^/]*$|/dists/.*/by-hash/SHA256/[0-9a-f]+$|/repodata/[^/]*primary")
 
@@ -61,14 +64,23 @@ class FlowState:
     committed: bool = False
     tee: Tee | None = None
     validator: str | None = None  # ETag or Last-Modified of the body being downloaded, for If-Range
+    must_length: int | None = None  # the size the body must have to be committed
+    must_sha256: str | None = None  # the digest it must have (by-hash name, or a cached index)
+    timed_out: bool = False  # the upstream watchdog cut it
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-        return True
-    except ValueError:
-        return False
+def _url(req: http.Request, host: str) -> str:
+    """The request's URL with the host its cache key names (never the client's Host header)."""
+    if host == req.host:
+        return req.url
+    default = 443 if req.scheme == "https" else 80
+    return f"{req.scheme}://{host}{'' if req.port == default else f':{req.port}'}{req.path}"
+
+
+def _looks_like_html(chunk: bytes) -> bool:
+    """An HTML document where a package file was expected: no package format starts with markup."""
+    head = chunk[:512].lstrip().lower()
+    return head.startswith(b"<") and (head.startswith(b"<!doctype html") or b"<html" in head)
 
 
 class Tee:
@@ -81,26 +93,34 @@ class Tee:
     """
 
     def __init__(self, writer: Writer, flight: Flight, rng: httpsem.ByteRange | None,
-                 expected: int | None, on_complete: Callable[[], None]) -> None:
+                 expected: int | None, on_complete: Callable[[], None], sniff_html: bool = False,
+                 on_progress: Callable[[], None] | None = None) -> None:
         self.writer, self.flight, self.rng = writer, flight, rng
         self.expected, self.on_complete = expected, on_complete
+        self.sniff_html = sniff_html  # a package file must not be an HTML page (a captive portal's)
+        self.on_progress = on_progress
         self.pos = 0
         self.dead = False
+        self.relay: Relay | None = None
 
     def __call__(self, chunk: bytes) -> bytes:
+        if self.on_progress is not None:
+            self.on_progress()
         if not chunk:
-            if self.expected is None:
+            if self.expected is None and not self.dead:
                 self.on_complete()
             return b""
         start = self.pos
         self.pos += len(chunk)
-        if not self.dead:
+        if self.sniff_html and start == 0 and _looks_like_html(chunk):
+            self.writer.fail("the body is an HTML page, not a package file (a captive portal?)")
+        if self.relay is not None:
+            self.relay.append(chunk)
+            self.flight.notify()
+        elif not self.dead:
             self.writer.write(chunk)
             if self.writer.failed is not None:
-                self.dead = True
-                log.error("pkgcache: %s: %s; continuing without caching", self.writer.url, self.writer.failed)
-                self.writer.abort()  # free the space now: the disk may be full
-                self.flight.set_state("failed")
+                self._stop_writing()
             elif self.pos == self.expected:
                 self.on_complete()
         if self.rng is None:
@@ -108,6 +128,22 @@ class Tee:
         lo = max(start, self.rng.start)
         hi = min(self.pos, self.rng.end + 1)
         return chunk[lo - start:hi - start] if hi > lo else b""
+
+    def _stop_writing(self) -> None:
+        """The partial file cannot be written: followers get the rest of the stream from a relay."""
+        self.dead = True
+        log.error("pkgcache: %s: %s; continuing without caching", self.writer.url, self.writer.failed)
+        self.writer.abort()  # free the space now: the disk may be full
+        if self.flight.followers and not self.sniff_failed():
+            self.relay = Relay(self.writer.written, self.writer.unwritten, self.flight.followers)
+            self.writer.unwritten = []
+            self.flight.relay = self.relay
+            self.flight.notify()
+        else:
+            self.flight.set_state("failed")
+
+    def sniff_failed(self) -> bool:
+        return bool(self.writer.failed and "HTML page" in self.writer.failed)
 
 
 class CacheCore:
@@ -119,6 +155,8 @@ class CacheCore:
         self._stale_pending: list[str] = []
         self._stale_roots: set[str] = set()
         self.csrf = secrets.token_urlsafe(16)
+        self.watchdog = Watchdog()
+        self._housekeeping: asyncio.Task[None] | None = None
 
     # -- mitmproxy lifecycle -------------------------------------------------------
 
@@ -143,13 +181,44 @@ class CacheCore:
                 self.c.store.close()
             self.c.store = store
         self.c.settings, self.c.classifier = s, classifier
+        self.watchdog.connect_timeout, self.watchdog.idle_timeout = s.connect_timeout, s.idle_timeout
         log.info("pkgcache: cache at %s", s.cache_dir)
 
     async def running(self) -> None:
         if self.c.fileserver.server is None:
             await self.c.fileserver.start()
+        if self._housekeeping is None:
+            self._housekeeping = asyncio.get_running_loop().create_task(self._keep_house(),
+                                                                        name="pkgcache housekeeping")
+
+    async def _keep_house(self) -> None:
+        """At start: make the tree and the index agree and learn what cached indexes list; then, now and
+        every few minutes, remove what dead downloads left behind."""
+        from .maintenance import record_all_refs
+
+        first = True
+        while True:
+            store = self.c.store
+            if store is not None:
+                try:
+                    if first:
+                        if not len(store.refs):
+                            await asyncio.to_thread(record_all_refs, store)
+                        counts = await asyncio.to_thread(store.reconcile)
+                        if any(counts.values()):
+                            log.info("pkgcache: cache tree checked against its index: %s", counts)
+                    removed = await asyncio.to_thread(store.sweep_partials)
+                    if removed:
+                        log.info("pkgcache: removed %d leftovers of interrupted downloads", len(removed))
+                except Exception:
+                    log.exception("pkgcache: housekeeping failed")
+            first = False
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
 
     async def done(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        self.watchdog.stop()
         await self.c.fileserver.stop()
         for st in list(self.flows.values()):
             self._finish(st, "failed")
@@ -159,11 +228,21 @@ class CacheCore:
     # -- request ----------------------------------------------------------------
 
     async def request(self, flow: http.HTTPFlow) -> None:
-        req = flow.request
-        if flow.response is not None:
+        """Guarded: whatever goes wrong, the flow is left on the safe path (proxied, streamed, not stored)."""
+        if flow.response is not None or flow.error is not None or not flow.live:
             return
-        host = req.pretty_host if _is_ip(req.host) else req.host
-        if host == report.RESERVED_HOST:
+        try:
+            await self._request(flow)
+        except Exception:
+            log.exception("pkgcache: %s: internal error; proxying without caching", flow.request.url)
+            st = self.flows.pop(flow.id, None)
+            if st is not None:
+                self._finish(st, "failed")
+            self.watchdog.unwatch(flow.id)
+
+    async def _request(self, flow: http.HTTPFlow) -> None:
+        req = flow.request
+        if report.is_report_target(req):
             await self._report(flow)
             return
         store, classifier = self.c.store, self.c.classifier
@@ -171,7 +250,8 @@ class CacheCore:
             return
         if flow.metadata.get(META_NOCACHE):
             return
-        url = req.pretty_url
+        host = flow.metadata.get(META_KEY_HOST) or req.host
+        url = _url(req, host)
         kind = classifier.classify(url, req.path)
         if kind is Kind.PASS:
             return
@@ -220,6 +300,7 @@ class CacheCore:
                     req.headers["If-None-Match"] = entry.etag
                 req.headers["If-Modified-Since"] = httpsem.last_modified(entry)
                 self.flows[flow.id] = st
+                self._watch(flow, st)
                 return
             if await self._offline(flow):
                 self._offline_miss(flow, st)
@@ -253,6 +334,13 @@ class CacheCore:
             headers = {k.lower(): v for k, v in flow.request.headers.items()}
             self.c.wanted.record(st.url, client_address(flow, ""), headers, st.kind.value)
 
+    def _watch(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        """Leads and revalidations are watched: a stalled upstream is cut instead of holding everyone."""
+        def timed_out(_why: str) -> None:
+            st.timed_out = True
+
+        self.watchdog.watch(flow, st.url, timed_out)
+
     def _new_flight(self, key: str) -> Flight:
         flight = Flight(key)
         self.c.flights[key] = flight
@@ -283,12 +371,13 @@ class CacheCore:
                 st.flight = self._new_flight(st.key)
                 self._take_client_headers(flow, st)
                 self.flows[flow.id] = st
+                self._watch(flow, st)
                 return
             flight = self.c.flights.get(st.key)
             header = flight.header if flight else store.read_partial_header(st.key)
             if header is not None and self._route_follower(flow, st, header, flight):
                 return
-            if flight is not None and flight.state() == "uncacheable":
+            if flight is not None and (flight.state() == "uncacheable" or flight.relay is not None):
                 return  # the leader got something we do not store: go upstream like it did
             if loop.time() > deadline:
                 log.warning("pkgcache: gave up waiting for the download of %s; proxying", st.url)
@@ -301,10 +390,16 @@ class CacheCore:
     def _route_follower(self, flow: http.HTTPFlow, st: FlowState, header: dict[str, Any], flight: Flight | None) -> bool:
         store = self.c.store
         assert store is not None
-        try:
-            fd = os.open(store.partial_path(st.key), os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return False  # committed or failed meanwhile: look again
+        if flight is not None:
+            try:
+                fd = os.open(store.partial_path(st.key), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                return False  # committed or failed meanwhile: look again
+        else:
+            live = store.open_live_partial(st.key, header)
+            if live is None:
+                return False  # a dead download's leftovers, or one just starting: look again (or lead)
+            fd = live
         total = header.get("length")
         progress = flight if flight is not None else RemoteProgress(store, st.key, fd)
         headers = [(k, v) for k, v in header["headers"]] + [("X-Cache", "MISS")]
@@ -322,6 +417,13 @@ class CacheCore:
                 headers.append(("Content-Range", f"bytes {rng.start}-{rng.end}/{total}"))
         st.x_cache = "MISS"
         job = Job(status, _REASONS[status], headers, fd, offset, length, progress)
+        if flight is not None:
+            flight.followers += 1
+
+            def left(_sent: int, _ok: bool, flight: Flight = flight) -> None:
+                flight.followers -= 1
+
+            job.on_done = left
         self._count(st, "coalesced", from_cache=length or 0)
         self._route(flow, st, job)
         return True
@@ -398,9 +500,22 @@ class CacheCore:
     # -- response ---------------------------------------------------------------
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        st = self.flows.get(flow.id)
+        """Guarded: the body is streamed unless we keep it, whatever goes wrong deciding."""
         resp = flow.response
-        assert resp is not None
+        if resp is None or flow.error is not None:
+            return
+        try:
+            self._responseheaders(flow, resp)
+        except Exception:
+            log.exception("pkgcache: %s: internal error; passing the response on unstored", flow.request.url)
+            st = self.flows.pop(flow.id, None)
+            if st is not None:
+                self._finish(st, "failed")
+            self.watchdog.unwatch(flow.id)
+            resp.stream = True
+
+    def _responseheaders(self, flow: http.HTTPFlow, resp: http.Response) -> None:
+        st = self.flows.get(flow.id)
         if st is None:
             resp.stream = True  # pass-through: never buffer a body we do not keep
             if not flow.comment:
@@ -413,24 +528,40 @@ class CacheCore:
             return
         if self.c.reachability is not None:
             self.c.reachability.mark(flow.request.host, flow.request.port, True)
+        watched = self.watchdog.watched.get(flow.id)
+        if watched is not None:
+            watched.progress()
         if resp.status_code == 200 and "content-encoding" not in resp.headers:
-            self._start_download(flow, st)
+            why = self._start_download(flow, st, watched)
+            if why is None:
+                return
+            log.warning("pkgcache: %s: not stored: %s", st.url, why)
+            self._pass(flow, st, resp, f"not stored: {why}")
             return
         if st.role == "revalidate" and (resp.status_code == 304 or resp.status_code >= 500):
             return  # answered from the cache in response(); the body (if any) is small
+        self._pass(flow, st, resp, f"HTTP {resp.status_code} passed on, not stored")
+
+    def _pass(self, flow: http.HTTPFlow, st: FlowState, resp: http.Response, what: str) -> None:
         self._finish(st, "uncacheable")
         self.flows.pop(flow.id, None)
+        self.watchdog.unwatch(flow.id)
         resp.stream = True
-        flow.comment = f"pkgcache: HTTP {resp.status_code} passed on, not stored ({st.kind.value})"
+        flow.comment = f"pkgcache: {what} ({st.kind.value})"
         self._count(st, "pass")
 
-    def _start_download(self, flow: http.HTTPFlow, st: FlowState) -> None:
+    def _start_download(self, flow: http.HTTPFlow, st: FlowState, watched: Watched | None) -> str | None:
+        """Start storing the body while it streams; returns why not, when it must not be stored."""
         store, resp = self.c.store, flow.response
         assert store is not None and resp is not None and st.flight is not None
-        try:
-            st.expected = int(resp.headers["content-length"]) if "content-length" in resp.headers else None
-        except ValueError:
-            st.expected = None
+        m = _BY_HASH.search(st.url)
+        ref = store.expected(st.key) if st.kind is Kind.IMMUTABLE else None
+        verdict = admit(st.kind.value, {k.lower(): v for k, v in resp.headers.items()}, resp.http_version,
+                        m.group(1) if m else None, ref)
+        if not verdict.store:
+            return verdict.why
+        st.expected = parse_length(resp.headers.get("content-length"))
+        st.must_length, st.must_sha256 = verdict.length, verdict.sha256
         keep = [(k, resp.headers[k]) for k in ("content-type", "last-modified", "etag") if k in resp.headers]
         header = {"url": st.url, "length": st.expected, "headers": keep}
         writer = store.writer(st.key, st.url, st.kind.value)
@@ -439,8 +570,9 @@ class CacheCore:
             log.error("pkgcache: %s: %s; proxying without caching", st.url, writer.failed)
             self._finish(st, "failed")
             self.flows.pop(flow.id, None)
+            self.watchdog.unwatch(flow.id)
             resp.stream = True
-            return
+            return None
         st.writer = writer
         st.flight.set_state("running", header)
         loop, flight = asyncio.get_running_loop(), st.flight
@@ -462,11 +594,14 @@ class CacheCore:
         st.x_cache = "MISS"
         resp.headers["X-Cache"] = "MISS"
         flow.comment = f"pkgcache: MISS ({st.kind.value}, stored while streaming)"
-        st.tee = Tee(writer, st.flight, rng, st.expected, lambda: self._commit(flow, st))
+        st.tee = Tee(writer, st.flight, rng, st.expected, lambda: self._commit(flow, st),
+                     sniff_html=st.kind is Kind.IMMUTABLE, on_progress=watched.progress if watched else None)
         st.validator = resp.headers.get("etag") or resp.headers.get("last-modified")
         resp.stream = st.tee
+        return None
 
     def response(self, flow: http.HTTPFlow) -> None:
+        self.watchdog.unwatch(flow.id)
         st = self.flows.pop(flow.id, None)
         if st is None or st.role == "routed":
             return
@@ -505,12 +640,14 @@ class CacheCore:
         meta: dict[str, Any] = {"content_type": h.get("content-type", "application/octet-stream")}
         meta["last_modified"] = h.get("last-modified")
         meta["etag"] = h.get("etag")
-        m = _BY_HASH.search(st.url)
-        if m:
-            meta["expect_sha256"] = m.group(1)
-        entry = writer.commit(st.expected, meta) if writer.failed is None else None
+        if st.must_sha256:
+            meta["expect_sha256"] = st.must_sha256
+        length = st.must_length if st.must_length is not None else st.expected
+        entry = writer.commit(length, meta) if writer.failed is None else None
         nbytes = writer.written
         if entry is None:
+            if st.tee is not None and st.tee.relay is not None:
+                st.tee.relay.finished = True  # the stream ended whole: followers may finish from the relay
             log.error("pkgcache: not caching %s: %s", st.url, writer.failed)
             self._count(st, "failed", from_upstream=nbytes)
             self._finish(st, "failed")
@@ -521,9 +658,12 @@ class CacheCore:
             self._schedule_stale_check(st.key)
 
     def error(self, flow: http.HTTPFlow) -> None:
+        self.watchdog.unwatch(flow.id)
         st = self.flows.pop(flow.id, None)
         if st is None or st.role == "routed":
             return
+        if st.tee is not None and st.tee.relay is not None:
+            st.tee.relay.broken = True
         if flow.response is None and self.c.reachability is not None and flow.server_conn.timestamp_tcp_setup is None:
             # upstream unreachable: the client already got a 502, but the next request is handled offline,
             # and a miss is remembered as if it had been one
@@ -534,7 +674,7 @@ class CacheCore:
         if st.committed:
             return  # the whole body arrived and is stored; only the client went away
         if (st.writer is not None and st.writer.failed is None and st.tee is not None and not st.tee.dead
-                and "client disconnected" in msg.lower()):
+                and not st.timed_out and "client disconnected" in msg.lower()):
             self._continue(flow, st)
             return
         if st.writer is not None:
@@ -568,6 +708,18 @@ class CacheCore:
         self._continuations.add(task := asyncio.get_running_loop().create_task(run()))
         task.add_done_callback(self._continuations.discard)
 
+    def _background(self, coro: Any, name: str) -> None:
+        """Run coro as a named task that stays referenced until it ends; its failure is logged."""
+        task = asyncio.get_running_loop().create_task(coro, name=f"pkgcache: {name}")
+        self._continuations.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._continuations.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("pkgcache: %s failed: %s", name, t.exception())
+
+        task.add_done_callback(done)
+
     def _finish(self, st: FlowState, state: str) -> None:
         """End this flow's part in a download: tell followers, then let go of the lock."""
         if st.flight is not None:
@@ -596,7 +748,7 @@ class CacheCore:
             return
 
         async def run() -> None:
-            from .maintenance import drop_stale_for_index
+            from .maintenance import drop_stale_for_index, record_index_refs
 
             try:
                 while self._stale_pending:
@@ -608,6 +760,7 @@ class CacheCore:
                         await asyncio.to_thread(drop_stale_for_index, store, key)
                     except Exception:
                         log.exception("pkgcache: checking %s for stale copies failed", key)
+                    self._background(asyncio.to_thread(record_index_refs, store, key), f"record refs of {key}")
             finally:
                 self._stale_roots.clear()
                 self._stale_pending.clear()

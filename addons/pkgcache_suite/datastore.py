@@ -35,7 +35,11 @@ class DatastoreError(OSError):
 def atomic_write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     payload = json.dumps(data, indent=1, sort_keys=True).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.unlink(tmp)  # a leftover, or a planted link: never write through it
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
         view = memoryview(payload)
         while view:
@@ -59,8 +63,11 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path, default: Any) -> Any:
+    """Read a JSON file without following a link (a planted link reads as an error, never as its target)."""
     try:
-        return json.loads(path.read_bytes())
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            return json.loads(f.read())
     except FileNotFoundError:
         return default
     except (OSError, ValueError) as e:

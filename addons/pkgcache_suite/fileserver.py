@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .relay import Relay
+
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
@@ -30,6 +32,8 @@ PATH_PREFIX = "/.pkgcache/"
 
 class Progress(Protocol):
     """What a follower needs to know about the download it follows."""
+
+    relay: Relay | None  # the rest of the body, when the leader could not write it to disk
 
     def state(self) -> str:
         """'running', 'done' or 'failed'."""
@@ -146,33 +150,67 @@ class FileServer:
                 job.on_done(sent, ok)
 
     async def _follow(self, job: Job, writer: asyncio.StreamWriter, chunked: bool) -> tuple[int, bool]:
-        assert job.progress is not None
+        progress = job.progress
+        assert progress is not None
         pos = job.offset
         end = None if job.length is None else job.offset + job.length
         sent = 0
-        while end is None or pos < end:
-            want = CHUNK if end is None else min(CHUNK, end - pos)
-            data = os.pread(job.fd, want, pos)
-            if data:
-                pos += len(data)
-                sent += len(data)
-                writer.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
-                await writer.drain()
-                continue
-            state = job.progress.state()
-            if state == "failed":
-                return sent, False
-            if state == "done":
-                # the writer is finished: whatever is in the file now is all there is
-                if os.pread(job.fd, 1, pos):
+        me = id(job)
+        try:
+            while end is None or pos < end:
+                want = CHUNK if end is None else min(CHUNK, end - pos)
+                relay = progress.relay
+                if relay is not None:
+                    relay.join(me, pos)
+                    data = relay.read(me, pos, want) if pos >= relay.base else os.pread(job.fd, want, pos)
+                    if data is None:
+                        log.warning("pkgcache: a follower fell too far behind a download that could not be "
+                                    "cached; cutting it (the client retries)")
+                        return sent, False
+                else:
+                    data = os.pread(job.fd, want, pos)
+                if data:
+                    pos += len(data)
+                    sent += len(data)
+                    writer.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+                    await writer.drain()
                     continue
-                if end is not None and pos < end:
-                    return sent, False
-                break
-            await job.progress.wait()
+                if relay is not None and pos < relay.base:
+                    return sent, False  # the file ends before the relay starts: it cannot be whole
+                if relay is not None:
+                    if relay.broken:
+                        return sent, False
+                    if relay.finished:
+                        if end is not None and pos < end:
+                            return sent, False
+                        break
+                    await progress.wait()
+                    continue
+                if not await self._wait_for_more(job, pos, end):
+                    if progress.state() != "done" or (end is not None and pos < end):
+                        return sent, False
+                    break
+        finally:
+            if progress.relay is not None:
+                progress.relay.leave(me)
         if chunked:
             writer.write(b"0\r\n\r\n")
         return sent, True
+
+    async def _wait_for_more(self, job: Job, pos: int, end: int | None) -> bool:
+        """Wait for the file to grow; False when it never will (the download ended or failed)."""
+        assert job.progress is not None
+        while True:
+            state = job.progress.state()
+            if job.progress.relay is not None:
+                return True  # the rest comes from the relay
+            if state == "failed":
+                return False
+            if os.pread(job.fd, 1, pos):
+                return True
+            if state == "done":
+                return False  # the writer is finished: whatever is in the file is all there is
+            await job.progress.wait()
 
 
 def _date() -> str:

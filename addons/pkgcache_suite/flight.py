@@ -3,7 +3,7 @@
 A download is led by whoever holds the key's flock (see store.py).  Followers in
 the same process watch the leader's :class:`Flight`; followers in another
 process cannot, so :class:`RemoteProgress` infers the same facts from the lock
-and the partial file's inode.
+and the flock its writer holds on the partial file's inode.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import asyncio
 import os
 from typing import Any
 
-from .store import CacheStore, StoreError
+from .relay import Relay
+from .store import CacheStore, StoreError, fd_locked_by_other
 
 WAIT = 0.25
 REMOTE_POLL = 0.02
@@ -27,6 +28,8 @@ class Flight:
         self.header: dict[str, Any] | None = None
         self._event = asyncio.Event()
         self._waiters = 0
+        self.followers = 0  # followers being served from this download's partial file
+        self.relay: Relay | None = None  # set when the partial file could not be written
 
     def state(self) -> str:
         return self._state
@@ -56,13 +59,15 @@ class Flight:
 class RemoteProgress:
     """Progress of a download led by another process sharing the cache root."""
 
+    relay: Relay | None = None  # another process's stream cannot be relayed
+
     def __init__(self, store: CacheStore, key: str, fd: int) -> None:
         self.store, self.key, self.fd = store, key, fd
 
     def state(self) -> str:
-        if self.store.lock_busy(self.key):
-            return "running"
-        # The leader is gone.  It succeeded iff the file we are reading became the body.
+        if fd_locked_by_other(self.fd):
+            return "running"  # its writer still holds the flock of the very inode we read
+        # The writer let go.  It succeeded iff the file we are reading became the body.
         try:
             final = os.stat(self.store.body_path(self.key), follow_symlinks=False)
             mine = os.fstat(self.fd)

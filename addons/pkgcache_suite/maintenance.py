@@ -318,11 +318,48 @@ def index_root(index_key: str) -> str | None:
     return None
 
 
-def drop_stale_for_index(store: CacheStore, index_key: str) -> list[str]:
-    """After index_key was refreshed: drop cached package files it lists with another size or SHA-256."""
+def index_refs(store: CacheStore, index_key: str) -> list[tuple[str, int, str | None]]:
+    """(key, size, SHA-256) of every file a cached Packages/Sources/primary index lists."""
     from .debindex import index_entries
     from .indexmodel import _key_join
 
+    root = index_root(index_key)
+    if root is None:
+        return []
+    if "/repodata/" in index_key:
+        model = build_model(store)
+        rm = model.roots.get(root)
+        return [(k, r.size, r.sha256) for k, r in (rm.refs.items() if rm else []) if r.index == index_key]
+    listed = []
+    for rel, size, sha in index_entries(store.body_path(index_key)):
+        k = _key_join(root, rel)
+        if k:
+            listed.append((k, size, sha))
+    return listed
+
+
+def record_index_refs(store: CacheStore, index_key: str) -> int:
+    """Remember what index_key lists, so downloads of those files are checked against it on commit."""
+    listed = index_refs(store, index_key)
+    store.record_refs(index_key, listed)
+    return len(listed)
+
+
+def record_all_refs(store: CacheStore) -> int:
+    """Rebuild what every cached package index lists (a cache from before the record was kept)."""
+    from .core import _INDEX_KEY
+
+    n = 0
+    for key in [k for k in store.index.iterkeys() if isinstance(k, str) and _INDEX_KEY.search(k)]:
+        try:
+            n += record_index_refs(store, key)
+        except (OSError, ValueError, StoreError) as e:
+            log.warning("pkgcache: cannot read index %s: %s", key, e)
+    return n
+
+
+def drop_stale_for_index(store: CacheStore, index_key: str) -> list[str]:
+    """After index_key was refreshed: drop cached package files it lists with another size or SHA-256."""
     root = index_root(index_key)
     if root is None:
         return []
@@ -330,18 +367,8 @@ def drop_stale_for_index(store: CacheStore, index_key: str) -> list[str]:
               if isinstance(k, str) and k.startswith(root + "/") and "/dists/" not in k and "/repodata/" not in k}
     if not cached:
         return []  # nothing of this repository is cached: nothing can be stale
-    if "/repodata/" in index_key:
-        model = build_model(store)
-        rm = model.roots.get(root)
-        listed = [(k, r.size, r.sha256) for k, r in (rm.refs.items() if rm else []) if r.index == index_key]
-    else:
-        listed = []
-        for rel, size, sha in index_entries(store.body_path(index_key)):
-            k = _key_join(root, rel)
-            if k:
-                listed.append((k, size, sha))
     dropped = []
-    for key, size, sha in listed:
+    for key, size, sha in index_refs(store, index_key):
         if key not in cached:
             continue
         d = store.index.get(key)

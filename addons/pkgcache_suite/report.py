@@ -21,6 +21,11 @@ from mitmproxy import http
 from .flowinfo import client_address
 
 RESERVED_HOST = "pkgcache"
+
+
+def is_report_target(req: http.Request) -> bool:
+    """Decided from the request target alone: a Host header naming the report host changes nothing."""
+    return req.host.lower() == RESERVED_HOST
 ACTIONS = ("expire", "verify", "delete", "reset-stats")
 log = logging.getLogger("pkgcache")
 

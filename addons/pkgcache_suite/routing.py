@@ -16,10 +16,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mitmproxy import ctx, exceptions, http, tls
+from mitmproxy.proxy import server_hooks
 from mitmproxy.proxy.mode_specs import ReverseMode
 
 from . import report
+from .clientlimits import check_request
 from .context import CacheContext
+from .destinations import is_local_address, parse_ip
+from .upstream import abort_server
 from .flowinfo import client_address
 from .repos import ConfigError, RepoConfig, Repository, TargetHealth, load_config
 from .urlmap import key_for_url, repo_key
@@ -30,6 +34,7 @@ META_REPO = "pkgcache_repo"
 META_REPO_PATH = "pkgcache_repo_path"
 META_TARGET = "pkgcache_target"
 META_NOCACHE = "pkgcache_nocache"
+META_KEY_HOST = "pkgcache_key_host"  # the host a request's cache key names, decided from where it really goes
 
 
 def _refuse(flow: http.HTTPFlow, why: str) -> None:
@@ -38,6 +43,13 @@ def _refuse(flow: http.HTTPFlow, why: str) -> None:
     flow.response = http.Response.make(403, f"pkgcache: forbidden: {why}\n".encode(),
                                        {"Content-Type": "text/plain"})
     flow.comment = f"pkgcache: refused ({why})"
+
+
+def _authority(value: str, scheme: str) -> str:
+    """host[:port] in one spelling: lower case, the scheme's default port left out."""
+    v = value.lower()
+    default = ":443" if scheme == "https" else ":80"
+    return v[: -len(default)] if v.endswith(default) else v
 
 
 def _parse_ports(value: str) -> set[int]:
@@ -66,6 +78,7 @@ class Router:
         self.allow_clients: list[Any] = []
         self.force_managed = False
         self.intercept: list[str] = []
+        self.allow_loopback = False
 
     def load(self, loader: Any) -> None:
         loader.add_option("pkgcache_conf", str, "",
@@ -79,6 +92,9 @@ class Router:
         loader.add_option("pkgcache_intercept_hosts", str, "",
                           "Host patterns (comma-separated, * wildcards) whose HTTPS is intercepted with "
                           "mitmproxy's CA and cached; all other HTTPS is tunnelled untouched.")
+        loader.add_option("pkgcache_allow_loopback", bool, False,
+                          "Let clients name loopback and link-local destinations (the proxy host's own "
+                          "services); refused by default. Private LAN ranges are always allowed.")
         loader.add_option("pkgcache_admin_password", str, "",
                           "Password (user 'admin') for the report page's state-changing actions; "
                           "AdminAuth in a config sets user and password.")
@@ -105,6 +121,7 @@ class Router:
         self.allow_clients = _parse_networks(o.pkgcache_allow_clients)
         self.force_managed = cfg.force_managed if cfg.force_managed is not None else o.pkgcache_force_managed
         self.intercept = [h.strip().lower() for h in o.pkgcache_intercept_hosts.split(",") if h.strip()]
+        self.allow_loopback = o.pkgcache_allow_loopback
         self.c.admin_auth = cfg.admin_auth or (f"admin:{o.pkgcache_admin_password}"
                                                if o.pkgcache_admin_password else None)
         if cfg.offline:
@@ -154,14 +171,42 @@ class Router:
     def _port_ok(self, port: int) -> bool:
         return 0 in self.allow_ports or port in self.allow_ports
 
-    def http_connect(self, flow: http.HTTPFlow) -> None:
+    async def _destination_refused(self, host: str) -> bool:
+        """Loopback and link-local destinations are the proxy host's own: refused unless allowed."""
+        return not self.allow_loopback and await self.c.resolver.is_local(host)
+
+    async def http_connect(self, flow: http.HTTPFlow) -> None:
         req = flow.request
+        if flow.response is not None:
+            return
         if not self._client_ok(flow):
             _refuse(flow, "client address not allowed")
         elif not self._port_ok(req.port):
             _refuse(flow, f"port {req.port} is not allowed (AllowUserPorts)")
         elif self.cfg.passthrough and not any(p.search(f"{req.host}:{req.port}") for p in self.cfg.passthrough):
             _refuse(flow, f"CONNECT to {req.host}:{req.port} does not match PassThroughPattern")
+        elif await self._destination_refused(req.host):
+            _refuse(flow, f"{req.host} is a loopback or link-local destination (pkgcache_allow_loopback)")
+
+    def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        """A name that resolved elsewhere when checked may resolve to a local address now (DNS rebinding):
+        the address really connected to is checked again."""
+        peer = data.server.peername
+        if self.allow_loopback or not peer or data.server.via is not None:
+            return
+        addr = parse_ip(str(peer[0]))
+        if addr is None or not is_local_address(addr):
+            return
+        address = data.server.address
+        if address and address[0] in ("127.0.0.1", "::1") and address[1] == self.c.fileserver.port:
+            return  # our own file server
+        if address and any(urlsplit(t).hostname == address[0] for r in self.cfg.repos for t in r.targets):
+            return  # the admin's configured target
+        if address and parse_ip(str(address[0])) is not None:
+            return  # a literal address was checked in the request hook
+        log.warning("pkgcache: refused connection to %s: it resolved to the local address %s",
+                    address, peer[0])
+        abort_server(data.client, data.server, "destination resolved to a loopback or link-local address")
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         """Tunnel HTTPS untouched unless the admin listed the host for interception."""
@@ -209,14 +254,49 @@ class Router:
         req.port = int(port) if port.isdigit() else (443 if scheme == "https" else 80)
         req.path = path
         req.host_header = hostport
+        if req.authority:
+            req.authority = hostport  # the target changed: so did what the client's target names
 
     async def request(self, flow: http.HTTPFlow) -> None:
+        """Access control first, for every request (the report included), then where the request goes."""
         req = flow.request
-        if flow.response is not None or req.host == report.RESERVED_HOST or req.pretty_host == report.RESERVED_HOST:
+        if flow.response is not None:
             return
         if not self._client_ok(flow):
             _refuse(flow, "client address not allowed")
             return
+        bad = check_request(req.path, req.headers.items(multi=True))
+        if bad is not None:
+            log.warning("pkgcache: refused %s from %s: %s", req.method, client_address(flow), bad.reason)
+            flow.response = http.Response.make(bad.status, f"pkgcache: {bad.reason}\n".encode(),
+                                               {"Content-Type": "text/plain"})
+            flow.comment = f"pkgcache: refused ({bad.reason})"
+            return
+        if report.is_report_target(req):
+            return  # answered by the cache addon, inside the proxy: never forwarded anywhere
+        await self._route(flow)
+        if flow.response is None:
+            flow.metadata[META_KEY_HOST] = await self._key_host(flow)
+
+    async def _key_host(self, flow: http.HTTPFlow) -> str:
+        """Where the request really goes names its cache key; a disagreeing Host header is ignored."""
+        req = flow.request
+        if req.authority or isinstance(flow.client_conn.proxy_mode, ReverseMode) or parse_ip(req.host) is None:
+            header = req.host_header
+            if header and req.authority and _authority(header, req.scheme) != _authority(req.authority, req.scheme):
+                log.warning("pkgcache: %s from %s: Host %r disagrees with the request target; the target wins",
+                            req.url, client_address(flow), header)
+                req.host_header = req.authority
+            return req.host
+        # origin-form to a bare address (transparent redirect, or a tunnel to an address)
+        host = await self.c.resolver.key_host(req.host, req.host_header)
+        if host == req.host and req.host_header and parse_ip(req.host_header.rsplit(":", 1)[0]) is None:
+            log.info("pkgcache: %s: Host %r does not resolve to %s; filed under the address",
+                     req.url, req.host_header, req.host)
+        return host
+
+    async def _route(self, flow: http.HTTPFlow) -> None:
+        req = flow.request
         if isinstance(flow.client_conn.proxy_mode, ReverseMode):
             self._mirror_style(flow)
             if flow.response is not None:
@@ -227,6 +307,9 @@ class Router:
         if not self._port_ok(req.port):
             _refuse(flow, f"port {req.port} is not allowed (AllowUserPorts)")
             return
+        if await self._destination_refused(req.host):
+            _refuse(flow, f"{req.host} is a loopback or link-local destination (pkgcache_allow_loopback)")
+            return
         if META_REPO not in flow.metadata:
             m = self.cfg.match(req.host, req.port, req.scheme, req.path.split("?", 1)[0]) if self.cfg.repos else None
             if m is not None:
@@ -234,11 +317,11 @@ class Router:
         name = flow.metadata.get(META_REPO)
         if name is None:
             if self.force_managed:
-                _refuse(flow, f"{req.pretty_host} is not a configured repository (ForceManaged)")
-            elif self.cfg.dont_cache and any(p.search(req.pretty_url) for p in self.cfg.dont_cache):
+                _refuse(flow, f"{req.host} is not a configured repository (ForceManaged)")
+            elif self.cfg.dont_cache and any(p.search(req.url) for p in self.cfg.dont_cache):
                 flow.metadata[META_NOCACHE] = True
             return
-        if self.cfg.dont_cache and any(p.search(req.pretty_url) for p in self.cfg.dont_cache):
+        if self.cfg.dont_cache and any(p.search(req.url) for p in self.cfg.dont_cache):
             flow.metadata[META_NOCACHE] = True
         repo = next(r for r in self.cfg.repos if r.name == name)
         query = "?" + req.path.split("?", 1)[1] if "?" in req.path else ""

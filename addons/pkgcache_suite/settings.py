@@ -29,6 +29,11 @@ OPTIONS: list[tuple[str, type, Any, str]] = [
      "Hits up to this many bytes are answered from memory; larger ones are streamed from disk."),
     ("pkgcache_follow_timeout", int, 60,
      "Seconds a request waits for another download of the same URL to start before going upstream itself."),
+    ("pkgcache_connect_timeout", int, 15,
+     "Seconds a download may take to connect to upstream before it is given up."),
+    ("pkgcache_idle_timeout", int, 30,
+     "Seconds upstream may send nothing (before or during the body) before the download is cut; "
+     "nothing is stored and the clients waiting for it are told at once."),
 ]
 
 
@@ -39,6 +44,8 @@ class Settings:
     rules_dir: Path | None
     memory_hit_max: int
     follow_timeout: int
+    connect_timeout: int = 15
+    idle_timeout: int = 30
 
 
 def parse(opts: Any) -> Settings:
@@ -55,12 +62,15 @@ def parse(opts: Any) -> Settings:
         raise exceptions.OptionsError(f"pkgcache_rules {rules_dir} is not a directory")
     if opts.pkgcache_memory_hit_max < 0 or opts.pkgcache_memory_hit_max > 64 << 20:
         raise exceptions.OptionsError("pkgcache_memory_hit_max must be between 0 and 64 MiB")
-    if opts.pkgcache_follow_timeout <= 0:
-        raise exceptions.OptionsError("pkgcache_follow_timeout must be positive")
+    for name in ("pkgcache_follow_timeout", "pkgcache_connect_timeout", "pkgcache_idle_timeout"):
+        if getattr(opts, name) <= 0:
+            raise exceptions.OptionsError(f"{name} must be a positive number of seconds")
     return Settings(
         cache_dir=cache_dir,
         filter_file=filter_file,
         rules_dir=rules_dir,
         memory_hit_max=opts.pkgcache_memory_hit_max,
         follow_timeout=opts.pkgcache_follow_timeout,
+        connect_timeout=opts.pkgcache_connect_timeout,
+        idle_timeout=opts.pkgcache_idle_timeout,
     )

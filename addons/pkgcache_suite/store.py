@@ -7,6 +7,12 @@ Layout under the cache root::
     .pkgcache/partial/<id>.part    bodies being downloaded (renamed into place when complete)
     .pkgcache/partial/<id>.json    response headers of a download, for followers in other processes
     .pkgcache/locks/<id>.lock      flock()ed by whoever downloads <key>: the cross-process single flight
+    .pkgcache/refs/                diskcache: key -> (size, SHA-256) that a cached index lists for it
+
+Every private file is opened without following links (a link planted in the
+private area is removed, never followed) and created exclusively.  A partial
+body is flock()ed by its writer for as long as it is being written, so a
+follower can tell a live download from a dead one by the very inode it reads.
 
 A body is visible only after it was written whole, length-checked and renamed,
 and its index entry is written after the rename: a crash leaves at worst a file
@@ -29,13 +35,89 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import logging
+
 import diskcache
+
+log = logging.getLogger("pkgcache")
 
 PRIVATE = ".pkgcache"
 
 
 class StoreError(OSError):
     """The cache cannot do what was asked (unsafe path, disk trouble); callers degrade to proxying."""
+
+
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_private(path: Path, flags: int, mode: int = 0o644) -> int:
+    """Open a file of the private area without following a link; a planted link is removed, then retried.
+
+    With O_CREAT the file is created exclusively (after removing whatever was
+    there), so nothing can be redirected to a file outside the cache.
+    """
+    for _ in range(3):
+        try:
+            if flags & os.O_CREAT and flags & os.O_EXCL:
+                try:
+                    if stat.S_ISLNK(os.lstat(path).st_mode):
+                        os.unlink(path)
+                except FileNotFoundError:
+                    pass
+            return os.open(path, flags | _NOFOLLOW, mode)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            log.warning("pkgcache: removed a symbolic link planted at %s", path)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+    raise StoreError(errno.ELOOP, f"{path} keeps being replaced by a link")
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Replace path atomically with data: exclusive temporary file, no links followed, then rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_private(path: Path, limit: int = 1 << 20) -> bytes:
+    """Read a small private file without following a link."""
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    try:
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
+def fd_locked_by_other(fd: int) -> bool:
+    """True when another open file (a live writer) holds a flock on fd's inode."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
 
 
 @dataclass
@@ -82,7 +164,10 @@ class CacheStore:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             for sub in ("partial", "locks"):
-                (self.root / PRIVATE / sub).mkdir(parents=True, exist_ok=True)
+                d = self.root / PRIVATE / sub
+                d.mkdir(parents=True, exist_ok=True)
+                if d.is_symlink() or (self.root / PRIVATE).is_symlink():
+                    raise OSError(errno.ELOOP, f"{d} is a symbolic link")
             probe = self.root / PRIVATE / f".probe-{os.getpid()}"
             probe.write_bytes(b"")
             probe.unlink()
@@ -96,9 +181,32 @@ class CacheStore:
         self.index = diskcache.Cache(
             str(self.root / PRIVATE / "index"), eviction_policy="none", size_limit=2**62
         )
+        self._refs: diskcache.Cache | None = None
 
     def close(self) -> None:
         self.index.close()
+        if self._refs is not None:
+            self._refs.close()
+
+    # -- what cached indexes say about files ---------------------------------------
+
+    @property
+    def refs(self) -> diskcache.Cache:
+        if self._refs is None:
+            self._refs = diskcache.Cache(str(self.root / PRIVATE / "refs"), eviction_policy="none",
+                                         size_limit=2**62)
+        return self._refs
+
+    def record_refs(self, index_key: str, refs: list[tuple[str, int, str | None]]) -> None:
+        """Remember the size and SHA-256 an index lists for each file, so a download can be checked on commit."""
+        with self.refs.transact():
+            for key, size, sha in refs:
+                self.refs.set(key, (size, sha, index_key))
+
+    def expected(self, key: str) -> tuple[int, str | None] | None:
+        """(size, SHA-256 or None) that a cached index lists for key, if any."""
+        v = self.refs.get(key)
+        return (int(v[0]), v[1]) if v else None
 
     # -- paths -------------------------------------------------------------
 
@@ -188,7 +296,7 @@ class CacheStore:
     # -- single flight -----------------------------------------------------------
 
     def try_lock(self, key: str) -> Lock | None:
-        fd = os.open(self.lock_path(key), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = open_private(self.lock_path(key), os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -205,9 +313,131 @@ class CacheStore:
 
     def read_partial_header(self, key: str) -> dict[str, Any] | None:
         try:
-            return json.loads(self.partial_header_path(key).read_bytes())
+            header = json.loads(read_private(self.partial_header_path(key)))
         except (OSError, ValueError):
             return None
+        return header if isinstance(header, dict) and isinstance(header.get("headers"), list) else None
+
+    def open_live_partial(self, key: str, header: dict[str, Any]) -> int | None:
+        """A read-only fd on the partial body that header describes, if its writer is alive.
+
+        A partial whose writer died (killed, crashed) is never followed: nobody
+        holds its flock, or it is not the inode the header names.
+        """
+        try:
+            fd = os.open(self.partial_path(key), os.O_RDONLY | _NOFOLLOW)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if header.get("inode") != st.st_ino or not stat.S_ISREG(st.st_mode) or not fd_locked_by_other(fd):
+                os.close(fd)
+                return None
+        except OSError:
+            os.close(fd)
+            return None
+        return fd
+
+    def sweep_partials(self, min_age: float = 10.0) -> list[str]:
+        """Remove what dead downloads left in the private area: partial bodies nobody writes, their
+        headers, temporary files and planted links.  Returns the names removed."""
+        removed = []
+        now = time.time()
+        for sub in ("partial", "locks"):
+            d = self.root / PRIVATE / sub
+            try:
+                names = os.listdir(d)
+            except OSError:
+                continue
+            for name in names:
+                p = d / name
+                try:
+                    st = os.lstat(p)
+                except OSError:
+                    continue
+                if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
+                    if stat.S_ISLNK(st.st_mode):
+                        p.unlink(missing_ok=True)
+                        removed.append(f"{sub}/{name}")
+                    continue
+                if sub == "locks" or now - st.st_mtime < min_age:
+                    continue  # lock files are reused, never removed: removing one could split a flight
+                if name.endswith(".part") and not self._partial_alive(p):
+                    p.unlink(missing_ok=True)
+                    p.with_suffix(".json").unlink(missing_ok=True)
+                    removed.append(f"{sub}/{name}")
+                elif name.endswith(".json"):
+                    part = p.with_suffix(".part")
+                    if not part.exists() or not self._partial_alive(part):
+                        p.unlink(missing_ok=True)
+                        removed.append(f"{sub}/{name}")
+                elif name.endswith(".tmp"):
+                    p.unlink(missing_ok=True)
+                    removed.append(f"{sub}/{name}")
+        return removed
+
+    @staticmethod
+    def _partial_alive(path: Path) -> bool:
+        try:
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            return fd_locked_by_other(fd)
+        finally:
+            os.close(fd)
+
+    def reconcile(self) -> dict[str, int]:
+        """Make the tree and the index agree: an index entry without its body is forgotten; a body
+        without an entry is kept only if a cached index vouches for its size and SHA-256 (then it is
+        indexed), otherwise removed.  Nothing is ever served without having been checked."""
+        counts = {"indexed": 0, "removed": 0, "forgotten": 0}
+        for key in list(self.index.iterkeys()):
+            if isinstance(key, str) and self.lookup(key) is None and not self.lock_busy(key):
+                d = self.index.get(key)
+                if d is not None:
+                    try:
+                        os.stat(self.body_path(key), follow_symlinks=False)
+                        continue  # present but changed: verify's business, not ours
+                    except (OSError, StoreError):
+                        self.index.delete(key)
+                        counts["forgotten"] += 1
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            rel_dir = os.path.relpath(dirpath, self.root)
+            if rel_dir == ".":
+                dirnames[:] = [d for d in dirnames if d != PRIVATE]
+            for name in filenames:
+                key = name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
+                if self.index.get(key) is not None:
+                    continue
+                path = Path(dirpath) / name
+                lock = self.try_lock(key)
+                if lock is None:
+                    continue  # being committed right now
+                try:
+                    if self.index.get(key) is not None:
+                        continue
+                    counts[self._adopt_or_remove(key, path)] += 1
+                finally:
+                    lock.release()
+        return counts
+
+    def _adopt_or_remove(self, key: str, path: Path) -> str:
+        want = self.expected(key)
+        try:
+            if stat.S_ISREG(os.lstat(path).st_mode) and want is not None and want[1]:
+                size, digest = file_sha256(path)
+                if size == want[0] and digest == want[1]:
+                    now = time.time()
+                    self.put_entry(Entry(key=key, url="", kind="immutable", length=size, sha256=digest,
+                                         fetched=now, validated=now))
+                    log.info("pkgcache: indexed %s: a cached index vouches for it", key)
+                    return "indexed"
+            path.unlink()
+        except OSError:
+            return "removed"
+        log.warning("pkgcache: removed %s: it was in the cache tree without an index entry", key)
+        return "removed"
 
     def writer(self, key: str, url: str, kind: str) -> Writer:
         return Writer(self, key, url, kind)
@@ -233,6 +463,7 @@ class Writer:
         self.hash = hashlib.sha256()
         self.failed: str | None = None
         self.on_progress: Callable[[], None] | None = None  # called from the helper thread
+        self.unwritten: list[bytes] = []  # chunks from the failed write on, for the followers' relay
         self._q: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._pending = 0
         self._cv = threading.Condition()
@@ -243,10 +474,10 @@ class Writer:
         try:
             self.header_file.unlink(missing_ok=True)  # a crashed leader's, if any
             self.part.unlink(missing_ok=True)
-            self.fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-            tmp = self.header_file.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(header))
-            os.replace(tmp, self.header_file)
+            self.fd = open_private(self.part, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)  # held while writing: followers tell live from dead by it
+            header = {**header, "inode": os.fstat(self.fd).st_ino, "pid": os.getpid()}
+            write_private(self.header_file, json.dumps(header).encode())
         except OSError as e:
             self.fail(f"cannot start cache file: {e}")
             return
@@ -277,6 +508,9 @@ class Writer:
                     self.written += len(chunk)
                 except OSError as e:
                     self.failed = f"write failed after {self.written} bytes: {e}"
+                    self.unwritten.append(chunk)
+            else:
+                self.unwritten.append(chunk)
             with self._cv:
                 self._pending -= len(chunk)
                 self._cv.notify_all()
@@ -322,15 +556,15 @@ class Writer:
             self.fail(f"SHA-256 mismatch: body is {digest}, URL names {want}")
             return None
         try:
-            os.close(self.fd)
-            self.fd = -1
             final = self.store.body_path(self.key)
             final.parent.mkdir(parents=True, exist_ok=True)
             final = self.store.body_path(self.key)  # re-check after creating directories
-            os.replace(self.part, final)
+            os.replace(self.part, final)  # still flocked: a follower never sees a finished writer before this
         except OSError as e:
             self.fail(f"cannot place body: {e}")
             return None
+        os.close(self.fd)
+        self.fd = -1
         now = time.time()
         entry = Entry(
             key=self.key, url=self.url, kind=self.kind, length=self.written,
@@ -385,7 +619,7 @@ def place_file(store: CacheStore, key: str, url: str, kind: str, src: Path, size
             part = store.partial_path(key)
             part.unlink(missing_ok=True)
             h = hashlib.sha256()
-            fd_out = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            fd_out = open_private(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             try:
                 while chunk := os.read(fd_in, 1 << 20):
                     h.update(chunk)
