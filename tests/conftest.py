@@ -69,7 +69,8 @@ class Proxy:
         return f"http://127.0.0.1:{self.port}"
 
     def client(self, **kw) -> httpx.Client:
-        return httpx.Client(proxy=self.url, timeout=60, trust_env=False, **kw)
+        kw.setdefault("timeout", 60)
+        return httpx.Client(proxy=self.url, trust_env=False, **kw)
 
     def log_text(self) -> str:
         return "\n".join(self.lines)

@@ -30,6 +30,14 @@ class Behaviour:
     gate: threading.Event = field(default_factory=threading.Event)
     reset_at_gate: bool = False  # when the gate opens, reset the connection instead of finishing
     fail_times: int = 0  # answer 503 this many times, then serve normally
+    close_delimited: bool = False  # no Content-Length, no chunked encoding: the body ends when the connection closes
+    truncate_to: int | None = None  # send only this many body bytes, then close cleanly
+    content_length: int | None = None  # announce this Content-Length whatever the body
+    html: bool = False  # answer 200 text/html with a login page (a captive portal)
+    html_body_as: str | None = None  # answer 200 with an HTML page under this Content-Type
+    redirect: str | None = None  # answer 302 to this location
+    stall_after: int | None = None  # send this many body bytes, then send nothing for `stall` seconds
+    stall: float = 60.0
 
 
 @dataclass
@@ -81,6 +89,21 @@ class Origin:
                     return
                 if b.delay:
                     time.sleep(b.delay)
+                if b.redirect:
+                    self.send_response(302)
+                    self.send_header("Location", b.redirect)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if b.html or b.html_body_as:
+                    page = b"<!DOCTYPE html><html><head><title>Log in</title></head><body>Wi-Fi login</body></html>\n"
+                    self.send_response(200)
+                    self.send_header("Content-Type", b.html_body_as or "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    if not head:
+                        self.wfile.write(page)
+                    return
                 if b.status:
                     body = f"status {b.status}\n".encode()
                     self.send_response(b.status)
@@ -132,12 +155,27 @@ class Origin:
                 self.send_header("ETag", etag)
                 if b.chunked:
                     self.send_header("Transfer-Encoding", "chunked")
+                elif b.close_delimited:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 else:
-                    self.send_header("Content-Length", str(st.st_size))
+                    self.send_header("Content-Length", str(st.st_size if b.content_length is None
+                                                           else b.content_length))
                 self.end_headers()
                 if head:
                     return
                 with open(fs, "rb") as f:
+                    if b.truncate_to is not None or b.content_length is not None:
+                        self.wfile.write(f.read(st.st_size if b.truncate_to is None else b.truncate_to))
+                        self.wfile.flush()
+                        self.close_connection = True
+                        return
+                    if b.stall_after is not None:
+                        self.wfile.write(f.read(b.stall_after))
+                        self.wfile.flush()
+                        time.sleep(b.stall)
+                        self.close_connection = True
+                        return
                     if b.reset_after is not None:
                         self.wfile.write(f.read(b.reset_after))
                         self._reset()

@@ -547,6 +547,7 @@ class CacheCore:
         self.flows.pop(flow.id, None)
         self.watchdog.unwatch(flow.id)
         resp.stream = True
+        resp.headers["X-Cache"] = "MISS"
         flow.comment = f"pkgcache: {what} ({st.kind.value})"
         self._count(st, "pass")
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from mitmproxy import ctx, exceptions, http, tls
 from mitmproxy.proxy import server_hooks
-from mitmproxy.proxy.mode_specs import ReverseMode
+from mitmproxy.proxy.mode_specs import RegularMode, ReverseMode
 
 from . import report
 from .clientlimits import check_request
@@ -254,8 +254,6 @@ class Router:
         req.port = int(port) if port.isdigit() else (443 if scheme == "https" else 80)
         req.path = path
         req.host_header = hostport
-        if req.authority:
-            req.authority = hostport  # the target changed: so did what the client's target names
 
     async def request(self, flow: http.HTTPFlow) -> None:
         """Access control first, for every request (the report included), then where the request goes."""
@@ -279,21 +277,27 @@ class Router:
             flow.metadata[META_KEY_HOST] = await self._key_host(flow)
 
     async def _key_host(self, flow: http.HTTPFlow) -> str:
-        """Where the request really goes names its cache key; a disagreeing Host header is ignored."""
+        """Where the request really goes names its cache key; a Host header that disagrees is ignored.
+
+        The one exception: a request to a bare address (a transparent redirect, a tunnel to an address)
+        is filed under the name in its Host header when that name resolves to that very address.
+        """
         req = flow.request
-        if req.authority or isinstance(flow.client_conn.proxy_mode, ReverseMode) or parse_ip(req.host) is None:
-            header = req.host_header
-            if header and req.authority and _authority(header, req.scheme) != _authority(req.authority, req.scheme):
-                log.warning("pkgcache: %s from %s: Host %r disagrees with the request target; the target wins",
-                            req.url, client_address(flow), header)
-                req.host_header = req.authority
-            return req.host
-        # origin-form to a bare address (transparent redirect, or a tunnel to an address)
-        host = await self.c.resolver.key_host(req.host, req.host_header)
-        if host == req.host and req.host_header and parse_ip(req.host_header.rsplit(":", 1)[0]) is None:
-            log.info("pkgcache: %s: Host %r does not resolve to %s; filed under the address",
-                     req.url, req.host_header, req.host)
-        return host
+        header = req.host_header or ""
+        host = f"[{req.host}]" if ":" in req.host else req.host
+        target = host if req.port == (443 if req.scheme == "https" else 80) else f"{host}:{req.port}"
+        if header and parse_ip(req.host) is not None:
+            named = await self.c.resolver.key_host(req.host, header)
+            if named != req.host and _authority(header, req.scheme) == _authority(
+                    named if target == host else f"{named}:{req.port}", req.scheme):
+                return named
+        if header and _authority(header, req.scheme) != _authority(target, req.scheme):
+            plain = isinstance(flow.client_conn.proxy_mode, RegularMode) and not flow.client_conn.tls_established
+            log.warning("pkgcache: %s from %s: Host %r disagrees with the request target; the target wins",
+                        req.url, client_address(flow), header)
+            if plain:
+                req.host_header = target  # upstream is asked for what the cache key says
+        return req.host
 
     async def _route(self, flow: http.HTTPFlow) -> None:
         req = flow.request

@@ -485,7 +485,8 @@ class Writer:
         self._thread.start()
 
     def write(self, chunk: bytes) -> None:
-        if self.fd < 0 or not chunk or self.failed:
+        """Queue chunk; after a failure it is still queued, and kept in .unwritten for the followers."""
+        if self.fd < 0 or not chunk:
             return
         with self._cv:
             while self._pending > self.QUEUE_LIMIT and self.failed is None:
