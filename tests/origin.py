@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import os
 import socket
 import threading
 import time
@@ -112,7 +113,8 @@ class Origin:
                     self.wfile.write(body)
                     return
                 fs = origin.root / unquote(path).lstrip("/")
-                if not fs.is_file():
+                real = os.path.realpath(fs)
+                if not real.startswith(os.path.realpath(origin.root) + os.sep) or not fs.is_file():
                     self.send_error(404)
                     return
                 st = fs.stat()

@@ -212,8 +212,8 @@ class CacheCore:
                         log.info("pkgcache: removed %d leftovers of interrupted downloads", len(removed))
                 except Exception:
                     log.exception("pkgcache: housekeeping failed")
+            await asyncio.sleep(5.0 if first else HOUSEKEEPING_INTERVAL)  # again soon: what was too young
             first = False
-            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
 
     async def done(self) -> None:
         if self._housekeeping is not None:

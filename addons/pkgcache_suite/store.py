@@ -338,7 +338,7 @@ class CacheStore:
             return None
         return fd
 
-    def sweep_partials(self, min_age: float = 10.0) -> list[str]:
+    def sweep_partials(self, min_age: float = 2.0) -> list[str]:
         """Remove what dead downloads left in the private area: partial bodies nobody writes, their
         headers, temporary files and planted links.  Returns the names removed."""
         removed = []
