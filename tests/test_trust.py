@@ -412,3 +412,27 @@ def test_loopback_and_link_local_destinations_are_refused_by_default(origin: Ori
     assert origin.count("/admin-ui") == 0
     with proxy.client() as c:  # the report is answered inside the proxy: not affected
         assert c.get("http://pkgcache/stats.json").status_code == 200
+
+
+# -- the rest of the faulty upstream's repertoire ----------------------------------------------------------------
+
+
+def test_wrong_lengths_and_redirects_are_passed_on_and_never_stored(origin: Origin, proxy: Proxy) -> None:
+    body = os.urandom(200_000)
+    origin.put(DEB, body)
+    origin.put("/elsewhere.deb", b"moved")
+    for behaviour in (Behaviour(content_length=300_000), Behaviour(truncate_to=150_000),
+                      Behaviour(redirect=origin.base + "/elsewhere.deb")):
+        origin.behaviours[DEB] = behaviour
+        try:
+            with proxy.client() as c:
+                r = c.get(origin.base + DEB)
+            assert r.status_code == 302 or len(r.content) < len(body)
+        except httpx.HTTPError:
+            pass  # a broken transfer: what a short body must look like
+        assert not (proxy.cache_dir / f"127.0.0.1_{origin.port}" / DEB.lstrip("/")).exists()
+    del origin.behaviours[DEB]
+    with proxy.client() as c:
+        r = c.get(origin.base + DEB)
+        assert r.content == body and r.headers["x-cache"] == "MISS"
+        assert c.get(origin.base + DEB).headers["x-cache"] == "HIT"

@@ -19,7 +19,8 @@ log = logging.getLogger("pkgcache")
 
 
 async def continue_download(url: str, offset: int, validator: str | None, feed: Callable[[bytes], bytes],
-                            expected: int | None, proxy: str | None = None) -> str | None:
+                            expected: int | None, proxy: str | None = None,
+                            timeouts: tuple[float, float] = (15.0, 30.0)) -> str | None:
     """Fetch url from offset into feed(); returns None on success, or why it failed."""
     headers = {"Accept-Encoding": "identity"}
     if offset:
@@ -27,7 +28,8 @@ async def continue_download(url: str, offset: int, validator: str | None, feed: 
         if validator:
             headers["If-Range"] = validator
     try:
-        async with httpx.AsyncClient(timeout=60, trust_env=False, proxy=proxy) as client:
+        timeout = httpx.Timeout(timeouts[1], connect=timeouts[0])  # connect, then idle between reads
+        async with httpx.AsyncClient(timeout=timeout, trust_env=False, proxy=proxy) as client:
             async with client.stream("GET", url, headers=headers) as r:
                 skip = 0
                 if r.status_code == 206:

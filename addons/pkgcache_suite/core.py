@@ -698,7 +698,8 @@ class CacheCore:
                  st.url, tee.pos)
 
         async def run() -> None:
-            why = await continue_download(flow.request.url, tee.pos, st.validator, tee, st.expected, proxy)
+            why = await continue_download(flow.request.url, tee.pos, st.validator, tee, st.expected, proxy,
+                                          (self.watchdog.connect_timeout, self.watchdog.idle_timeout))
             if why is None and not st.committed:
                 why = st.writer.failed if st.writer and st.writer.failed else "body incomplete"
             if why is not None and not st.committed:
