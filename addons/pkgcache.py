@@ -10,6 +10,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pkgcache_suite.suite import build_addons  # noqa: E402
+from pkgcache_suite.proxy.suite import build_addons  # noqa: E402
 
 addons = build_addons()

@@ -13,7 +13,7 @@ import pytest
 from conftest import wait_for
 from origin import Behaviour, Origin
 
-from pkgcache_suite.repos import load_config, read_list_file
+from pkgcache_suite.repos.config import load_config, read_list_file
 
 DEB = "/debian/pool/main/a/alpha/alpha_1.0_all.deb"
 INREL = "/debian/dists/stable/InRelease"

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from mitmproxy.test import taddons, tflow, tutils
 
-from pkgcache_suite.admission import admit, close_delimited
-from pkgcache_suite.clientlimits import check_request
-from pkgcache_suite.context import CacheContext
-from pkgcache_suite.core import CacheCore, _looks_like_html
-from pkgcache_suite.destinations import Resolver, is_local_address, local_literal
-from pkgcache_suite.relay import Relay
-from pkgcache_suite.store import CacheStore
-from pkgcache_suite.upstream import Watchdog
+from pkgcache_suite.policy.admission import admit, close_delimited
+from pkgcache_suite.policy.limits import check_request
+from pkgcache_suite.proxy.context import CacheContext
+from pkgcache_suite.proxy.cache import CacheCore, _looks_like_html
+from pkgcache_suite.policy.destinations import Resolver, is_local_address, local_literal
+from pkgcache_suite.transfer.relay import Relay
+from pkgcache_suite.storage.store import CacheStore
+from pkgcache_suite.transfer.watchdog import Watchdog
 
 
 @pytest.mark.parametrize("path,headers,status", [
@@ -159,7 +159,7 @@ class _Flow:
 def test_watchdog_decisions(setup, age, idle, cut) -> None:
     wd = Watchdog()
     wd.connect_timeout, wd.idle_timeout = 10, 20
-    from pkgcache_suite.upstream import Watched
+    from pkgcache_suite.transfer.watchdog import Watched
 
     now = 1000.0
     w = Watched(_Flow(setup), "http://x/", started=now - age, last=now - idle)  # type: ignore[arg-type]
@@ -243,7 +243,7 @@ async def test_a_failure_while_deciding_leaves_the_response_streamed_and_unstore
         def boom(*_a, **_k):
             raise RuntimeError("unexpected")
 
-        monkeypatch.setattr("pkgcache_suite.core.admit", boom)
+        monkeypatch.setattr("pkgcache_suite.proxy.cache.admit", boom)
         core.responseheaders(f)
         assert f.response.stream is True
         assert f.id not in core.flows

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pkgcache_suite import httpsem
-from pkgcache_suite.rules import Classifier, Kind, RulesError
-from pkgcache_suite.store import CacheStore, Entry, StoreError
-from pkgcache_suite.urlmap import UnsafeURL, key_for, key_for_url
+from pkgcache_suite.policy import httpsem
+from pkgcache_suite.policy.rules import Classifier, Kind, RulesError
+from pkgcache_suite.storage.store import CacheStore, Entry, StoreError
+from pkgcache_suite.policy.cachekey import UnsafeURL, key_for, key_for_url
 
 
 @pytest.mark.parametrize(

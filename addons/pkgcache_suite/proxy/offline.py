@@ -17,12 +17,12 @@ from typing import Any
 
 from mitmproxy import ctx, exceptions
 
-from .context import CacheContext
-from .datastore import Datastore, DatastoreError
-from .importer import import_datastore, write_report
-from .reachability import Reachability
-from .usb import FileEventSource, UdevSource, UsbWatcher
-from .wanted import WantedList
+from pkgcache_suite.proxy.context import CacheContext
+from pkgcache_suite.offline.datastore import Datastore, DatastoreError
+from pkgcache_suite.offline.importer import import_datastore, write_report
+from pkgcache_suite.offline.reachability import Reachability
+from pkgcache_suite.offline.usb import FileEventSource, UdevSource, UsbWatcher
+from pkgcache_suite.offline.wanted import WantedList
 
 log = logging.getLogger("pkgcache")
 

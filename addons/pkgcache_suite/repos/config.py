@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .debindex import open_index
+from pkgcache_suite.indexes.debian import open_index
 
 BAD_TARGET_SECONDS = 60.0
 

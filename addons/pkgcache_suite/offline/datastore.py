@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .urlmap import UnsafeURL, key_for_url
+from pkgcache_suite.policy.cachekey import UnsafeURL, key_for_url
 
 FORMAT = "pkgcache-datastore"
 VERSION = 1

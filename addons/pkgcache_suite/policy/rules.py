@@ -30,7 +30,7 @@ class Rule:
     origin: str  # "file:line", for error messages and the report page
 
 
-DEFAULT_RULES_DIR = Path(__file__).resolve().parents[2] / "conf" / "rules"
+DEFAULT_RULES_DIR = Path(__file__).resolve().parents[3] / "conf" / "rules"
 
 
 def _parse_line(line: str, origin: str, bare_kind: Kind | None) -> Rule | None:

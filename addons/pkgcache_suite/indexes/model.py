@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 from debian import deb822
 
-from .debindex import index_entries, open_index
-from .store import CacheStore, Entry, StoreError
-from .urlmap import UnsafeURL, _path_segments
+from pkgcache_suite.indexes.debian import index_entries, open_index
+from pkgcache_suite.storage.store import CacheStore, Entry, StoreError
+from pkgcache_suite.policy.cachekey import UnsafeURL, _path_segments
 
 _DEB_RELEASE = re.compile(r"^(?P<root>.+?)/dists/(?P<suite>.+)/(?P<name>InRelease|Release)$")
 _RPM_REPOMD = re.compile(r"^(?P<root>.+)/repodata/repomd\.xml$")

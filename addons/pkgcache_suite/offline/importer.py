@@ -15,10 +15,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from .datastore import Datastore, DatastoreError, atomic_write_json
-from .rules import Classifier, Kind
-from .store import CacheStore, StoreError, VerifyError, place_file
-from .urlmap import UnsafeURL, key_for_url
+from pkgcache_suite.offline.datastore import Datastore, DatastoreError, atomic_write_json
+from pkgcache_suite.policy.rules import Classifier, Kind
+from pkgcache_suite.storage.store import CacheStore, StoreError, VerifyError, place_file
+from pkgcache_suite.policy.cachekey import UnsafeURL, key_for_url
 
 log = logging.getLogger("pkgcache")
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .datastore import Datastore, DatastoreError, atomic_write_json, read_json
+from pkgcache_suite.offline.datastore import Datastore, DatastoreError, atomic_write_json, read_json
 
 log = logging.getLogger("pkgcache")
 

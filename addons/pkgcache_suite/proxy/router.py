@@ -19,14 +19,14 @@ from mitmproxy import ctx, exceptions, http, tls
 from mitmproxy.proxy import server_hooks
 from mitmproxy.proxy.mode_specs import RegularMode, ReverseMode
 
-from . import report
-from .clientlimits import check_request
-from .context import CacheContext
-from .destinations import is_local_address, parse_ip
-from .upstream import abort_server
-from .flowinfo import client_address
-from .repos import ConfigError, RepoConfig, Repository, TargetHealth, load_config
-from .urlmap import key_for_url, repo_key
+from pkgcache_suite.proxy import report
+from pkgcache_suite.policy.limits import check_request
+from pkgcache_suite.proxy.context import CacheContext
+from pkgcache_suite.policy.destinations import is_local_address, parse_ip
+from pkgcache_suite.transfer.watchdog import abort_server
+from pkgcache_suite.proxy.flowinfo import client_address
+from pkgcache_suite.repos.config import ConfigError, RepoConfig, Repository, TargetHealth, load_config
+from pkgcache_suite.policy.cachekey import key_for_url, repo_key
 
 log = logging.getLogger("pkgcache")
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from mitmproxy import http
 
-from .flowinfo import client_address
+from pkgcache_suite.proxy.flowinfo import client_address
 
 RESERVED_HOST = "pkgcache"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .context import CacheContext
-from .core import CacheCore
-from .offline import OfflineAddon
-from .routing import Router
+from pkgcache_suite.proxy.context import CacheContext
+from pkgcache_suite.proxy.cache import CacheCore
+from pkgcache_suite.proxy.offline import OfflineAddon
+from pkgcache_suite.proxy.router import Router
 
 
 def build_addons(shared: CacheContext | None = None) -> list[Any]:

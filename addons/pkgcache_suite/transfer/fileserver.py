@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .relay import Relay
+from pkgcache_suite.transfer.relay import Relay
 
 log = logging.getLogger(__name__)
 

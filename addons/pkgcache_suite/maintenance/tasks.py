@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .datastore import atomic_write_json, read_json
-from .indexmodel import RootModel, all_entries, build_model
-from .store import PRIVATE, CacheStore, Entry, StoreError, VerifyError, file_sha256, place_file
+from pkgcache_suite.offline.datastore import atomic_write_json, read_json
+from pkgcache_suite.indexes.model import RootModel, all_entries, build_model
+from pkgcache_suite.storage.store import PRIVATE, CacheStore, Entry, StoreError, VerifyError, file_sha256, place_file
 
 log = logging.getLogger("pkgcache")
 
@@ -320,8 +320,8 @@ def index_root(index_key: str) -> str | None:
 
 def index_refs(store: CacheStore, index_key: str) -> list[tuple[str, int, str | None]]:
     """(key, size, SHA-256) of every file a cached Packages/Sources/primary index lists."""
-    from .debindex import index_entries
-    from .indexmodel import _key_join
+    from pkgcache_suite.indexes.debian import index_entries
+    from pkgcache_suite.indexes.model import _key_join
 
     root = index_root(index_key)
     if root is None:
@@ -347,7 +347,7 @@ def record_index_refs(store: CacheStore, index_key: str) -> int:
 
 def record_all_refs(store: CacheStore) -> int:
     """Rebuild what every cached package index lists (a cache from before the record was kept)."""
-    from .core import _INDEX_KEY
+    from pkgcache_suite.proxy.cache import _INDEX_KEY
 
     n = 0
     for key in [k for k in store.index.iterkeys() if isinstance(k, str) and _INDEX_KEY.search(k)]:

@@ -12,9 +12,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from .settings import default_cache_dir
+from pkgcache_suite.proxy.options import default_cache_dir
 
-ENTRY_SCRIPT = Path(__file__).resolve().parent.parent / "pkgcache.py"
+ENTRY_SCRIPT = Path(__file__).resolve().parents[2] / "pkgcache.py"
 
 
 def _serve(args: argparse.Namespace, extra: list[str]) -> int:
@@ -31,7 +31,7 @@ def _serve(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _ls(args: argparse.Namespace, extra: list[str]) -> int:
-    from .store import CacheStore, StoreError
+    from pkgcache_suite.storage.store import CacheStore, StoreError
 
     try:
         store = CacheStore(args.cache_dir)
@@ -51,7 +51,7 @@ def _ls(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _fetch(args: argparse.Namespace, extra: list[str]) -> int:
-    from .fetch import run_fetch
+    from pkgcache_suite.offline.fetch import run_fetch
 
     archs = [a for a in (args.arch or "").split(",") if a] or None
     return run_fetch(Path(args.datastore), args.proxy, args.jobs, args.retries, not args.no_expand, archs)
@@ -82,7 +82,7 @@ def _mirrors_import(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _open_store(args: argparse.Namespace):
-    from .store import CacheStore, StoreError
+    from pkgcache_suite.storage.store import CacheStore, StoreError
 
     try:
         return CacheStore(args.cache_dir)
@@ -92,13 +92,13 @@ def _open_store(args: argparse.Namespace):
 
 
 def _progress(label: str):
-    from .maintenance import Progress
+    from pkgcache_suite.maintenance.tasks import Progress
 
     return lambda total: Progress(label, total)
 
 
 def _expire(args: argparse.Namespace, extra: list[str]) -> int:
-    from .maintenance import Progress, expire
+    from pkgcache_suite.maintenance.tasks import Progress, expire
 
     store = _open_store(args)
     res = expire(store, grace_days=args.grace_days, now_=args.now, dry_run=args.dry_run,
@@ -128,7 +128,7 @@ def _expire(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _verify(args: argparse.Namespace, extra: list[str]) -> int:
-    from .maintenance import verify
+    from pkgcache_suite.maintenance.tasks import verify
 
     store = _open_store(args)
     res = verify(store, fix=args.fix, progress_factory=_progress("verify"))
@@ -142,7 +142,7 @@ def _verify(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _import(args: argparse.Namespace, extra: list[str]) -> int:
-    from .maintenance import import_dir
+    from pkgcache_suite.maintenance.tasks import import_dir
 
     store = _open_store(args)
     res = import_dir(store, Path(args.dir), progress_factory=_progress("import"))
@@ -158,13 +158,13 @@ def _import(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _precache(args: argparse.Namespace, extra: list[str]) -> int:
-    from .precache import run_precache
+    from pkgcache_suite.maintenance.precache import run_precache
 
     return run_precache(_open_store(args), args.patterns, args.proxy, args.jobs, args.estimate)
 
 
 def _releases(args: argparse.Namespace, extra: list[str]) -> int:
-    from .maintenance import releases, remove_release
+    from pkgcache_suite.maintenance.tasks import releases, remove_release
 
     store = _open_store(args)
     if args.action == "remove":

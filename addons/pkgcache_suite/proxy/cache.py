@@ -19,19 +19,23 @@ from typing import Any
 
 from mitmproxy import ctx, exceptions, http
 
-from . import httpsem, report, settings as settings_mod
-from .context import CacheContext
-from .fileserver import PATH_PREFIX, Job
-from .flight import Flight, RemoteProgress
-from .flowinfo import client_address
-from .rules import Classifier, Kind, RulesError
-from .stats import Stats
-from .store import CacheStore, Entry, Lock, StoreError, Writer
-from .admission import admit, parse_length
-from .relay import Relay
-from .upstream import Watchdog, Watched
-from .routing import META_KEY_HOST, META_NOCACHE, META_REPO, META_REPO_PATH
-from .urlmap import UnsafeURL, key_for, repo_key
+from pkgcache_suite.policy import httpsem
+
+from pkgcache_suite.proxy import report
+
+from pkgcache_suite.proxy import options as settings_mod
+from pkgcache_suite.proxy.context import CacheContext
+from pkgcache_suite.transfer.fileserver import PATH_PREFIX, Job
+from pkgcache_suite.transfer.flight import Flight, RemoteProgress
+from pkgcache_suite.proxy.flowinfo import client_address
+from pkgcache_suite.policy.rules import Classifier, Kind, RulesError
+from pkgcache_suite.stats import Stats
+from pkgcache_suite.storage.store import CacheStore, Entry, Lock, StoreError, Writer
+from pkgcache_suite.policy.admission import admit, parse_length
+from pkgcache_suite.transfer.relay import Relay
+from pkgcache_suite.transfer.watchdog import Watchdog, Watched
+from pkgcache_suite.proxy.router import META_KEY_HOST, META_NOCACHE, META_REPO, META_REPO_PATH
+from pkgcache_suite.policy.cachekey import UnsafeURL, key_for, repo_key
 
 log = logging.getLogger("pkgcache")
 
@@ -194,7 +198,7 @@ class CacheCore:
     async def _keep_house(self) -> None:
         """At start: make the tree and the index agree and learn what cached indexes list; then, now and
         every few minutes, remove what dead downloads left behind."""
-        from .maintenance import record_all_refs
+        from pkgcache_suite.maintenance.tasks import record_all_refs
 
         first = True
         while True:
@@ -687,7 +691,7 @@ class CacheCore:
 
     def _continue(self, flow: http.HTTPFlow, st: FlowState) -> None:
         """The leading client left: fetch the rest ourselves so followers (and the cache) still get it."""
-        from .continuation import continue_download
+        from pkgcache_suite.transfer.continuation import continue_download
 
         tee = st.tee
         assert tee is not None
@@ -739,7 +743,7 @@ class CacheCore:
         """A refreshed index may list a cached package file with other bytes (re-published under the same
         name): drop such copies before any client is served them.  Package hits of the same repository
         wait while this runs (see request())."""
-        from .maintenance import index_root
+        from pkgcache_suite.maintenance.tasks import index_root
 
         root = index_root(index_key)
         if root is None:
@@ -750,7 +754,7 @@ class CacheCore:
             return
 
         async def run() -> None:
-            from .maintenance import drop_stale_for_index, record_index_refs
+            from pkgcache_suite.maintenance.tasks import drop_stale_for_index, record_index_refs
 
             try:
                 while self._stale_pending:
@@ -793,7 +797,7 @@ class CacheCore:
         report.respond(flow, self.c.stats.snapshot(), self._info(), maint, self.csrf)
 
     def _admin_action(self, store: CacheStore, action: str, key: str, now: bool) -> str:
-        from . import maintenance
+        from pkgcache_suite.maintenance import tasks as maintenance
 
         if action == "expire":
             res = maintenance.expire(store, now_=now)
@@ -812,9 +816,9 @@ class CacheCore:
 
     @staticmethod
     def _maintenance_info(store: CacheStore) -> dict[str, Any]:
-        from . import maintenance
+        from pkgcache_suite.maintenance import tasks as maintenance
 
-        from .indexmodel import all_entries
+        from pkgcache_suite.indexes.model import all_entries
 
         lengths = [e.length for _, e in all_entries(store)]
         return {"size": {"files": len(lengths), "bytes": sum(lengths)},

@@ -10,7 +10,7 @@ import email.utils
 import re
 from dataclasses import dataclass
 
-from .store import Entry
+from pkgcache_suite.storage.store import Entry
 
 _RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import httpx
 
-from .datastore import Datastore, DatastoreError
-from .debindex import DebianIndex, is_release_url
-from .store import file_sha256
+from pkgcache_suite.offline.datastore import Datastore, DatastoreError
+from pkgcache_suite.indexes.debian import DebianIndex, is_release_url
+from pkgcache_suite.storage.store import file_sha256
 
 PERMANENT = {400, 401, 403, 404, 405, 410, 451}
 CHUNK = 1 << 20

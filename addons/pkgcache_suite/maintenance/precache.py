@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from .fetch import Reporter
-from .indexmodel import Ref, all_entries, build_model
-from .store import CacheStore
+from pkgcache_suite.offline.fetch import Reporter
+from pkgcache_suite.indexes.model import Ref, all_entries, build_model
+from pkgcache_suite.storage.store import CacheStore
 
 
 @dataclass
@@ -110,7 +110,7 @@ def run_precache(store: CacheStore, patterns: list[str], proxy: str, jobs: int, 
     for url, why in sorted(failed.items()):
         print(f"  FAILED {url}: {why}")
     print(f"pkgcache precache: {len(p.urls) - len(failed)} fetched, {len(failed)} failed")
-    from .maintenance import record_run
+    from pkgcache_suite.maintenance.tasks import record_run
 
     record_run(store, "precache", {"patterns": patterns, "fetched": len(p.urls) - len(failed), "failed": len(failed)})
     return 1 if failed else 0

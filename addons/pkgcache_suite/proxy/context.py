@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .destinations import Resolver
-from .fileserver import FileServer
-from .flight import Flight
-from .reachability import Reachability
-from .rules import Classifier
-from .settings import Settings
-from .stats import Stats
-from .store import CacheStore
-from .urlmap import key_for_url
-from .wanted import WantedList
+from pkgcache_suite.policy.destinations import Resolver
+from pkgcache_suite.transfer.fileserver import FileServer
+from pkgcache_suite.transfer.flight import Flight
+from pkgcache_suite.offline.reachability import Reachability
+from pkgcache_suite.policy.rules import Classifier
+from pkgcache_suite.proxy.options import Settings
+from pkgcache_suite.stats import Stats
+from pkgcache_suite.storage.store import CacheStore
+from pkgcache_suite.policy.cachekey import key_for_url
+from pkgcache_suite.offline.wanted import WantedList
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Repository index formats (Debian, RPM, pacman, Alpine): what each index says about other files."""

@@ -1,0 +1,1 @@
+"""Index-driven maintenance: expire, verify, import, precache, releases."""
