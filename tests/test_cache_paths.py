@@ -13,7 +13,7 @@ import pytest
 
 from conftest import Proxy, wait_for
 from origin import Behaviour, Origin, make_file
-from pkgcache_suite.storage.store import CacheStore
+from pkgcache_suite.storage import CacheStore
 from pkgcache_suite.policy.cachekey import key_for_url
 
 DEB = "/debian/pool/main/h/hello/hello_2.10-3_amd64.deb"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pkgcache_suite.indexes.model import build_model
 from pkgcache_suite.maintenance.tasks import expire
-from pkgcache_suite.storage.store import CacheStore, Entry
+from pkgcache_suite.storage import CacheStore, Entry
 
 ROOT = "mirror.example/fedora/40/x86_64"
 

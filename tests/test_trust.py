@@ -188,7 +188,7 @@ def test_overlong_client_input_gets_a_400_family_answer_and_nothing_breaks(origi
 
 
 def test_links_planted_in_the_private_area_are_never_followed(origin: Origin, proxy: Proxy, tmp_path: Path) -> None:
-    from pkgcache_suite.storage.store import _id
+    from pkgcache_suite.storage import private_id as _id
     from pkgcache_suite.policy.cachekey import key_for_url
 
     origin.put(DEB, b"package")

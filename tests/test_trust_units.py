@@ -18,7 +18,7 @@ from pkgcache_suite.proxy.context import CacheContext
 from pkgcache_suite.proxy.cache import CacheCore, _looks_like_html
 from pkgcache_suite.policy.destinations import Resolver, is_local_address, local_literal
 from pkgcache_suite.transfer.relay import Relay
-from pkgcache_suite.storage.store import CacheStore
+from pkgcache_suite.storage import CacheStore, reconcile, sweep_partials
 from pkgcache_suite.transfer.watchdog import Watchdog
 
 
@@ -197,7 +197,7 @@ def test_sweep_removes_dead_leftovers_and_links_but_not_live_downloads(tmp_path:
     old = time.time() - 60
     for p in partial.iterdir():
         os.utime(p, (old, old), follow_symlinks=False)
-    store.sweep_partials()
+    sweep_partials(store)
     assert sorted(p.name for p in partial.iterdir()) == sorted([live.part.name, live.header_file.name])
     assert live.part.exists()
     live.abort()
@@ -211,7 +211,7 @@ def test_reconcile_indexes_vouched_bodies_and_removes_the_rest(tmp_path: Path) -
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
     store.record_refs("h/dists/x/Packages", [("h/a.deb", len(good), hashlib.sha256(good).hexdigest())])
-    counts = store.reconcile()
+    counts = reconcile(store)
     assert counts == {"indexed": 1, "removed": 1, "forgotten": 0}
     assert store.lookup("h/a.deb") is not None and not (tmp_path / "c" / "h/b.deb").exists()
 

@@ -8,7 +8,7 @@ import pytest
 
 from pkgcache_suite.policy import httpsem
 from pkgcache_suite.policy.rules import Classifier, Kind, RulesError
-from pkgcache_suite.storage.store import CacheStore, Entry, StoreError
+from pkgcache_suite.storage import CacheStore, Entry, StoreError
 from pkgcache_suite.policy.cachekey import UnsafeURL, key_for, key_for_url
 
 

@@ -31,7 +31,7 @@ def _serve(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _ls(args: argparse.Namespace, extra: list[str]) -> int:
-    from pkgcache_suite.storage.store import CacheStore, StoreError
+    from pkgcache_suite.storage import CacheStore, StoreError
 
     try:
         store = CacheStore(args.cache_dir)
@@ -39,14 +39,14 @@ def _ls(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"pkgcache: {e}", file=sys.stderr)
         return 2
     total = 0
-    for key in sorted(store.index.iterkeys()):
+    for key in sorted(store.keys()):
         entry = store.lookup(key)
         if entry is None:
             print(f"MISSING  {key}")
             continue
         total += entry.length
         print(f"{entry.length:>12}  {entry.kind:<9}  {entry.url}")
-    print(f"{len(store.index)} entries, {total} bytes")
+    print(f"{len(store)} entries, {total} bytes")
     return 0
 
 
@@ -82,7 +82,7 @@ def _mirrors_import(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _open_store(args: argparse.Namespace):
-    from pkgcache_suite.storage.store import CacheStore, StoreError
+    from pkgcache_suite.storage import CacheStore, StoreError
 
     try:
         return CacheStore(args.cache_dir)
@@ -102,7 +102,7 @@ def _expire(args: argparse.Namespace, extra: list[str]) -> int:
 
     store = _open_store(args)
     res = expire(store, grace_days=args.grace_days, now_=args.now, dry_run=args.dry_run,
-                 progress=Progress("expire", len(store.index)))
+                 progress=Progress("expire", len(store)))
     for root, errors in res.refused_roots.items():
         print(f"REFUSED {root}: index parsing failed, nothing under it is deleted:")
         for e in errors:

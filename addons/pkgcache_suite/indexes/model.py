@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from debian import deb822
 
 from pkgcache_suite.indexes.debian import index_entries, open_index
-from pkgcache_suite.storage.store import CacheStore, Entry, StoreError
+from pkgcache_suite.storage import CacheStore, Entry, StoreError
 from pkgcache_suite.policy.cachekey import UnsafeURL, _path_segments
 
 _DEB_RELEASE = re.compile(r"^(?P<root>.+?)/dists/(?P<suite>.+)/(?P<name>InRelease|Release)$")
@@ -86,12 +86,7 @@ def _root_url(entry: Entry, key: str, root: str) -> str | None:
 
 
 def all_entries(store: CacheStore) -> Iterator[tuple[str, Entry]]:
-    for key in list(store.index.iterkeys()):
-        if not isinstance(key, str):
-            continue
-        d = store.index.get(key)
-        if d is not None:
-            yield key, Entry.from_dict(d)
+    yield from store.entries()
 
 
 def build_model(store: CacheStore, entries: dict[str, Entry] | None = None) -> CacheModel:

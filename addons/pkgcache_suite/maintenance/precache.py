@@ -17,7 +17,7 @@ import httpx
 
 from pkgcache_suite.offline.fetch import Reporter
 from pkgcache_suite.indexes.model import Ref, all_entries, build_model
-from pkgcache_suite.storage.store import CacheStore
+from pkgcache_suite.storage import CacheStore
 
 
 @dataclass

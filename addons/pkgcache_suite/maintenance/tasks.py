@@ -19,7 +19,7 @@ from typing import Any
 
 from pkgcache_suite.offline.datastore import atomic_write_json, read_json
 from pkgcache_suite.indexes.model import RootModel, all_entries, build_model
-from pkgcache_suite.storage.store import PRIVATE, CacheStore, Entry, StoreError, VerifyError, file_sha256, place_file
+from pkgcache_suite.storage import PRIVATE, CacheStore, StoreError, VerifyError, file_sha256, place_file
 
 log = logging.getLogger("pkgcache")
 
@@ -192,8 +192,7 @@ def verify(store: CacheStore, fix: str | None = None, progress_factory: Callable
                     os.truncate(store.body_path(key), 0)
                 except (OSError, StoreError):
                     pass
-                store.index.delete(key)
-                store._memo.pop(key, None)
+                store.forget(key)
             res.fixed.append(key)
     atomic_write_json(_private(store, "damaged.json"),
                       {"when": time.time(), "damaged": {k: v for k, v in res.damaged.items() if k not in res.fixed}})
@@ -350,7 +349,7 @@ def record_all_refs(store: CacheStore) -> int:
     from pkgcache_suite.proxy.cache import _INDEX_KEY
 
     n = 0
-    for key in [k for k in store.index.iterkeys() if isinstance(k, str) and _INDEX_KEY.search(k)]:
+    for key in [k for k in store.keys() if _INDEX_KEY.search(k)]:
         try:
             n += record_index_refs(store, key)
         except (OSError, ValueError, StoreError) as e:
@@ -363,18 +362,17 @@ def drop_stale_for_index(store: CacheStore, index_key: str) -> list[str]:
     root = index_root(index_key)
     if root is None:
         return []
-    cached = {k for k in store.index.iterkeys()
-              if isinstance(k, str) and k.startswith(root + "/") and "/dists/" not in k and "/repodata/" not in k}
+    cached = {k for k in store.keys()
+              if k.startswith(root + "/") and "/dists/" not in k and "/repodata/" not in k}
     if not cached:
         return []  # nothing of this repository is cached: nothing can be stale
     dropped = []
     for key, size, sha in index_refs(store, index_key):
         if key not in cached:
             continue
-        d = store.index.get(key)
-        if d is None:
+        e = store.get_entry(key)
+        if e is None:
             continue
-        e = Entry.from_dict(d)
         if e.kind == "immutable" and size >= 0 and (e.length != size or (sha and e.sha256 != sha)):
             store.drop(key)
             dropped.append(key)

@@ -15,6 +15,8 @@ either the old file or the new one, never a truncated one.
 
 from __future__ import annotations
 
+from pkgcache_suite.errors import PkgcacheError
+
 import json
 import os
 import time
@@ -28,7 +30,7 @@ VERSION = 1
 MARKER = "pkgcache-datastore.json"
 
 
-class DatastoreError(OSError):
+class DatastoreError(PkgcacheError, OSError):
     """The datastore is unusable (gone, unwritable, or of a format this version does not know)."""
 
 

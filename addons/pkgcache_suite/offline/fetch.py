@@ -24,7 +24,7 @@ import httpx
 
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError
 from pkgcache_suite.indexes.debian import DebianIndex, is_release_url
-from pkgcache_suite.storage.store import file_sha256
+from pkgcache_suite.storage import file_sha256
 
 PERMANENT = {400, 401, 403, 404, 405, 410, 451}
 CHUNK = 1 << 20

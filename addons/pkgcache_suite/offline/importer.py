@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError, atomic_write_json
 from pkgcache_suite.policy.rules import Classifier, Kind
-from pkgcache_suite.storage.store import CacheStore, StoreError, VerifyError, place_file
+from pkgcache_suite.storage import CacheStore, StoreError, VerifyError, place_file
 from pkgcache_suite.policy.cachekey import UnsafeURL, key_for_url
 
 log = logging.getLogger("pkgcache")

@@ -7,12 +7,14 @@ that is what an origin server would act on: ``%2e%2e`` is as dangerous as ``..``
 
 from __future__ import annotations
 
+from pkgcache_suite.errors import PkgcacheError
+
 import hashlib
 import re
 from urllib.parse import unquote, urlsplit
 
 
-class UnsafeURL(ValueError):
+class UnsafeURL(PkgcacheError, ValueError):
     """The URL cannot be mapped to a cache path without risk; the client gets a 400."""
 
 

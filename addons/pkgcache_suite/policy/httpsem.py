@@ -6,11 +6,13 @@ the loopback file server.
 
 from __future__ import annotations
 
+from pkgcache_suite.errors import PkgcacheError
+
 import email.utils
 import re
 from dataclasses import dataclass
 
-from pkgcache_suite.storage.store import Entry
+from pkgcache_suite.storage import Entry
 
 _RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
@@ -25,7 +27,7 @@ class ByteRange:
         return self.end - self.start + 1
 
 
-class Unsatisfiable(Exception):
+class Unsatisfiable(PkgcacheError):
     """The Range names no byte of the body: answer 416."""
 
 

@@ -7,6 +7,8 @@ so a local decision always beats a shipped one.
 
 from __future__ import annotations
 
+from pkgcache_suite.errors import PkgcacheError
+
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -19,7 +21,7 @@ class Kind(str, Enum):
     PASS = "pass"
 
 
-class RulesError(ValueError):
+class RulesError(PkgcacheError, ValueError):
     """A rules or filter file cannot be used; raised at start so the admin sees it at once."""
 
 

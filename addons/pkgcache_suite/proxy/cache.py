@@ -30,7 +30,7 @@ from pkgcache_suite.transfer.flight import Flight, RemoteProgress
 from pkgcache_suite.proxy.flowinfo import client_address
 from pkgcache_suite.policy.rules import Classifier, Kind, RulesError
 from pkgcache_suite.stats import Stats
-from pkgcache_suite.storage.store import CacheStore, Entry, Lock, StoreError, Writer
+from pkgcache_suite.storage import CacheStore, Entry, Lock, StoreError, Writer, reconcile, sweep_partials
 from pkgcache_suite.policy.admission import admit, parse_length
 from pkgcache_suite.transfer.relay import Relay
 from pkgcache_suite.transfer.watchdog import Watchdog, Watched
@@ -208,10 +208,10 @@ class CacheCore:
                     if first:
                         if not len(store.refs):
                             await asyncio.to_thread(record_all_refs, store)
-                        counts = await asyncio.to_thread(store.reconcile)
+                        counts = await asyncio.to_thread(reconcile, store)
                         if any(counts.values()):
                             log.info("pkgcache: cache tree checked against its index: %s", counts)
-                    removed = await asyncio.to_thread(store.sweep_partials)
+                    removed = await asyncio.to_thread(sweep_partials, store)
                     if removed:
                         log.info("pkgcache: removed %d leftovers of interrupted downloads", len(removed))
                 except Exception:
@@ -807,7 +807,7 @@ class CacheCore:
             vres = maintenance.verify(store)
             return f"verify: {vres.checked} checked, {len(vres.damaged)} damaged"
         if action == "delete":
-            if not key or store.index.get(key) is None:
+            if not key or store.get_entry(key) is None:
                 return f"delete: {key!r} is not in the cache"
             store.drop(key)
             return f"deleted {key}"
@@ -834,6 +834,6 @@ class CacheCore:
             "wanted_urls": len(wanted.entries) if wanted else 0,
             "datastore": str(wanted.datastore.root) if wanted and wanted.datastore else None,
             "upstream": self.c.reachability.snapshot() if self.c.reachability else {},
-            "entries": len(store.index) if store else 0,
+            "entries": len(store) if store else 0,
             "downloads_in_progress": len(self.c.flights),
         } | {k: v for src in self.c.info_sources for k, v in src().items()}

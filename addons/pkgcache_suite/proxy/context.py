@@ -17,7 +17,7 @@ from pkgcache_suite.offline.reachability import Reachability
 from pkgcache_suite.policy.rules import Classifier
 from pkgcache_suite.proxy.options import Settings
 from pkgcache_suite.stats import Stats
-from pkgcache_suite.storage.store import CacheStore
+from pkgcache_suite.storage import CacheStore
 from pkgcache_suite.policy.cachekey import key_for_url
 from pkgcache_suite.offline.wanted import WantedList
 

@@ -22,6 +22,8 @@ the config file's folder).
 
 from __future__ import annotations
 
+from pkgcache_suite.errors import PkgcacheError
+
 import glob
 import re
 import time
@@ -50,7 +52,7 @@ IGNORED_HARMLESS = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(PkgcacheError, ValueError):
     pass
 
 

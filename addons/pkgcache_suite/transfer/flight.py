@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from pkgcache_suite.transfer.relay import Relay
-from pkgcache_suite.storage.store import CacheStore, StoreError, fd_locked_by_other
+from pkgcache_suite.storage import CacheStore, StoreError, fd_locked_by_other
 
 WAIT = 0.25
 REMOTE_POLL = 0.02

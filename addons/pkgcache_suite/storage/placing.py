@@ -1,0 +1,87 @@
+"""Bodies that come from elsewhere (a datastore, an import folder), verified as they are copied in."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+from pkgcache_suite.errors import PkgcacheError
+from pkgcache_suite.storage.entry import Entry
+from pkgcache_suite.storage.private import StoreError, open_private
+from pkgcache_suite.storage.store import CacheStore
+
+
+def file_sha256(path: Path | str) -> tuple[int, str]:
+    """(size, SHA-256) of a file, read in 1 MiB pieces."""
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            n += len(chunk)
+    return n, h.hexdigest()
+
+
+class VerifyError(PkgcacheError, ValueError):
+    """A body offered for import does not match the size or SHA-256 it was announced with."""
+
+
+def place_file(store: CacheStore, key: str, url: str, kind: str, src: Path, size: int, sha256: str,
+               meta: dict[str, Any]) -> Entry:
+    """Copy a body from elsewhere (a datastore, an import folder) into the cache, verifying as it copies.
+
+    The copy goes through the same partial-file-and-rename path as a download and
+    holds the key's lock, so a proxy serving the same cache never sees half of it.
+    """
+    lock = store.try_lock(key)
+    if lock is None:
+        raise StoreError(errno.EBUSY, f"{key} is being downloaded right now")
+    try:
+        fd_in = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd_in)
+            if not stat.S_ISREG(st.st_mode):
+                raise VerifyError(f"{src} is not a regular file")
+            if st.st_size != size:
+                raise VerifyError(f"size is {st.st_size}, manifest says {size}")
+            part = store.partial_path(key)
+            part.unlink(missing_ok=True)
+            h = hashlib.sha256()
+            fd_out = open_private(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            try:
+                while chunk := os.read(fd_in, 1 << 20):
+                    h.update(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd_out, view):]
+            except BaseException:
+                os.close(fd_out)
+                part.unlink(missing_ok=True)
+                raise
+            os.close(fd_out)
+        finally:
+            os.close(fd_in)
+        if h.hexdigest() != sha256.lower():
+            part.unlink(missing_ok=True)
+            raise VerifyError(f"SHA-256 is {h.hexdigest()}, manifest says {sha256}")
+        try:
+            final = store.body_path(key)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            final = store.body_path(key)
+            os.replace(part, final)
+        except OSError:
+            part.unlink(missing_ok=True)
+            raise
+        now = time.time()
+        fields = {k: v for k, v in meta.items() if k in ("content_type", "last_modified", "etag") and v}
+        entry = Entry(key=key, url=url, kind=kind, length=size, sha256=sha256.lower(),
+                      fetched=float(meta.get("fetched") or now), validated=now, **fields)
+        store.put_entry(entry)
+        return entry
+    finally:
+        lock.release()
