@@ -14,8 +14,9 @@ from mitmproxy.test import taddons, tflow, tutils
 
 from pkgcache_suite.policy.admission import admit, close_delimited
 from pkgcache_suite.policy.limits import check_request
-from pkgcache_suite.proxy.context import CacheContext
-from pkgcache_suite.proxy.cache import CacheCore, _looks_like_html
+from pkgcache_suite.context import CacheContext
+from pkgcache_suite.policy.admission import looks_like_html as _looks_like_html
+from pkgcache_suite.proxy.cache import CacheCore
 from pkgcache_suite.policy.destinations import Resolver, is_local_address, local_literal
 from pkgcache_suite.transfer.relay import Relay
 from pkgcache_suite.storage import CacheStore, reconcile, sweep_partials
@@ -243,7 +244,7 @@ async def test_a_failure_while_deciding_leaves_the_response_streamed_and_unstore
         def boom(*_a, **_k):
             raise RuntimeError("unexpected")
 
-        monkeypatch.setattr("pkgcache_suite.proxy.cache.admit", boom)
+        monkeypatch.setattr("pkgcache_suite.transfer.download.admit", boom)
         core.responseheaders(f)
         assert f.response.stream is True
         assert f.id not in core.flows

@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from pkgcache_suite.proxy.options import default_cache_dir
+from pkgcache_suite.settings import default_cache_dir
 
 ENTRY_SCRIPT = Path(__file__).resolve().parents[2] / "pkgcache.py"
 

@@ -346,10 +346,10 @@ def record_index_refs(store: CacheStore, index_key: str) -> int:
 
 def record_all_refs(store: CacheStore) -> int:
     """Rebuild what every cached package index lists (a cache from before the record was kept)."""
-    from pkgcache_suite.proxy.cache import _INDEX_KEY
+    from pkgcache_suite.indexes.kinds import PACKAGE_INDEX
 
     n = 0
-    for key in [k for k in store.keys() if _INDEX_KEY.search(k)]:
+    for key in [k for k in store.keys() if PACKAGE_INDEX.search(k)]:
         try:
             n += record_index_refs(store, key)
         except (OSError, ValueError, StoreError) as e:

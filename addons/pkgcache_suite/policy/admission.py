@@ -72,3 +72,9 @@ def admit(kind: str, headers: Mapping[str, str], http_version: str, by_hash: str
         length = ref[0]
     sha = by_hash or (ref[1] if ref is not None else None)
     return Admission(True, length=length, sha256=sha.lower() if sha else None)
+
+
+def looks_like_html(chunk: bytes) -> bool:
+    """An HTML document where a package file was expected: no package format starts with markup."""
+    head = chunk[:512].lstrip().lower()
+    return head.startswith(b"<") and (head.startswith(b"<!doctype html") or b"<html" in head)

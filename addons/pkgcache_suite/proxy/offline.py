@@ -17,7 +17,7 @@ from typing import Any
 
 from mitmproxy import ctx, exceptions
 
-from pkgcache_suite.proxy.context import CacheContext
+from pkgcache_suite.context import CacheContext
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError
 from pkgcache_suite.offline.importer import import_datastore, write_report
 from pkgcache_suite.offline.reachability import Reachability

@@ -21,7 +21,7 @@ from mitmproxy.proxy.mode_specs import RegularMode, ReverseMode
 
 from pkgcache_suite.proxy import report
 from pkgcache_suite.policy.limits import check_request
-from pkgcache_suite.proxy.context import CacheContext
+from pkgcache_suite.context import CacheContext
 from pkgcache_suite.policy.destinations import is_local_address, parse_ip
 from pkgcache_suite.transfer.watchdog import abort_server
 from pkgcache_suite.proxy.flowinfo import client_address

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pkgcache_suite.proxy.context import CacheContext
+from pkgcache_suite.context import CacheContext
 from pkgcache_suite.proxy.cache import CacheCore
 from pkgcache_suite.proxy.offline import OfflineAddon
 from pkgcache_suite.proxy.router import Router

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from enum import Enum
 from typing import Any
 
 from pkgcache_suite.transfer.relay import Relay
@@ -19,22 +20,32 @@ WAIT = 0.25
 REMOTE_POLL = 0.02
 
 
+class FlightState(str, Enum):
+    """Where a download is; a str, so followers compare it with plain names too."""
+
+    PENDING = "pending"  # the leader waits for upstream's headers
+    RUNNING = "running"  # the body is being written to the partial file
+    DONE = "done"  # committed
+    FAILED = "failed"  # broken or not storable after it started: followers' transfers break
+    UNCACHEABLE = "uncacheable"  # upstream's answer is not stored: followers go upstream themselves
+
+
 class Flight:
     """An in-process download; the leader's hooks move it through pending → running → done|failed."""
 
     def __init__(self, key: str) -> None:
         self.key = key
-        self._state = "pending"  # pending | running | done | failed | uncacheable
+        self._state = FlightState.PENDING
         self.header: dict[str, Any] | None = None
         self._event = asyncio.Event()
         self._waiters = 0
         self.followers = 0  # followers being served from this download's partial file
         self.relay: Relay | None = None  # set when the partial file could not be written
 
-    def state(self) -> str:
+    def state(self) -> FlightState:
         return self._state
 
-    def set_state(self, state: str, header: dict[str, Any] | None = None) -> None:
+    def set_state(self, state: FlightState, header: dict[str, Any] | None = None) -> None:
         self._state = state
         if header is not None:
             self.header = header
@@ -64,17 +75,17 @@ class RemoteProgress:
     def __init__(self, store: CacheStore, key: str, fd: int) -> None:
         self.store, self.key, self.fd = store, key, fd
 
-    def state(self) -> str:
+    def state(self) -> FlightState:
         if fd_locked_by_other(self.fd):
-            return "running"  # its writer still holds the flock of the very inode we read
+            return FlightState.RUNNING  # its writer still holds the flock of the very inode we read
         # The writer let go.  It succeeded iff the file we are reading became the body.
         try:
             final = os.stat(self.store.body_path(self.key), follow_symlinks=False)
             mine = os.fstat(self.fd)
         except (OSError, StoreError):
-            return "failed"
+            return FlightState.FAILED
         same = (final.st_ino, final.st_dev) == (mine.st_ino, mine.st_dev)
-        return "done" if same else "failed"
+        return FlightState.DONE if same else FlightState.FAILED
 
     async def wait(self) -> None:
         await asyncio.sleep(REMOTE_POLL)

@@ -15,7 +15,7 @@ from pkgcache_suite.transfer.fileserver import FileServer
 from pkgcache_suite.transfer.flight import Flight
 from pkgcache_suite.offline.reachability import Reachability
 from pkgcache_suite.policy.rules import Classifier
-from pkgcache_suite.proxy.options import Settings
+from pkgcache_suite.settings import Settings
 from pkgcache_suite.stats import Stats
 from pkgcache_suite.storage import CacheStore
 from pkgcache_suite.policy.cachekey import key_for_url

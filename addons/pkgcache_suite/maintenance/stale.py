@@ -1,0 +1,74 @@
+"""After an index refresh: drop cached package files it now lists with other bytes, before anyone gets them.
+
+A mirror may re-publish a file under the same name.  When a refreshed
+Packages/Sources/primary index is stored, the copies it lists with another
+size or SHA-256 are dropped on a worker thread; package hits of the same
+repository wait for that (at most 30 s), so no client is served the old bytes
+under the new index.  What the index lists is then recorded for the checks on
+commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from pkgcache_suite.background import Tasks
+from pkgcache_suite.indexes.kinds import PACKAGE_INDEX
+from pkgcache_suite.maintenance.tasks import drop_stale_for_index, index_root, record_index_refs
+from pkgcache_suite.storage import CacheStore
+
+log = logging.getLogger("pkgcache")
+
+WAIT = 30.0
+
+
+class StaleCopies:
+    def __init__(self, store: Callable[[], CacheStore | None]) -> None:
+        self._store = store
+        self._pending: list[str] = []
+        self._roots: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+        self.tasks = Tasks()
+
+    def index_stored(self, key: str) -> None:
+        """Called for every committed body; acts on package indexes only."""
+        if not PACKAGE_INDEX.search(key):
+            return
+        root = index_root(key)
+        if root is None:
+            return
+        self._pending.append(key)
+        self._roots.add(root)
+        if self._task is None or self._task.done():
+            self._task = self.tasks.start(self._run(), "stale-copy check")
+
+    def busy_for(self, key: str) -> bool:
+        """True while a check runs that may drop key."""
+        return (self._task is not None and not self._task.done()
+                and any(key.startswith(r + "/") for r in self._roots))
+
+    async def settle(self) -> None:
+        """Wait for the running check (bounded)."""
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), WAIT)
+            except (TimeoutError, asyncio.TimeoutError):
+                pass
+
+    async def _run(self) -> None:
+        try:
+            while self._pending:
+                key = self._pending.pop(0)
+                store = self._store()
+                if store is None:
+                    return
+                try:
+                    await asyncio.to_thread(drop_stale_for_index, store, key)
+                except Exception:
+                    log.exception("pkgcache: checking %s for stale copies failed", key)
+                self.tasks.start(asyncio.to_thread(record_index_refs, store, key), f"record what {key} lists")
+        finally:
+            self._roots.clear()
+            self._pending.clear()

@@ -1,0 +1,90 @@
+"""What the cache does with a request, and with upstream's answer: pure decisions from facts.
+
+The request side is a small state machine: the proxy gathers what it knows
+(method, class, whether a whole copy is cached) and asks :func:`decide`.  Whether
+upstream is reachable costs a probe, so it is asked for only when the answer
+depends on it (:attr:`Decision.ASK_OFFLINE`), and the proxy asks again with it.
+Package files are immutable, so a cached copy is served without asking
+upstream; indexes are volatile and revalidated; offline, copies are served stale
+and misses are answered locally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from pkgcache_suite.policy.rules import Kind
+
+
+class Decision(str, Enum):
+    PASS = "pass"  # proxy it untouched, store nothing
+    HIT = "hit"  # answer from the cached copy, upstream not asked
+    STALE = "stale"  # answer from the cached copy although it could not be revalidated
+    REVALIDATE = "revalidate"  # ask upstream whether the cached copy is still current
+    LEAD = "lead"  # fetch it (or follow whoever already fetches it) and store it
+    OFFLINE_MISS = "offline_miss"  # answer locally that it is not cached, and record it as wanted
+    ASK_OFFLINE = "ask_offline"  # the answer depends on whether upstream is reachable: find out, ask again
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    method: str
+    kind: Kind
+    cached: bool  # a whole copy is in the cache
+    no_store: bool = False  # the admin's DontCache matched
+    offline: bool | None = None  # None: not found out yet
+    revalidating_elsewhere: bool = False  # another request holds the revalidation of this copy
+
+
+def decide(f: RequestFacts) -> Decision:
+    """One rule per branch; each cites what it rests on."""
+    if f.method not in ("GET", "HEAD") or f.kind is Kind.PASS or f.no_store:
+        # RFC 9111 section 2: only responses to methods the cache understands are stored (GET, and HEAD
+        # answered from a stored GET); the classifier and the admin may exempt URLs from caching.
+        return Decision.PASS
+    if f.cached:
+        if f.method == "HEAD" or f.kind is Kind.IMMUTABLE:
+            # Package files never change under one name (repository formats publish a new name per
+            # version; by-hash names are digests): fresh for ever, RFC 9111 section 4.2. A HEAD needs only
+            # the stored headers, RFC 9110 section 9.3.2.
+            return Decision.HIT
+        if f.offline is None:
+            return Decision.ASK_OFFLINE
+        if f.offline:
+            # RFC 9111 section 4.2.4: a stale copy may be served when the origin cannot be reached.
+            return Decision.STALE
+        if f.revalidating_elsewhere:
+            # Someone is revalidating this copy right now: it is as fresh as their answer will be
+            # (one conditional request per index, not one per client).
+            return Decision.HIT
+        # Indexes are volatile: validated with a conditional request, RFC 9111 section 4.3.1.
+        return Decision.REVALIDATE
+    if f.offline is None:
+        return Decision.ASK_OFFLINE
+    if f.offline:
+        # Nothing to serve and nobody to ask: say so locally (package managers skip a 404) and record it.
+        return Decision.OFFLINE_MISS
+    if f.method == "HEAD":
+        return Decision.PASS  # a HEAD brings no body to store
+    return Decision.LEAD
+
+
+class Answer(str, Enum):
+    STORE = "store"  # a 200 with an identity body: store it while it streams (if admission agrees)
+    REVALIDATED = "revalidated"  # 304: the cached copy is current, serve it
+    STALE = "stale"  # a server error while revalidating: serve the cached copy, marked stale
+    PASS = "pass"  # anything else: pass it on unstored
+
+
+def answer(revalidating: bool, status: int, content_encoding: str | None) -> Answer:
+    """What to do with upstream's response headers for a request the cache leads or revalidates."""
+    if status == 200 and not content_encoding:
+        # Only whole, identity-encoded bodies are stored: a 206 is a part (RFC 9110 section 15.3.7), and
+        # an encoded body is not the file a later client may ask for without that encoding.
+        return Answer.STORE
+    if revalidating and status == 304:
+        return Answer.REVALIDATED  # RFC 9111 section 4.3.4: update the stored copy's freshness, serve it
+    if revalidating and status >= 500:
+        return Answer.STALE  # RFC 9111 section 4.2.4: an error while revalidating may be answered stale
+    return Answer.PASS  # 404 and other answers are passed on: never stored as the file

@@ -1,0 +1,46 @@
+"""What pkgcache is doing for one flow, kept beside mitmproxy's flow (flows stay serialisable)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from pkgcache_suite.policy.rules import Kind
+from pkgcache_suite.storage import Entry, Lock, Writer
+from pkgcache_suite.transfer.flight import Flight
+
+if TYPE_CHECKING:
+    from pkgcache_suite.transfer.tee import Tee
+
+
+class Role(str, Enum):
+    PASS = "pass"  # proxied untouched
+    LEAD = "lead"  # downloading the file for everyone who asks for it
+    REVALIDATE = "revalidate"  # asking upstream whether the cached copy is current
+    ROUTED = "routed"  # answered by the loopback file server
+
+
+@dataclass
+class FlowState:
+    """What pkgcache decided for one flow; kept in the addon, not in flow.metadata, so flows stay serialisable."""
+
+    key: str
+    url: str
+    kind: Kind
+    host: str
+    role: Role = Role.PASS
+    lock: Lock | None = None
+    flight: Flight | None = None
+    entry: Entry | None = None
+    client: dict[str, str] = field(default_factory=dict)  # the client's own Range/conditional headers
+    writer: Writer | None = None
+    expected: int | None = None
+    original_url: str | None = None
+    x_cache: str = ""
+    committed: bool = False
+    tee: Tee | None = None
+    validator: str | None = None  # ETag or Last-Modified of the body being downloaded, for If-Range
+    must_length: int | None = None  # the size the body must have to be committed
+    must_sha256: str | None = None  # the digest it must have (by-hash name, or a cached index)
+    timed_out: bool = False  # the upstream watchdog cut it
