@@ -25,6 +25,12 @@ class Reachability:
         self._state: dict[tuple[str, int], tuple[bool, float]] = {}
         self._probes: dict[tuple[str, int], asyncio.Future[bool]] = {}
 
+    def reconfigure(self, mode: str, via: tuple[str, int] | None, up_ttl: float) -> None:
+        """New settings; what is known about each host stays (unless the upstream proxy changed)."""
+        if via != self.via:
+            self._state.clear()
+        self.mode, self.via, self.up_ttl = mode, via, up_ttl
+
     def mark(self, host: str, port: int, up: bool) -> None:
         self._state[self.via or (host, port)] = (up, time.monotonic())
 

@@ -94,6 +94,16 @@ def repo_key(name: str, path: str) -> str:
     return "/".join([REPO_PREFIX + name.lower(), *_path_segments(path)])
 
 
+def cache_key(scheme: str, host: str, port: int | None, path: str, repo: str | None = None) -> str:
+    """The one cache key of a request, used by the proxy, the importer and maintenance alike.
+
+    path is the request path with its query; for a request that belongs to a
+    remapped repository, path is the part below the repository's root and the
+    key is in the repository's namespace, shared by all its mirrors.
+    """
+    return repo_key(repo, path) if repo is not None else key_for(scheme, host, port, path)
+
+
 def key_for_url(url: str) -> str:
     """Convenience wrapper for absolute URLs (used by commands and tests)."""
     parts = urlsplit(url)
@@ -102,4 +112,4 @@ def key_for_url(url: str) -> str:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    return key_for(parts.scheme, parts.hostname, parts.port, path)
+    return cache_key(parts.scheme, parts.hostname, parts.port, path)

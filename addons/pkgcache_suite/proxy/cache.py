@@ -14,7 +14,7 @@ from mitmproxy import ctx, exceptions, http
 from pkgcache_suite.context import CacheContext
 from pkgcache_suite.maintenance.housekeeping import Housekeeping
 from pkgcache_suite.maintenance.stale import StaleCopies
-from pkgcache_suite.policy.cachekey import UnsafeURL, key_for, repo_key
+from pkgcache_suite.policy.cachekey import UnsafeURL, cache_key
 from pkgcache_suite.policy.decide import Decision, RequestFacts, decide
 from pkgcache_suite.policy.rules import Classifier, Kind, RulesError
 from pkgcache_suite.proxy import options, report
@@ -38,14 +38,14 @@ def _url(req: http.Request, host: str) -> str:
     return f"{req.scheme}://{host}{'' if req.port == default else f':{req.port}'}{req.path}"
 
 
-def cache_key(flow: http.HTTPFlow, host: str) -> str:
-    """The one key of a request: its repository's namespace when a merge list covers it, else host/path."""
+def flow_key(flow: http.HTTPFlow, host: str) -> str:
+    """A flow's cache key: its repository's namespace when the router matched one, else host/path."""
     req = flow.request
     repo = flow.metadata.get(META_REPO)
-    if repo is not None:
-        query = "?" + req.path.split("?", 1)[1] if "?" in req.path else ""
-        return repo_key(repo, flow.metadata[META_REPO_PATH] + query)
-    return key_for(req.scheme, host, req.port, req.path)
+    if repo is None:
+        return cache_key(req.scheme, host, req.port, req.path)
+    query = "?" + req.path.split("?", 1)[1] if "?" in req.path else ""
+    return cache_key(req.scheme, host, req.port, flow.metadata[META_REPO_PATH] + query, repo=repo)
 
 
 class CacheCore:
@@ -140,7 +140,7 @@ class CacheCore:
         if kind is Kind.PASS:
             return
         try:
-            key = cache_key(flow, host)
+            key = flow_key(flow, host)
         except (UnsafeURL, UnicodeDecodeError) as e:
             log.warning("pkgcache: refused %s: %s", url, e)
             flow.response = http.Response.make(400, f"pkgcache: refusing unsafe URL: {e}\n".encode(),

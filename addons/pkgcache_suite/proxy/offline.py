@@ -21,6 +21,8 @@ from pkgcache_suite.context import CacheContext
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError
 from pkgcache_suite.offline.importer import import_datastore, write_report
 from pkgcache_suite.offline.reachability import Reachability
+from pkgcache_suite.settings import parse_cache_dir
+from pkgcache_suite.storage import PRIVATE
 from pkgcache_suite.offline.usb import FileEventSource, UdevSource, UsbWatcher
 from pkgcache_suite.offline.wanted import WantedList
 
@@ -87,36 +89,45 @@ class OfflineAddon:
                           "in the wanted list so it can fetch the indexes they will ask for; default: dpkg's.")
 
     def configure(self, updated: set[str]) -> None:
-        if not any(n.startswith("pkgcache_") or n == "mode" for n in updated):
-            return
-        opts = ctx.options
-        store = self.c.store
-        if store is None:
-            return
-        via = _upstream_proxy(list(opts.mode))
-        if opts.pkgcache_probe_interval < 0:
-            raise exceptions.OptionsError("pkgcache_probe_interval must not be negative")
-        self.c.reachability = Reachability(opts.pkgcache_offline, via=via, up_ttl=opts.pkgcache_probe_interval)
-        archs = [a.strip() for a in opts.pkgcache_deb_arch.split(",") if a.strip()] or _dpkg_arch()
-        hints = {"deb_arch": archs}
-        if self.c.wanted is None or self.c.wanted.local_path.parent != store.root / ".pkgcache":
-            self.c.wanted = WantedList(store.root / ".pkgcache" / "wanted.json", hints=hints)
-            self.c.wanted.on_datastore_error = lambda e: self._detach("write failed")
-        self.c.wanted.hints = hints
-        ev = opts.pkgcache_usb_events
-        if ev != "udev" and not ev.startswith("file:"):
-            raise exceptions.OptionsError("pkgcache_usb_events must be 'udev' or 'file:PATH'")
-        setting = opts.pkgcache_datastore.strip()
-        if not setting:
-            raise exceptions.OptionsError("pkgcache_datastore must be a folder or 'usb'")
-        if setting != self.datastore_setting:
-            self.datastore_setting = setting
-            self._detach("reconfigured")
-            if setting != "usb":
-                try:
-                    self._attach(Path(setting).expanduser())
-                except DatastoreError as e:
-                    raise exceptions.OptionsError(f"pkgcache_datastore: {e}") from None
+        """Parse only what changed; up/down knowledge survives any reconfiguration."""
+        try:
+            self._configure(updated, ctx.options)
+        except (ValueError, DatastoreError) as e:
+            raise exceptions.OptionsError(str(e)) from None
+
+    def _configure(self, updated: set[str], opts: Any) -> None:
+        if updated & {"pkgcache_offline", "pkgcache_probe_interval", "mode"}:
+            if opts.pkgcache_probe_interval < 0:
+                raise ValueError("pkgcache_probe_interval must not be negative")
+            via = _upstream_proxy(list(opts.mode))
+            if self.c.reachability is None:
+                self.c.reachability = Reachability(opts.pkgcache_offline, via=via, up_ttl=opts.pkgcache_probe_interval)
+            else:
+                self.c.reachability.reconfigure(opts.pkgcache_offline, via, opts.pkgcache_probe_interval)
+        if updated & {"pkgcache_dir", "pkgcache_deb_arch"}:
+            archs = [a.strip() for a in opts.pkgcache_deb_arch.split(",") if a.strip()] or _dpkg_arch()
+            local = parse_cache_dir(opts.pkgcache_dir) / PRIVATE / "wanted.json"
+            if self.c.wanted is None or self.c.wanted.local_path != local:
+                local.parent.mkdir(parents=True, exist_ok=True)
+                self.c.wanted = WantedList(local, hints={"deb_arch": archs})
+                self.c.wanted.on_datastore_error = lambda e: self._detach("write failed")
+            self.c.wanted.hints = {"deb_arch": archs}
+        if "pkgcache_usb_events" in updated:
+            ev = opts.pkgcache_usb_events
+            if ev != "udev" and not ev.startswith("file:"):
+                raise ValueError("pkgcache_usb_events must be 'udev' or 'file:PATH'")
+        if "pkgcache_datastore" in updated:
+            setting = opts.pkgcache_datastore.strip()
+            if not setting:
+                raise ValueError("pkgcache_datastore must be a folder or 'usb'")
+            if setting != self.datastore_setting:
+                self.datastore_setting = setting
+                self._detach("reconfigured")
+                if setting != "usb":
+                    try:
+                        self._attach(Path(setting).expanduser())
+                    except DatastoreError as e:
+                        raise ValueError(f"pkgcache_datastore: {e}") from None
 
     async def running(self) -> None:
         if self.datastore_setting == "usb" and self.usb is None:

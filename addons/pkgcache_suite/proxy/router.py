@@ -25,8 +25,8 @@ from pkgcache_suite.context import CacheContext
 from pkgcache_suite.policy.destinations import is_local_address, parse_ip
 from pkgcache_suite.transfer.watchdog import abort_server
 from pkgcache_suite.proxy.flowinfo import client_address
-from pkgcache_suite.repos.config import ConfigError, RepoConfig, Repository, TargetHealth, load_config
-from pkgcache_suite.policy.cachekey import key_for_url, repo_key
+from pkgcache_suite.repos.config import RepoConfig, Repository, TargetHealth, load_config
+from pkgcache_suite.policy.cachekey import cache_key, key_for_url
 
 log = logging.getLogger("pkgcache")
 
@@ -52,21 +52,34 @@ def _authority(value: str, scheme: str) -> str:
     return v[: -len(default)] if v.endswith(default) else v
 
 
-def _parse_ports(value: str) -> set[int]:
+def parse_ports(value: str) -> set[int]:
     try:
-        return {int(p) for p in value.replace(",", " ").split()}
+        ports = {int(p) for p in value.replace(",", " ").split()}
     except ValueError:
-        raise exceptions.OptionsError(f"pkgcache_allow_ports: expected port numbers, got {value!r}") from None
+        raise ValueError(f"pkgcache_allow_ports: expected port numbers, got {value!r}") from None
+    if any(not 0 <= p <= 65535 for p in ports):
+        raise ValueError(f"pkgcache_allow_ports: ports are 0 (any) to 65535, got {value!r}")
+    return ports
 
 
-def _parse_networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+def parse_networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     nets = []
     for item in value.replace(",", " ").split():
         try:
             nets.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
-            raise exceptions.OptionsError(f"pkgcache_allow_clients: {item!r} is not an address or network") from None
+            raise ValueError(f"pkgcache_allow_clients: {item!r} is not an address or network") from None
     return nets
+
+
+def parse_conf(value: str) -> RepoConfig:
+    """The repository config files (apt-cacher-ng syntax) named in pkgcache_conf."""
+    files = [Path(p.strip()).expanduser() for p in value.split(",") if p.strip()]
+    cfg = load_config(files)
+    names = [r.name.lower() for r in cfg.repos]
+    if len(set(names)) != len(names):
+        raise ValueError("pkgcache_conf: a repository name is defined twice")
+    return cfg
 
 
 class Router:
@@ -100,38 +113,46 @@ class Router:
                           "AdminAuth in a config sets user and password.")
 
     def configure(self, updated: set[str]) -> None:
-        if not any(n.startswith("pkgcache_") or n == "mode" for n in updated):
-            return
-        o = ctx.options
-        files = [Path(p.strip()).expanduser() for p in o.pkgcache_conf.split(",") if p.strip()]
+        """Parse only what changed (mitmproxy passes every option on the first call)."""
         try:
-            cfg = load_config(files)
-        except ConfigError as e:
+            self._configure(updated, ctx.options)
+        except ValueError as e:
             raise exceptions.OptionsError(str(e)) from None
-        for p in cfg.problems:
-            log.warning("pkgcache: config: %s", p)
-        for n in cfg.notes:
-            log.info("pkgcache: config: %s", n)
-        names = [r.name.lower() for r in cfg.repos]
-        if len(set(names)) != len(names):
-            raise exceptions.OptionsError("pkgcache_conf: a repository name is defined twice")
-        self.cfg = cfg
-        self.c.key_of = self.key_of
-        self.allow_ports = cfg.allow_ports if cfg.allow_ports is not None else _parse_ports(o.pkgcache_allow_ports)
-        self.allow_clients = _parse_networks(o.pkgcache_allow_clients)
-        self.force_managed = cfg.force_managed if cfg.force_managed is not None else o.pkgcache_force_managed
-        self.intercept = [h.strip().lower() for h in o.pkgcache_intercept_hosts.split(",") if h.strip()]
-        self.allow_loopback = o.pkgcache_allow_loopback
-        self.c.admin_auth = cfg.admin_auth or (f"admin:{o.pkgcache_admin_password}"
-                                               if o.pkgcache_admin_password else None)
-        if cfg.offline:
-            ctx.options.update(pkgcache_offline="on")
-        if any(m.startswith("reverse") for m in o.mode) and o.connection_strategy == "eager":
+
+    def _configure(self, updated: set[str], o: Any) -> None:
+        if "pkgcache_conf" in updated:
+            self.cfg = parse_conf(o.pkgcache_conf)
+            for p in self.cfg.problems:
+                log.warning("pkgcache: config: %s", p)
+            for n in self.cfg.notes:
+                log.info("pkgcache: config: %s", n)
+            if self.cfg.repos:
+                log.info("pkgcache: %d repositories: %s", len(self.cfg.repos),
+                         ", ".join(r.name for r in self.cfg.repos))
+            self.c.key_of = self.key_of
+            if self.cfg.offline:
+                ctx.options.update(pkgcache_offline="on")
+        conf = "pkgcache_conf" in updated
+        if conf or "pkgcache_allow_ports" in updated:
+            ports = self.cfg.allow_ports
+            self.allow_ports = ports if ports is not None else parse_ports(o.pkgcache_allow_ports)
+        if "pkgcache_allow_clients" in updated:
+            self.allow_clients = parse_networks(o.pkgcache_allow_clients)
+        if conf or "pkgcache_force_managed" in updated:
+            fm = self.cfg.force_managed
+            self.force_managed = fm if fm is not None else o.pkgcache_force_managed
+        if "pkgcache_intercept_hosts" in updated:
+            self.intercept = [h.strip().lower() for h in o.pkgcache_intercept_hosts.split(",") if h.strip()]
+        if "pkgcache_allow_loopback" in updated:
+            self.allow_loopback = o.pkgcache_allow_loopback
+        if conf or "pkgcache_admin_password" in updated:
+            pw = o.pkgcache_admin_password
+            self.c.admin_auth = self.cfg.admin_auth or (f"admin:{pw}" if pw else None)
+        if updated & {"mode", "connection_strategy"} and any(m.startswith("reverse") for m in o.mode) \
+                and o.connection_strategy == "eager":
             # mirror-style requests name their real host in the path; the reverse target is never contacted
             log.info("pkgcache: reverse (mirror-style) listener: setting connection_strategy=lazy")
             ctx.options.update(connection_strategy="lazy")
-        if cfg.repos:
-            log.info("pkgcache: %d repositories: %s", len(cfg.repos), ", ".join(r.name for r in cfg.repos))
 
     def key_of(self, url: str) -> str:
         """The cache key the proxy uses for url: its repository's namespace when a merge list covers it."""
@@ -149,7 +170,8 @@ class Router:
                     if m:
                         break
             if m is not None:
-                return repo_key(m[0].name, m[1] + (f"?{parts.query}" if parts.query else ""))
+                return cache_key(scheme, parts.hostname, port, m[1] + (f"?{parts.query}" if parts.query else ""),
+                                 repo=m[0].name)
         return key_for_url(url)
 
     # -- access ---------------------------------------------------------------------
@@ -177,7 +199,7 @@ class Router:
 
     async def http_connect(self, flow: http.HTTPFlow) -> None:
         req = flow.request
-        if flow.response is not None:
+        if flow.response is not None or flow.error is not None or not flow.live:
             return
         if not self._client_ok(flow):
             _refuse(flow, "client address not allowed")
@@ -258,7 +280,7 @@ class Router:
     async def request(self, flow: http.HTTPFlow) -> None:
         """Access control first, for every request (the report included), then where the request goes."""
         req = flow.request
-        if flow.response is not None:
+        if flow.response is not None or flow.error is not None or not flow.live:
             return
         if not self._client_ok(flow):
             _refuse(flow, "client address not allowed")
@@ -360,7 +382,7 @@ class Router:
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         target = flow.metadata.get(META_TARGET)
-        if target is None or flow.response is None:
+        if target is None or flow.response is None or flow.error is not None:
             return
         code = flow.response.status_code
         if code >= 500:
