@@ -26,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import Proxy  # noqa: E402
-from origin import Behaviour, Origin, make_file  # noqa: E402
+from support.proxy import Proxy  # noqa: E402
+from support.origin import Behaviour, Origin, make_file  # noqa: E402
 
 BIG = "/debian/pool/main/b/big/big_1.0_all.deb"
 

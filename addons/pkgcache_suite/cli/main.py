@@ -1,4 +1,4 @@
-"""The ``pkgcache`` command: runs the proxy and, as later issues add them, maintenance commands.
+"""The ``pkgcache`` command: runs the proxy, fills datastores, and maintains the cache.
 
 ``pkgcache serve`` only execs mitmdump with the suite loaded, so every mitmproxy
 flag keeps working and there is one way the proxy starts.

@@ -153,6 +153,44 @@ class Fetcher:
 
     # -- downloading ----------------------------------------------------------------
 
+    @staticmethod
+    def _resume_headers(headers: dict[str, str], part: Path, side: Path) -> tuple[dict[str, str], int]:
+        """Request headers, resuming a partial download (Range validated by If-Range) when one is there."""
+        have = part.stat().st_size if part.exists() else 0
+        req_headers = {k: v for k, v in headers.items() if k in ("accept",)}
+        req_headers["Accept-Encoding"] = "identity"
+        validators = json.loads(side.read_text()) if have and side.exists() else {}
+        if have and (validators.get("etag") or validators.get("last_modified")):
+            req_headers["Range"] = f"bytes={have}-"
+            req_headers["If-Range"] = validators.get("etag") or validators["last_modified"]
+            return req_headers, have
+        return req_headers, 0
+
+    @staticmethod
+    def _total(r: httpx.Response) -> int | None:
+        if r.status_code == 206:
+            tail = r.headers.get("content-range", "").rsplit("/", 1)[-1]
+            return int(tail) if tail.isdigit() else None
+        cl = r.headers.get("content-length", "")
+        return int(cl) if cl.isdigit() else None
+
+    def _fetched(self, url: str, record: dict[str, Any], new_bytes: int, task: Any, reporter: Reporter) -> None:
+        """A file is in the datastore: record it, check it, learn what it names."""
+        self.manifest["files"][url] = record
+        self.manifest["failed"].pop(url, None)
+        self._dirty = True
+        self.out.bytes += new_bytes
+        problem = self._check(url)
+        if problem:
+            self._reject(url, problem)
+            reporter.finish(task, url, "REJECTED")
+            return
+        self.out.fetched.append(url)
+        reporter.finish(task, url, "ok")
+        for more in self._learn(url):
+            self._enqueue(more, {}, reporter, expanded=True)
+        self._save()
+
     async def _download(self, client: httpx.AsyncClient, url: str, headers: dict[str, str],
                         reporter: Reporter) -> None:
         final = self.ds.file_path(url)
@@ -162,15 +200,7 @@ class Fetcher:
         for attempt in range(self.retries + 1):
             if attempt:
                 await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 8))
-            have = part.stat().st_size if part.exists() else 0
-            req_headers = {k: v for k, v in headers.items() if k in ("accept",)}
-            req_headers["Accept-Encoding"] = "identity"
-            validators = json.loads(side.read_text()) if have and side.exists() else {}
-            if have and (validators.get("etag") or validators.get("last_modified")):
-                req_headers["Range"] = f"bytes={have}-"
-                req_headers["If-Range"] = validators.get("etag") or validators["last_modified"]
-            else:
-                have = 0
+            req_headers, have = self._resume_headers(headers, part, side)
             task = None
             try:
                 async with client.stream("GET", url, headers=req_headers) as r:
@@ -193,12 +223,7 @@ class Fetcher:
                         mode = "ab"
                     else:
                         have, mode = 0, "wb"
-                    total = None
-                    if r.status_code == 206:
-                        cr = r.headers.get("content-range", "")
-                        total = int(cr.rsplit("/", 1)[-1]) if cr.rsplit("/", 1)[-1].isdigit() else None
-                    elif "content-length" in r.headers:
-                        total = int(r.headers["content-length"])
+                    total = self._total(r)
                     meta = {"etag": r.headers.get("etag"), "last_modified": r.headers.get("last-modified"),
                             "content_type": r.headers.get("content-type")}
                     side.write_text(json.dumps(meta))
@@ -223,20 +248,8 @@ class Fetcher:
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(part, final)
             side.unlink(missing_ok=True)
-            self.manifest["files"][url] = {"size": got, "sha256": h.hexdigest(), "fetched": time.time(), **meta}
-            self.manifest["failed"].pop(url, None)
-            self._dirty = True
-            self.out.bytes += got - have
-            problem = self._check(url)
-            if problem:
-                self._reject(url, problem)
-                reporter.finish(task, url, "REJECTED")
-                return
-            self.out.fetched.append(url)
-            reporter.finish(task, url, "ok")
-            for more in self._learn(url):
-                self._enqueue(more, {}, reporter, expanded=True)
-            self._save()
+            self._fetched(url, {"size": got, "sha256": h.hexdigest(), "fetched": time.time(), **meta},
+                          got - have, task, reporter)
             return
         self._fail(url, f"gave up after {self.retries + 1} attempts: {last_err}", permanent=False)
         reporter.finish(None, url, f"failed ({last_err})")
@@ -284,14 +297,26 @@ class Fetcher:
         reporter.add_total(1)
         self._queue.put_nowait((url, headers))
 
-    async def run(self, wanted: list[dict[str, Any]]) -> Outcome:
-        # What earlier rounds left in the datastore vouches for what this round fetches.
+    def _learn_from_earlier_rounds(self) -> None:
+        """What earlier rounds left in the datastore vouches for what this round fetches."""
         for url in list(self.manifest["files"]):
             if is_release_url(url):
                 self._learn(url)
         for url in list(self.manifest["files"]):
             if not is_release_url(url) and self.index.is_packages(url):
                 self._learn(url)
+
+    def _check_all(self) -> None:
+        """Files fetched before the index that vouches for them arrived are checked now."""
+        for url in list(self.manifest["files"]):
+            problem = self._check(url)
+            if problem:
+                self._reject(url, problem)
+                if url in self.out.fetched:
+                    self.out.fetched.remove(url)
+
+    async def run(self, wanted: list[dict[str, Any]]) -> Outcome:
+        self._learn_from_earlier_rounds()
         self._queue: asyncio.Queue[tuple[str, dict[str, str]]] = asyncio.Queue()
         with Reporter(self.tty) as reporter:
             async with httpx.AsyncClient(proxy=self.proxy, timeout=self.timeout, follow_redirects=True,
@@ -321,13 +346,7 @@ class Fetcher:
                 await self._queue.join()
                 for task in workers:
                     task.cancel()
-        # files fetched before the index that vouches for them arrived: check them now
-        for url in list(self.manifest["files"]):
-            problem = self._check(url)
-            if problem:
-                self._reject(url, problem)
-                if url in self.out.fetched:
-                    self.out.fetched.remove(url)
+        self._check_all()
         self._dirty = True
         self._save(force=True)
         return self.out

@@ -9,9 +9,7 @@ namespace a URL belongs to, whether it must not be stored) travels in
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 import logging
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,12 +18,13 @@ from mitmproxy.proxy import server_hooks
 from mitmproxy.proxy.mode_specs import RegularMode, ReverseMode
 
 from pkgcache_suite.proxy import report
+from pkgcache_suite.policy.access import client_allowed, parse_networks, parse_ports, port_allowed, same_authority_form
 from pkgcache_suite.policy.limits import check_request
 from pkgcache_suite.context import CacheContext
 from pkgcache_suite.policy.destinations import is_local_address, parse_ip
 from pkgcache_suite.transfer.watchdog import abort_server
 from pkgcache_suite.proxy.flowinfo import client_address
-from pkgcache_suite.repos.config import RepoConfig, Repository, TargetHealth, load_config
+from pkgcache_suite.repos.config import RepoConfig, parse_conf, Repository, TargetHealth
 from pkgcache_suite.policy.cachekey import cache_key, key_for_url
 
 log = logging.getLogger("pkgcache")
@@ -43,43 +42,6 @@ def _refuse(flow: http.HTTPFlow, why: str) -> None:
     flow.response = http.Response.make(403, f"pkgcache: forbidden: {why}\n".encode(),
                                        {"Content-Type": "text/plain"})
     flow.comment = f"pkgcache: refused ({why})"
-
-
-def _authority(value: str, scheme: str) -> str:
-    """host[:port] in one spelling: lower case, the scheme's default port left out."""
-    v = value.lower()
-    default = ":443" if scheme == "https" else ":80"
-    return v[: -len(default)] if v.endswith(default) else v
-
-
-def parse_ports(value: str) -> set[int]:
-    try:
-        ports = {int(p) for p in value.replace(",", " ").split()}
-    except ValueError:
-        raise ValueError(f"pkgcache_allow_ports: expected port numbers, got {value!r}") from None
-    if any(not 0 <= p <= 65535 for p in ports):
-        raise ValueError(f"pkgcache_allow_ports: ports are 0 (any) to 65535, got {value!r}")
-    return ports
-
-
-def parse_networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    nets = []
-    for item in value.replace(",", " ").split():
-        try:
-            nets.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ValueError(f"pkgcache_allow_clients: {item!r} is not an address or network") from None
-    return nets
-
-
-def parse_conf(value: str) -> RepoConfig:
-    """The repository config files (apt-cacher-ng syntax) named in pkgcache_conf."""
-    files = [Path(p.strip()).expanduser() for p in value.split(",") if p.strip()]
-    cfg = load_config(files)
-    names = [r.name.lower() for r in cfg.repos]
-    if len(set(names)) != len(names):
-        raise ValueError("pkgcache_conf: a repository name is defined twice")
-    return cfg
 
 
 class Router:
@@ -177,21 +139,11 @@ class Router:
     # -- access ---------------------------------------------------------------------
 
     def _client_ok(self, flow: http.HTTPFlow) -> bool:
-        if not self.allow_clients:
-            return True
         peer = flow.client_conn.peername
-        if not peer:
-            return False
-        try:
-            addr = ipaddress.ip_address(peer[0])
-        except ValueError:
-            return False
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-            addr = addr.ipv4_mapped
-        return any(addr in net for net in self.allow_clients)
+        return client_allowed(str(peer[0]) if peer else None, self.allow_clients)
 
     def _port_ok(self, port: int) -> bool:
-        return 0 in self.allow_ports or port in self.allow_ports
+        return port_allowed(port, self.allow_ports)
 
     async def _destination_refused(self, host: str) -> bool:
         """Loopback and link-local destinations are the proxy host's own: refused unless allowed."""
@@ -310,10 +262,10 @@ class Router:
         target = host if req.port == (443 if req.scheme == "https" else 80) else f"{host}:{req.port}"
         if header and parse_ip(req.host) is not None:
             named = await self.c.resolver.key_host(req.host, header)
-            if named != req.host and _authority(header, req.scheme) == _authority(
+            if named != req.host and same_authority_form(header, req.scheme) == same_authority_form(
                     named if target == host else f"{named}:{req.port}", req.scheme):
                 return named
-        if header and _authority(header, req.scheme) != _authority(target, req.scheme):
+        if header and same_authority_form(header, req.scheme) != same_authority_form(target, req.scheme):
             plain = isinstance(flow.client_conn.proxy_mode, RegularMode) and not flow.client_conn.tls_established
             log.warning("pkgcache: %s from %s: Host %r disagrees with the request target; the target wins",
                         req.url, client_address(flow), header)

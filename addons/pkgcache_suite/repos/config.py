@@ -301,3 +301,13 @@ class TargetHealth:
 
     def snapshot(self) -> dict[str, str]:
         return {t: self.reasons.get(t, "") for t in self.bad_until if self.is_bad(t)}
+
+
+def parse_conf(value: str) -> RepoConfig:
+    """The repository config files (apt-cacher-ng syntax) named in pkgcache_conf."""
+    files = [Path(p.strip()).expanduser() for p in value.split(",") if p.strip()]
+    cfg = load_config(files)
+    names = [r.name.lower() for r in cfg.repos]
+    if len(set(names)) != len(names):
+        raise ValueError("pkgcache_conf: a repository name is defined twice")
+    return cfg

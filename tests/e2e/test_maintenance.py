@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Proxy, wait_for
-from debrepo import ARCH, AptClient, build_deb, write_indexes
-from origin import Origin
+from support.proxy import Proxy, wait_for
+from support.debrepo import ARCH, AptClient, build_deb, write_indexes
+from support.origin import Origin
 
 pytestmark = pytest.mark.usefixtures("apt_tools")
 

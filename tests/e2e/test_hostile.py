@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Proxy, wait_for
-from origin import Behaviour, Origin, make_file
-from test_trust import raw
+from support.proxy import Proxy, wait_for
+from support.origin import Behaviour, Origin, make_file
+from support.rawhttp import raw
 
 DEB = "/debian/pool/main/h/hello/hello_1.0_amd64.deb"
 BODY = b"the one true package\n" * 5000

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Proxy
-from debrepo import AptClient, build_deb, write_indexes
-from origin import Origin
+from support.proxy import Proxy
+from support.debrepo import AptClient, build_deb, write_indexes
+from support.origin import Origin
 
 pytestmark = pytest.mark.usefixtures("apt_tools")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Proxy, wait_for
-from origin import Behaviour, Origin, make_file
+from support.proxy import Proxy, wait_for
+from support.origin import Behaviour, Origin, make_file
 from pkgcache_suite.storage import CacheStore
 from pkgcache_suite.policy.cachekey import key_for_url
 
@@ -260,7 +260,7 @@ def test_options_are_visible_in_mitmweb(tmp_path: Path) -> None:
     import sys
     import threading
 
-    from conftest import ENTRY, wait_for
+    from support.proxy import ENTRY, wait_for
 
     exe = Path(sys.executable).with_name("mitmweb")
     mitmweb = str(exe) if exe.exists() else shutil.which("mitmweb")
@@ -295,7 +295,7 @@ def test_pkgcache_serve_starts_mitmdump_with_the_suite(tmp_path: Path) -> None:
     import subprocess
     import threading
 
-    from conftest import wait_for
+    from support.proxy import wait_for
 
     proc = subprocess.Popen(["pkgcache", "--cache-dir", str(tmp_path / "c"), "serve", "--listen-host", "127.0.0.1",
                              "--listen-port", "0", "--set", f"pkgcache_datastore={tmp_path / 'ds'}"],

@@ -1,25 +1,16 @@
-"""Table-driven tests of the pure trust decisions, and hook-level tests with mitmproxy's taddons."""
+"""Table-driven tests of the pure trust decisions: bounds, destinations, admission, relay, watchdog."""
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import ipaddress
-import os
-import time
-from pathlib import Path
 
 import pytest
-from mitmproxy.test import taddons, tflow, tutils
 
 from pkgcache_suite.policy.admission import admit, close_delimited
 from pkgcache_suite.policy.limits import check_request
-from pkgcache_suite.context import CacheContext
 from pkgcache_suite.policy.admission import looks_like_html as _looks_like_html
-from pkgcache_suite.proxy.cache import CacheCore
 from pkgcache_suite.policy.destinations import Resolver, is_local_address, local_literal
 from pkgcache_suite.transfer.relay import Relay
-from pkgcache_suite.storage import CacheStore, reconcile, sweep_partials
 from pkgcache_suite.transfer.watchdog import Watchdog
 
 
@@ -167,104 +158,3 @@ def test_watchdog_decisions(setup, age, idle, cut) -> None:
     if setup is not None:
         w.connected = True
     assert (wd.overdue(w, now) is not None) == cut
-
-
-# -- the store: links, liveness, sweep, reconcile --------------------------------------------------------------
-
-
-def test_partial_is_followed_only_while_its_writer_holds_it(tmp_path: Path) -> None:
-    store = CacheStore(tmp_path / "c")
-    w = store.writer("h/x.deb", "http://h/x.deb", "immutable")
-    w.begin({"url": "http://h/x.deb", "length": None, "headers": []})
-    header = store.read_partial_header("h/x.deb")
-    assert header is not None and header["inode"] == os.fstat(w.fd).st_ino
-    fd = store.open_live_partial("h/x.deb", header)
-    assert fd is not None
-    os.close(fd)
-    fcntl.flock(w.fd, fcntl.LOCK_UN)  # as if its writer had died
-    assert store.open_live_partial("h/x.deb", header) is None
-    assert store.open_live_partial("h/x.deb", {**header, "inode": -1}) is None
-    w.abort()
-
-
-def test_sweep_removes_dead_leftovers_and_links_but_not_live_downloads(tmp_path: Path) -> None:
-    store = CacheStore(tmp_path / "c")
-    live = store.writer("h/live.deb", "u", "immutable")
-    live.begin({"url": "u", "length": None, "headers": []})
-    partial = tmp_path / "c" / ".pkgcache" / "partial"
-    for name in ("dead.part", "dead.json", "x.json.tmp"):
-        (partial / name).write_bytes(b"")
-    (partial / "link.part").symlink_to(tmp_path / "elsewhere")
-    old = time.time() - 60
-    for p in partial.iterdir():
-        os.utime(p, (old, old), follow_symlinks=False)
-    sweep_partials(store)
-    assert sorted(p.name for p in partial.iterdir()) == sorted([live.part.name, live.header_file.name])
-    assert live.part.exists()
-    live.abort()
-
-
-def test_reconcile_indexes_vouched_bodies_and_removes_the_rest(tmp_path: Path) -> None:
-    store = CacheStore(tmp_path / "c")
-    good = b"vouched for"
-    for key, data in (("h/a.deb", good), ("h/b.deb", b"nobody knows me")):
-        p = tmp_path / "c" / key
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-    store.record_refs("h/dists/x/Packages", [("h/a.deb", len(good), hashlib.sha256(good).hexdigest())])
-    counts = reconcile(store)
-    assert counts == {"indexed": 1, "removed": 1, "forgotten": 0}
-    assert store.lookup("h/a.deb") is not None and not (tmp_path / "c" / "h/b.deb").exists()
-
-
-def test_private_files_are_never_written_through_links(tmp_path: Path) -> None:
-    store = CacheStore(tmp_path / "c")
-    victim = tmp_path / "victim"
-    victim.write_bytes(b"keep")
-    store.lock_path("k").symlink_to(victim)
-    lock = store.try_lock("k")
-    assert lock is not None
-    lock.release()
-    assert victim.read_bytes() == b"keep" and not store.lock_path("k").is_symlink()
-
-
-# -- hooks, with mitmproxy's test helpers -----------------------------------------------------------------------
-
-
-async def test_a_failure_while_deciding_leaves_the_response_streamed_and_unstored(tmp_path: Path,
-                                                                                  monkeypatch) -> None:
-    core = CacheCore(CacheContext())
-    with taddons.context(core) as tctx:
-        tctx.configure(core, pkgcache_dir=str(tmp_path / "c"))
-        f = tflow.tflow(req=tutils.treq(host="mirror.example", port=80, path="/debian/pool/x_1_all.deb"))
-        await core.request(f)
-        assert f.id in core.flows
-        f.response = tutils.tresp(content=b"x" * 10)
-
-        def boom(*_a, **_k):
-            raise RuntimeError("unexpected")
-
-        monkeypatch.setattr("pkgcache_suite.transfer.download.admit", boom)
-        core.responseheaders(f)
-        assert f.response.stream is True
-        assert f.id not in core.flows
-        store = core.c.store
-        assert store is not None
-        lock = store.try_lock("mirror.example/debian/pool/x_1_all.deb")  # the lead was given up
-        assert lock is not None
-        lock.release()
-        store.close()
-
-
-async def test_hooks_leave_errored_and_answered_flows_alone(tmp_path: Path) -> None:
-    core = CacheCore(CacheContext())
-    with taddons.context(core) as tctx:
-        tctx.configure(core, pkgcache_dir=str(tmp_path / "c"))
-        f = tflow.tflow(req=tutils.treq(host="mirror.example", port=80, path="/debian/pool/x_1_all.deb"), err=True)
-        await core.request(f)
-        assert f.id not in core.flows
-        g = tflow.tflow(req=tutils.treq(host="mirror.example", port=80, path="/debian/pool/x_1_all.deb"), resp=True)
-        await core.request(g)
-        assert g.id not in core.flows
-        assert core.c.store is not None
-        core.c.store.close()

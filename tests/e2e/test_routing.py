@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_for
-from origin import Behaviour, Origin
+from support.proxy import wait_for
+from support.origin import Behaviour, Origin
 
 from pkgcache_suite.repos.config import load_config, read_list_file
 
@@ -202,7 +202,7 @@ def test_proxy_authentication_is_mitmproxys_own(origin: Origin, start_proxy) -> 
 
 @pytest.mark.usefixtures("apt_tools")
 def test_mirror_style_urls_with_real_apt(origin: Origin, start_proxy, tmp_path: Path) -> None:
-    from debrepo import AptClient, build_deb, write_indexes
+    from support.debrepo import AptClient, build_deb, write_indexes
 
     repo = origin.root / "debian"
     deb = build_deb(repo, "alpha", "1.0")
@@ -238,11 +238,11 @@ def _free_port() -> int:
 
 def test_per_repository_upstream_proxy(origin: Origin, start_proxy, tmp_path: Path) -> None:
     """proxy= on a Remap line: that repository's downloads go through another proxy (here a plain mitmdump)."""
-    from conftest import _mitmdump
+    from support.proxy import mitmdump
 
     origin.put(DEB, b"via the upstream proxy")
     up_port = _free_port()
-    upstream = subprocess.Popen([_mitmdump(), "--listen-host", "127.0.0.1", "--listen-port", str(up_port)],
+    upstream = subprocess.Popen([mitmdump(), "--listen-host", "127.0.0.1", "--listen-port", str(up_port)],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         import socket

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Proxy, wait_for
-from debrepo import AptClient, build_deb, write_indexes
-from origin import Origin
+from support.proxy import Proxy, wait_for
+from support.debrepo import AptClient, build_deb, write_indexes
+from support.origin import Origin
 
 needs_apt = pytest.mark.usefixtures("apt_tools")
 DEB = "/debian/pool/main/a/alpha/alpha_1.0_all.deb"
@@ -258,7 +258,7 @@ def test_fetch_resumes_retries_and_reports_failures(origin: Origin, tmp_path: Pa
     big = os.urandom(3 * 1024 * 1024)
     origin.put("/debian/pool/main/b/big_1_all.deb", big)
     origin.put("/debian/pool/main/f/flaky_1_all.deb", b"flaky")
-    from origin import Behaviour
+    from support.origin import Behaviour
 
     origin.behaviours["/debian/pool/main/f/flaky_1_all.deb"] = Behaviour(fail_times=2)
     urls = [origin.base + p for p in ("/debian/pool/main/b/big_1_all.deb", "/debian/pool/main/f/flaky_1_all.deb",
@@ -307,7 +307,7 @@ def test_fetch_rejects_a_deb_that_does_not_match_packages(origin: Origin, tmp_pa
 
 
 def _arch() -> str:
-    from debrepo import ARCH
+    from support.debrepo import ARCH
 
     return ARCH
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Proxy, wait_for
-from origin import Origin
+from support.proxy import Proxy, wait_for
+from support.origin import Origin
 
 DEB = "/debian/pool/main/a/alpha/alpha_1.0_all.deb"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Proxy, wait_for
-from origin import Behaviour, Origin, make_file
+from support.proxy import Proxy, wait_for
+from support.origin import Behaviour, Origin, make_file
 
 DEB = "/debian/pool/main/b/big/big_1.0_amd64.deb"
 
@@ -159,7 +159,7 @@ def test_symlink_planted_in_cache_is_never_followed(origin: Origin, proxy: Proxy
 
 
 def test_bad_options_fail_at_start(tmp_path: Path) -> None:
-    from conftest import ENTRY, _mitmdump
+    from support.proxy import ENTRY, mitmdump
 
     bad_filter = tmp_path / "filter"
     bad_filter.write_text("ok\n(unclosed\n")
@@ -174,7 +174,7 @@ def test_bad_options_fail_at_start(tmp_path: Path) -> None:
         if "pkgcache_dir" not in args[1]:
             args = ["--set", f"pkgcache_dir={tmp_path / 'c'}", *args]
         r = subprocess.run(
-            [_mitmdump(), "-s", str(ENTRY), "--listen-host", "127.0.0.1", "--listen-port", "0", *args],
+            [mitmdump(), "-s", str(ENTRY), "--listen-host", "127.0.0.1", "--listen-port", "0", *args],
             capture_output=True, text=True, timeout=30,
         )
         out = r.stdout + r.stderr

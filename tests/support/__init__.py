@@ -1,0 +1,1 @@
+"""What the tests are built on: the origin, repository builders, the proxy, raw HTTP."""
