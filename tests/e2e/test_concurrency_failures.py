@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import resource
 import shutil
@@ -14,20 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support.proxy import Proxy, wait_for
+from support.proxy import Proxy, fetch_digest, wait_for
 from support.origin import Behaviour, Origin, make_file
 
 DEB = "/debian/pool/main/b/big/big_1.0_amd64.deb"
 
 
-def _fetch(proxy: Proxy, url: str) -> tuple[int, str, int]:
-    h = hashlib.sha256()
-    n = 0
-    with proxy.client() as c, c.stream("GET", url) as r:
-        for chunk in r.iter_raw():
-            h.update(chunk)
-            n += len(chunk)
-        return r.status_code, h.hexdigest(), n
 
 
 def _coalesced(*proxies: Proxy) -> int:
@@ -44,7 +35,7 @@ def test_16_concurrent_cold_clients_make_one_upstream_request(origin: Origin, pr
     b = Behaviour(gate_at=1024 * 1024)  # hold the body until every client has asked
     origin.behaviours[DEB] = b
     with ThreadPoolExecutor(16) as pool:
-        futures = [pool.submit(_fetch, proxy, origin.base + DEB) for _ in range(16)]
+        futures = [pool.submit(fetch_digest, proxy, origin.base + DEB) for _ in range(16)]
         wait_for(lambda: origin.count(DEB) >= 1, what="the upstream request")
         # give every client time to arrive while the leader's download is held open
         wait_for(lambda: _coalesced(proxy) == 15, timeout=30, what="15 followers at the proxy")
@@ -63,7 +54,7 @@ def test_two_processes_share_one_cache_and_one_download(origin: Origin, start_pr
     b = Behaviour(gate_at=512 * 1024)
     origin.behaviours[DEB] = b
     with ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(_fetch, p, origin.base + DEB) for p in (p1, p2) * 4]
+        futures = [pool.submit(fetch_digest, p, origin.base + DEB) for p in (p1, p2) * 4]
         wait_for(lambda: origin.count(DEB) >= 1, what="the upstream request")
         wait_for(lambda: _coalesced(p1, p2) == 7, timeout=30, what="7 followers at the proxies")
         b.gate.set()
@@ -262,7 +253,7 @@ def test_followers_finish_when_the_leading_client_disconnects(origin: Origin, pr
     while len(got) < 200_000:
         got += leader.recv(65536)
     with ThreadPoolExecutor(3) as pool:
-        futures = [pool.submit(_fetch, proxy, origin.base + DEB) for _ in range(3)]
+        futures = [pool.submit(fetch_digest, proxy, origin.base + DEB) for _ in range(3)]
         wait_for(lambda: _coalesced(proxy) == 3, timeout=30, what="3 followers")
         leader.close()
         wait_for(lambda: "finishing the download" in proxy.log_text(), timeout=30, what="the continuation")

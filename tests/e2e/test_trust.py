@@ -15,7 +15,7 @@ from pathlib import Path
 import diskcache
 import httpx
 
-from support.proxy import Proxy, wait_for
+from support.proxy import Proxy, fetch_digest, wait_for
 from support.rawhttp import get, raw
 from support.origin import Behaviour, Origin, make_file
 
@@ -279,21 +279,13 @@ def test_dead_leaders_partial_is_not_followed_by_another_process(origin: Origin,
     origin.behaviours[DEB] = Behaviour(delay=1.0)
     p1, p2 = start_proxy(cache_dir=cache), start_proxy(cache_dir=cache)
     with ThreadPoolExecutor(4) as pool:
-        first = pool.submit(_sha, p1, origin.base + DEB)
+        first = pool.submit(fetch_digest, p1, origin.base + DEB)
         time.sleep(0.3)
-        rest = [pool.submit(_sha, p2, origin.base + DEB) for _ in range(3)]
+        rest = [pool.submit(fetch_digest, p2, origin.base + DEB) for _ in range(3)]
         results = [first.result()] + [f.result() for f in rest]
     assert results == [(200, digest, size)] * 4
 
 
-def _sha(proxy: Proxy, url: str) -> tuple[int, str, int]:
-    h = hashlib.sha256()
-    n = 0
-    with proxy.client() as c, c.stream("GET", url) as r:
-        for chunk in r.iter_raw():
-            h.update(chunk)
-            n += len(chunk)
-        return r.status_code, h.hexdigest(), n
 
 
 # -- 9. leftovers are swept and the tree reconciled with the index -----------------------------------------------

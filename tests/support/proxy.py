@@ -98,3 +98,16 @@ def wait_for(pred, timeout: float = 10.0, what: str = "condition") -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def fetch_digest(proxy: Proxy, url: str) -> tuple[int, str, int]:
+    """(status, SHA-256, size) of what the proxy sends for url, read as it streams."""
+    import hashlib
+
+    h = hashlib.sha256()
+    n = 0
+    with proxy.client() as c, c.stream("GET", url) as r:
+        for chunk in r.iter_raw():
+            h.update(chunk)
+            n += len(chunk)
+        return r.status_code, h.hexdigest(), n

@@ -7,7 +7,7 @@ import hashlib
 import time
 from pathlib import Path
 
-from pkgcache_suite.indexes.model import build_model
+from pkgcache_suite.maintenance.model import build_model
 from pkgcache_suite.maintenance.tasks import expire
 from pkgcache_suite.storage import CacheStore, Entry
 

@@ -8,39 +8,46 @@ downloads and to fetch, in the same trip, the indexes a fetched InRelease names.
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import io
-import lzma
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Iterator
-from typing import IO, cast
+from typing import IO
 
 from debian import deb822
+
+from pkgcache_suite.indexes.compression import open_decompressed
 
 _COMPRESSIONS = (".xz", ".gz", ".bz2", "")  # the order apt prefers, plain last
 
 
-def open_index(path: Path) -> IO[bytes]:
-    """Open an index in whatever compression it is in, judged by its first bytes (by-hash names have no suffix)."""
-    with open(path, "rb") as f:
-        magic = f.read(6)
-    if magic.startswith(b"\xfd7zXZ\x00"):
-        return cast(IO[bytes], lzma.open(path))
-    if magic.startswith(b"\x1f\x8b"):
-        return cast(IO[bytes], gzip.open(path))
-    if magic.startswith(b"BZh"):
-        return cast(IO[bytes], bz2.open(path))
-    if magic.startswith(b"\x28\xb5\x2f\xfd"):
-        import zstandard
+@dataclass
+class ReleaseList:
+    """What a Release/InRelease file says: its components and architectures, and each index it vouches for."""
 
-        return io.BytesIO(zstandard.ZstdDecompressor().decompressobj().decompress(path.read_bytes()))
-    return open(path, "rb")
+    components: list[str]
+    architectures: list[str]
+    by_hash: bool
+    files: list[tuple[str, int, str]]  # (name relative to dists/<suite>/, size, sha256)
 
 
-def index_entries(path: Path) -> Iterator[tuple[str, int, str | None]]:
+def parse_release(stream: IO[bytes]) -> ReleaseList:
+    """The one Release parser (python-debian); ValueError when it lists no SHA-256 sums (not a Release file)."""
+    rel = deb822.Release(stream)
+    files = [(e["name"], int(e["size"]), e["sha256"].lower()) for e in (rel.get("SHA256") or [])]
+    if not files:
+        raise ValueError("no SHA256 list (not a Release file?)")
+    comps = str(rel.get("Components", "")).split() or sorted({n.split("/", 1)[0] for n, _, _ in files if "/" in n})
+    return ReleaseList(comps, str(rel.get("Architectures", "")).split(),
+                       str(rel.get("Acquire-By-Hash", "no")).lower() == "yes", files)
+
+
+def by_hash_name(name: str, sha: str) -> str:
+    """Where an index is also published under its digest (Acquire-By-Hash)."""
+    return posixpath.join(posixpath.dirname(name), "by-hash", "SHA256", sha)
+
+
+def index_entries(stream: IO[bytes]) -> Iterator[tuple[str, int, str | None]]:
     """(path relative to the archive root, size, sha256) of every file a Packages or Sources index lists.
 
     Packages indexes are scanned line by line for the three fields needed: on a
@@ -49,47 +56,45 @@ def index_entries(path: Path) -> Iterator[tuple[str, int, str | None]]:
     python-debian.  A file that is neither raises ValueError, so callers that
     must not delete on a broken index can tell.
     """
-    with open_index(path) as f:
-        first = b""
-        for raw in f:
-            if raw.strip() == b"" and first:
-                break
-            first += raw
+    first = b""
+    for raw in stream:
+        if raw.strip() == b"" and first:
+            break
+        first += raw
     if not first.strip():
         return
+    stream.seek(0)
     if b"\nFilename:" in b"\n" + first:
-        yield from _packages_entries(path)
+        yield from _packages_entries(stream)
     elif b"\nDirectory:" in b"\n" + first:
-        with open_index(path) as f:
-            for src in deb822.Sources.iter_paragraphs(f, use_apt_pkg=False):
-                directory = src.get("Directory", "")
-                for item in src.get("Checksums-Sha256") or []:
-                    yield posixpath.join(directory, item["name"]), int(item["size"]), item["sha256"].lower()
+        for src in deb822.Sources.iter_paragraphs(stream, use_apt_pkg=False):
+            directory = src.get("Directory", "")
+            for item in src.get("Checksums-Sha256") or []:
+                yield posixpath.join(directory, item["name"]), int(item["size"]), item["sha256"].lower()
     else:
         raise ValueError("neither a Packages nor a Sources index")
 
 
-def _packages_entries(path: Path) -> Iterator[tuple[str, int, str | None]]:
+def _packages_entries(stream: IO[bytes]) -> Iterator[tuple[str, int, str | None]]:
     filename: str | None = None
     size: int | None = None
     sha: str | None = None
     seen = False
-    with open_index(path) as f:
-        for raw in f:
-            if raw.strip() == b"":
-                if seen:
-                    if filename is None or size is None:
-                        raise ValueError("a Packages paragraph without Filename or Size")
-                    yield filename, size, sha
-                filename, size, sha, seen = None, None, None, False
-                continue
-            seen = True
-            if raw.startswith(b"Filename:"):
-                filename = raw[9:].strip().decode("utf-8", "replace")
-            elif raw.startswith(b"Size:"):
-                size = int(raw[5:].strip())
-            elif raw.startswith(b"SHA256:"):
-                sha = raw[7:].strip().decode("ascii", "replace").lower()
+    for raw in stream:
+        if raw.strip() == b"":
+            if seen:
+                if filename is None or size is None:
+                    raise ValueError("a Packages paragraph without Filename or Size")
+                yield filename, size, sha
+            filename, size, sha, seen = None, None, None, False
+            continue
+        seen = True
+        if raw.startswith(b"Filename:"):
+            filename = raw[9:].strip().decode("utf-8", "replace")
+        elif raw.startswith(b"Size:"):
+            size = int(raw[5:].strip())
+        elif raw.startswith(b"SHA256:"):
+            sha = raw[7:].strip().decode("ascii", "replace").lower()
     if seen:
         if filename is None or size is None:
             raise ValueError("a Packages paragraph without Filename or Size")
@@ -121,22 +126,14 @@ class DebianIndex:
 
     def add_release(self, url: str, path: Path) -> ReleaseInfo:
         with open(path, "rb") as f:
-            rel = deb822.Release(f)
+            rel = parse_release(f)
         base = url.rsplit("/", 1)[0] + "/"
-        entries: dict[str, tuple[int, str]] = {}
-        for e in rel.get("SHA256", []) or []:
-            entries[e["name"]] = (int(e["size"]), e["sha256"].lower())
-        by_hash = str(rel.get("Acquire-By-Hash", "no")).lower() == "yes"
+        entries = {name: (size, sha) for name, size, sha in rel.files}
         for name, (size, sha) in entries.items():
-            self.known[base + name] = (size, sha)
-            self.names[base + name] = name
-            hashed = base + posixpath.join(posixpath.dirname(name), "by-hash", "SHA256", sha)
-            self.known[hashed] = (size, sha)
-            self.names[hashed] = name
-        comps = str(rel.get("Components", "")).split()
-        if not comps:
-            comps = sorted({n.split("/", 1)[0] for n in entries if "/" in n})
-        info = ReleaseInfo(url, base, comps, str(rel.get("Architectures", "")).split(), by_hash, entries)
+            for u in (base + name, base + by_hash_name(name, sha)):
+                self.known[u] = (size, sha)
+                self.names[u] = name
+        info = ReleaseInfo(url, base, rel.components, rel.architectures, rel.by_hash, entries)
         self.releases[url] = info
         return info
 
@@ -149,7 +146,9 @@ class DebianIndex:
             return 0
         root = url.split("/dists/", 1)[0] + "/"
         n = 0
-        for rel, size, sha in index_entries(path):
+        with open_decompressed(path) as stream:
+            listed = list(index_entries(stream))
+        for rel, size, sha in listed:
             if sha:
                 self.known[root + rel] = (size, sha)
                 n += 1

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from pkgcache_suite.offline.fetch import Reporter
-from pkgcache_suite.indexes.model import Ref, all_entries, build_model
+from pkgcache_suite.maintenance.model import Ref, all_entries, build_model
 from pkgcache_suite.storage import CacheStore
 
 

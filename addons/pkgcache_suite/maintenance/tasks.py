@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pkgcache_suite.offline.datastore import atomic_write_json, read_json
-from pkgcache_suite.indexes.model import RootModel, all_entries, build_model
+from pkgcache_suite.maintenance.model import RootModel, all_entries, build_model
 from pkgcache_suite.storage import PRIVATE, CacheStore, StoreError, VerifyError, file_sha256, place_file
 
 log = logging.getLogger("pkgcache")
@@ -319,8 +319,9 @@ def index_root(index_key: str) -> str | None:
 
 def index_refs(store: CacheStore, index_key: str) -> list[tuple[str, int, str | None]]:
     """(key, size, SHA-256) of every file a cached Packages/Sources/primary index lists."""
+    from pkgcache_suite.indexes.compression import open_decompressed
     from pkgcache_suite.indexes.debian import index_entries
-    from pkgcache_suite.indexes.model import _key_join
+    from pkgcache_suite.maintenance.model import _key_join
 
     root = index_root(index_key)
     if root is None:
@@ -330,10 +331,11 @@ def index_refs(store: CacheStore, index_key: str) -> list[tuple[str, int, str | 
         rm = model.roots.get(root)
         return [(k, r.size, r.sha256) for k, r in (rm.refs.items() if rm else []) if r.index == index_key]
     listed = []
-    for rel, size, sha in index_entries(store.body_path(index_key)):
-        k = _key_join(root, rel)
-        if k:
-            listed.append((k, size, sha))
+    with open_decompressed(store.body_path(index_key)) as stream:
+        for rel, size, sha in index_entries(stream):
+            k = _key_join(root, rel)
+            if k:
+                listed.append((k, size, sha))
     return listed
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pkgcache_suite.indexes.debian import open_index
+from pkgcache_suite.indexes.compression import open_decompressed
 
 BAD_TARGET_SECONDS = 60.0
 
@@ -131,7 +131,7 @@ def _norm_target(entry: str) -> str | None:
 
 
 def _open_list(path: Path) -> str:
-    with open_index(path) as f:  # plain or compressed, judged by content
+    with open_decompressed(path) as f:  # plain or compressed, judged by content
         return f.read().decode("utf-8", errors="replace")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pkgcache_suite.errors import PkgcacheError
 from pkgcache_suite.storage.entry import Entry
-from pkgcache_suite.storage.private import StoreError, open_private
+from pkgcache_suite.storage.private import StoreError, open_private, write_all
 from pkgcache_suite.storage.store import CacheStore
 
 
@@ -56,9 +56,7 @@ def place_file(store: CacheStore, key: str, url: str, kind: str, src: Path, size
             try:
                 while chunk := os.read(fd_in, 1 << 20):
                     h.update(chunk)
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd_out, view):]
+                    write_all(fd_out, chunk)
             except BaseException:
                 os.close(fd_out)
                 part.unlink(missing_ok=True)

@@ -1,6 +1,6 @@
 """Which cached files the cached repository indexes reference, with their sizes and SHA-256 sums.
 
-Built from the cache itself: every cached Debian Release/InRelease vouches for
+Built from the cache itself (the parsers in indexes/ read streams; this module opens the files): every cached Debian Release/InRelease vouches for
 its suite's indexes (also under by-hash names), every cached Packages/Sources
 index for its package files; every cached RPM repomd.xml for its repodata, and
 its primary.xml for its packages; every pacman .db for its packages (with
@@ -12,20 +12,19 @@ delete anything under it.
 
 from __future__ import annotations
 
-import io
-import posixpath
 import re
 import tarfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from typing import Any
 from dataclasses import dataclass, field
 
-from debian import deb822
-
-from pkgcache_suite.indexes.debian import index_entries, open_index
-from pkgcache_suite.storage import CacheStore, Entry, StoreError
+from pkgcache_suite.indexes.alpine import apkindex_entries
+from pkgcache_suite.indexes.arch import db_entries
+from pkgcache_suite.indexes.compression import open_decompressed, open_tar
+from pkgcache_suite.indexes.debian import by_hash_name, index_entries, parse_release
+from pkgcache_suite.indexes.rpm import primary_entries, repomd_entries
 from pkgcache_suite.policy.cachekey import UnsafeURL, _path_segments
+from pkgcache_suite.storage import CacheStore, Entry, StoreError
 
 _DEB_RELEASE = re.compile(r"^(?P<root>.+?)/dists/(?P<suite>.+)/(?P<name>InRelease|Release)$")
 _RPM_REPOMD = re.compile(r"^(?P<root>.+)/repodata/repomd\.xml$")
@@ -111,41 +110,26 @@ def build_model(store: CacheStore, entries: dict[str, Entry] | None = None) -> C
     return model
 
 
-def _open_tar(path: Any) -> tarfile.TarFile:
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic == b"\x28\xb5\x2f\xfd":  # pacman databases are often zstd
-        import zstandard
-
-        data = zstandard.ZstdDecompressor().decompressobj().decompress(open(path, "rb").read())
-        return tarfile.open(fileobj=io.BytesIO(data))
-    return tarfile.open(path)  # gzip, xz, bzip2 or plain
+def _root(model: CacheModel, key: str, entry: Entry, root: str, family: str, suite: str) -> RootModel:
+    rm = model.roots.setdefault(root, RootModel(root=root, family=family))
+    rm.root_url = rm.root_url or _root_url(entry, key, root)
+    rm.suites.setdefault(suite, []).append(key)
+    rm.refs[key] = Ref(entry.length, entry.sha256, key)
+    return rm
 
 
 def _add_arch_db(store: CacheStore, model: CacheModel, key: str, entry: Entry, root: str) -> None:
-    """pacman's repo.db: a tarball of <pkg>/desc files naming %FILENAME%, %CSIZE% and %SHA256SUM%."""
-    rm = model.roots.setdefault(root, RootModel(root=root, family="arch"))
-    rm.root_url = rm.root_url or _root_url(entry, key, root)
-    rm.suites.setdefault(key.rsplit("/", 1)[1], []).append(key)
-    rm.refs[key] = Ref(entry.length, entry.sha256, key)
-    pkgs = rm.package_refs_by_suite.setdefault(key.rsplit("/", 1)[1], set())
+    suite = key.rsplit("/", 1)[1]
+    rm = _root(model, key, entry, root, "arch", suite)
+    pkgs = rm.package_refs_by_suite.setdefault(suite, set())
     try:
-        with _open_tar(store.body_path(key)) as tar:
-            for member in tar:
-                if not member.isfile() or not member.name.endswith("/desc"):
-                    continue
-                fields: dict[str, str] = {}
-                text = tar.extractfile(member).read().decode("utf-8", "replace")  # type: ignore[union-attr]
-                for block in text.split("\n\n"):
-                    lines = block.strip().splitlines()
-                    if len(lines) >= 2 and lines[0].startswith("%"):
-                        fields[lines[0].strip("%")] = lines[1].strip()
-                fn = fields.get("FILENAME")
-                k = _key_join(root, fn) if fn else None
-                if k and fields.get("CSIZE", "").isdigit():
-                    rm.refs[k] = Ref(int(fields["CSIZE"]), (fields.get("SHA256SUM") or "").lower() or None, key)
+        with open_tar(store.body_path(key)) as tar:
+            for name, size, sha in db_entries(tar):
+                k = _key_join(root, name)
+                if k:
+                    rm.refs[k] = Ref(size, sha, key)
                     pkgs.add(k)
-                    sig = _key_join(root, f"{fn}.sig")
+                    sig = _key_join(root, f"{name}.sig")
                     if sig:
                         rm.refs.setdefault(sig, Ref(-1, None, key))
     except (OSError, StoreError, tarfile.TarError, ValueError) as e:
@@ -153,25 +137,17 @@ def _add_arch_db(store: CacheStore, model: CacheModel, key: str, entry: Entry, r
 
 
 def _add_apkindex(store: CacheStore, model: CacheModel, key: str, entry: Entry, root: str) -> None:
-    """Alpine's APKINDEX names each package with its size, but its checksum is a SHA-1 of the control
-    segment only: the model knows names and sizes (limited), not SHA-256 sums."""
-    rm = model.roots.setdefault(root, RootModel(root=root, family="alpine"))
-    rm.root_url = rm.root_url or _root_url(entry, key, root)
-    rm.suites.setdefault("APKINDEX", []).append(key)
-    rm.refs[key] = Ref(entry.length, entry.sha256, key)
+    """Names and sizes only (limited): APKINDEX gives no SHA-256 of the file."""
+    rm = _root(model, key, entry, root, "alpine", "APKINDEX")
     pkgs = rm.package_refs_by_suite.setdefault("APKINDEX", set())
     if root not in model.limited:
         model.limited.append(root)
     try:
-        with _open_tar(store.body_path(key)) as tar:
-            member = tar.extractfile("APKINDEX")
-            text = member.read().decode("utf-8", "replace") if member else ""
-        for para in text.split("\n\n"):
-            fields = dict(line.split(":", 1) for line in para.splitlines() if ":" in line)
-            if "P" in fields and "V" in fields and fields.get("S", "").isdigit():
-                k = _key_join(root, f"{fields['P']}-{fields['V']}.apk")
+        with open_tar(store.body_path(key)) as tar:
+            for name, size in apkindex_entries(tar):
+                k = _key_join(root, name)
                 if k:
-                    rm.refs[k] = Ref(int(fields["S"]), None, key)
+                    rm.refs[k] = Ref(size, None, key)
                     pkgs.add(k)
     except (OSError, StoreError, tarfile.TarError, KeyError, ValueError) as e:
         rm.errors.append(f"{key}: cannot parse APKINDEX: {e}")
@@ -179,33 +155,24 @@ def _add_apkindex(store: CacheStore, model: CacheModel, key: str, entry: Entry, 
 
 def _add_release(store: CacheStore, model: CacheModel, key: str, entry: Entry, root: str, suite: str,
                  entries: dict[str, Entry]) -> None:
-    rm = model.roots.setdefault(root, RootModel(root=root, family="debian"))
-    rm.root_url = rm.root_url or _root_url(entry, key, root)
-    rm.suites.setdefault(suite, []).append(key)
+    rm = _root(model, key, entry, root, "debian", suite)
     base = f"{root}/dists/{suite}"
-    rm.refs[key] = Ref(entry.length, entry.sha256, key)
     try:
         with open(store.body_path(key), "rb") as f:
-            rel = deb822.Release(f)
-        listed = rel.get("SHA256") or []
+            listed = parse_release(f).files
     except (OSError, StoreError, ValueError) as e:
         rm.errors.append(f"{key}: cannot parse: {e}")
-        return
-    if not listed:
-        rm.errors.append(f"{key}: no SHA256 list (not a Release file?)")
         return
     if key.endswith("/Release") and f"{base}/Release.gpg" in entries:
         gpg = entries[f"{base}/Release.gpg"]
         rm.refs[f"{base}/Release.gpg"] = Ref(gpg.length, gpg.sha256, key)
     pkgs = rm.package_refs_by_suite.setdefault(suite, set())
-    for item in listed:
-        name, size, sha = item["name"], int(item["size"]), item["sha256"].lower()
-        for k in (_key_join(base, name),
-                  _key_join(base, posixpath.join(posixpath.dirname(name), "by-hash", "SHA256", sha))):
+    for name, size, sha in listed:
+        for k in (_key_join(base, name), _key_join(base, by_hash_name(name, sha))):
             if k is None:
                 continue
             rm.refs[k] = Ref(size, sha, key)
-            stem = posixpath.basename(name).split(".")[0]
+            stem = name.rsplit("/", 1)[-1].split(".")[0]
             if k in entries and stem in ("Packages", "Sources"):
                 try:
                     pkgs.update(_add_packages(store, rm, k, root))
@@ -215,55 +182,37 @@ def _add_release(store: CacheStore, model: CacheModel, key: str, entry: Entry, r
 
 def _add_packages(store: CacheStore, rm: RootModel, key: str, root: str) -> set[str]:
     added: set[str] = set()
-    for rel, size, sha in index_entries(store.body_path(key)):
-        k = _key_join(root, rel)
-        if k:
-            rm.refs[k] = Ref(size, sha or None, key)
-            added.add(k)
+    with open_decompressed(store.body_path(key)) as stream:
+        for rel, size, sha in index_entries(stream):
+            k = _key_join(root, rel)
+            if k:
+                rm.refs[k] = Ref(size, sha or None, key)
+                added.add(k)
     return added
-
-
-_RPM_NS = {"repo": "http://linux.duke.edu/metadata/repo", "common": "http://linux.duke.edu/metadata/common"}
 
 
 def _add_repomd(store: CacheStore, model: CacheModel, key: str, entry: Entry, root: str,
                 entries: dict[str, Entry]) -> None:
-    rm = model.roots.setdefault(root, RootModel(root=root, family="rpm"))
-    rm.root_url = rm.root_url or _root_url(entry, key, root)
-    rm.suites.setdefault("repodata", []).append(key)
-    rm.refs[key] = Ref(entry.length, entry.sha256, key)
+    rm = _root(model, key, entry, root, "rpm", "repodata")
     try:
-        tree = ET.parse(store.body_path(key))
+        with open(store.body_path(key), "rb") as f:
+            listed = list(repomd_entries(f))
     except (OSError, StoreError, ET.ParseError) as e:
         rm.errors.append(f"{key}: cannot parse: {e}")
         return
     pkgs = rm.package_refs_by_suite.setdefault("repodata", set())
-    for data in tree.getroot().findall("repo:data", _RPM_NS):
-        loc = data.find("repo:location", _RPM_NS)
-        csum = data.find("repo:checksum", _RPM_NS)
-        size = data.find("repo:size", _RPM_NS)
-        if loc is None:
-            continue
-        k = _key_join(root, loc.get("href", ""))
+    for item in listed:
+        k = _key_join(root, item.href)
         if k is None:
             continue
-        sha = csum.text.strip().lower() if csum is not None and csum.get("type") == "sha256" and csum.text else None
-        rm.refs[k] = Ref(int(size.text) if size is not None and size.text else entries.get(k, entry).length, sha, key)
-        if data.get("type") == "primary" and k in entries:
+        rm.refs[k] = Ref(item.size if item.size is not None else entries.get(k, entry).length, item.sha256, key)
+        if item.type == "primary" and k in entries:
             try:
-                with open_index(store.body_path(k)) as f:
-                    for _, el in ET.iterparse(f):
-                        if el.tag.endswith("}package"):
-                            ploc = el.find("common:location", _RPM_NS)
-                            pcs = el.find("common:checksum", _RPM_NS)
-                            psz = el.find("common:size", _RPM_NS)
-                            if ploc is not None and psz is not None:
-                                pk = _key_join(root, ploc.get("href", ""))
-                                if pk:
-                                    psha = (pcs.text or "").strip().lower() or None if pcs is not None and \
-                                        pcs.get("type") == "sha256" else None
-                                    rm.refs[pk] = Ref(int(psz.get("package", "0")), psha, k)
-                                    pkgs.add(pk)
-                            el.clear()
+                with open_decompressed(store.body_path(k)) as stream:
+                    for pkg in primary_entries(stream):
+                        pk = _key_join(root, pkg.href)
+                        if pk:
+                            rm.refs[pk] = Ref(pkg.size or 0, pkg.sha256, k)
+                            pkgs.add(pk)
             except Exception as e:
                 rm.errors.append(f"{k}: cannot parse primary: {e}")
