@@ -59,15 +59,11 @@ def _fetch(args: argparse.Namespace, extra: list[str]) -> int:
 
 def _mirrors_import(args: argparse.Namespace, extra: list[str]) -> int:
     """Debian's Mirrors.masterlist (deb822 paragraphs) -> one http URL per line, usable as `file:` merge list."""
-    from debian import deb822
+    from pkgcache_suite.repos.config import read_list_file
 
     try:
         with open(args.file, "rb") as f:
-            urls = []
-            for para in deb822.Deb822.iter_paragraphs(f, use_apt_pkg=False):
-                site, path = para.get("Site"), para.get("Archive-http")
-                if site and path:
-                    urls.append(f"http://{site.strip()}/{path.strip().lstrip('/')}")
+            urls = read_list_file(f.read().decode("utf-8", errors="replace"))
     except OSError as e:
         print(f"pkgcache mirrors import: {e}", file=sys.stderr)
         return 2

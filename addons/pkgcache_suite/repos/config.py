@@ -147,7 +147,7 @@ def read_list_file(text: str) -> list[str]:
                     fields[k.strip().lower()] = v.strip()
             site, arch = fields.get("site"), fields.get("archive-http")
             if site and arch:
-                urls.append(f"http://{site}/{arch.strip('/')}")
+                urls.append(f"http://{site}/{arch.lstrip('/')}")
         return urls
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
 
