@@ -19,6 +19,7 @@ from typing import Any
 
 from pkgcache_suite.offline.datastore import atomic_write_json, read_json
 from pkgcache_suite.maintenance.model import RootModel, all_entries, build_model
+from pkgcache_suite.maintenance.plan import plan_expire
 from pkgcache_suite.storage import PRIVATE, CacheStore, StoreError, VerifyError, file_sha256, place_file
 
 log = logging.getLogger("pkgcache")
@@ -48,7 +49,7 @@ class Progress:
         self.done += n
         if self._bar is not None:
             self._bar.update(self._task, advance=n)
-        elif self.done % self._step == 0 or self.done == self.total:
+        elif self.done // self._step != (self.done - n) // self._step or self.done == self.total:
             print(f"{self.label}: {self.done}/{self.total}", file=self.out, flush=True)
 
     def close(self) -> None:
@@ -88,35 +89,25 @@ def expire(store: CacheStore, grace_days: float = DEFAULT_GRACE_DAYS, now_: bool
            progress: Progress | None = None) -> ExpireResult:
     """Orphans (cached files no cached index references) are deleted after a grace period, unless
     referenced again; roots whose indexes failed to parse are left alone."""
-    res = ExpireResult()
     entries = dict(all_entries(store))
     model = build_model(store, entries)
-    res.limited = list(model.limited)
     orphans_path = _private(store, "orphans.json")
-    orphans: dict[str, float] = read_json(orphans_path, {}).get("orphans", {})
     now = time.time()
-    keep_orphans: dict[str, float] = {}
-    for root in model.roots.values():
-        if root.errors:
-            res.refused_roots[root.root] = root.errors
-    for key, entry in entries.items():
+    plan = plan_expire(entries, model, read_json(orphans_path, {}).get("orphans", {}), now, grace_days, now_)
+    res = ExpireResult(limited=list(model.limited), refused_roots=plan.refused_roots)
+    keep_orphans = dict(plan.orphans)
+    if progress:
+        progress.advance(len(entries) - len(plan.due))
+    for key in plan.due:
         if progress:
             progress.advance()
-        owner = model.root_of(key)
-        if owner is None or owner.root in res.refused_roots or key in owner.refs:
-            continue
-        since = orphans.get(key, now)
-        keep_orphans[key] = since
-        if now_ or now - since >= grace_days * 86400:
-            if dry_run:
-                res.would_delete.append(key)
-                continue
-            if store.lock_busy(key):
-                continue  # being (re)downloaded right now
+        if dry_run:
+            res.would_delete.append(key)
+        elif not store.lock_busy(key):  # one being (re)downloaded right now waits for the next run
             store.drop(key)
             _prune_dirs(store, key)
             res.deleted.append(key)
-            res.freed += entry.length
+            res.freed += entries[key].length
             keep_orphans.pop(key, None)
     res.orphaned = keep_orphans
     if not dry_run:
