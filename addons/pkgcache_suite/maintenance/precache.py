@@ -90,7 +90,7 @@ async def download(p: Plan, proxy: str, jobs: int, tty: bool) -> dict[str, str]:
                     finally:
                         queue.task_done()
 
-            workers = [asyncio.create_task(worker()) for _ in range(jobs)]
+            workers = [asyncio.create_task(worker(), name=f"pkgcache: precache worker {i}") for i in range(jobs)]
             await queue.join()
             for w in workers:
                 w.cancel()

@@ -332,7 +332,7 @@ class Fetcher:
                         finally:
                             self._queue.task_done()
 
-                workers = [asyncio.create_task(worker()) for _ in range(self.jobs)]
+                workers = [asyncio.create_task(worker(), name=f"pkgcache: fetch worker {i}") for i in range(self.jobs)]
                 # Release files first: they vouch for, add to and prune the rest of the list.
                 for item in wanted:
                     if is_release_url(item["url"]):

@@ -87,7 +87,7 @@ class FileEventSource:
                             callback(parts[0], parts[1], {"ID_BUS": "usb", "DEVTYPE": "partition"})
                 await asyncio.sleep(self.poll)
 
-        self._task = loop.create_task(tail())
+        self._task = loop.create_task(tail(), name="pkgcache: USB events from a file")
 
     def stop(self) -> None:
         if self._task is not None:
@@ -132,7 +132,8 @@ class UsbWatcher:
     def _event(self, action: str, devnode: str, props: dict[str, str]) -> None:
         if action in ("add", "change"):
             if devnode not in self._waits and devnode != self.current:
-                self._waits[devnode] = asyncio.get_running_loop().create_task(self._wait_mount(devnode))
+                self._waits[devnode] = asyncio.get_running_loop().create_task(
+                    self._wait_mount(devnode), name=f"pkgcache: wait for {devnode} to be mounted")
         elif action == "remove":
             t = self._waits.pop(devnode, None)
             if t:

@@ -142,7 +142,8 @@ class OfflineAddon:
                 log.error("pkgcache: cannot watch USB devices (%s); offline misses are kept locally", e)
                 self.usb = None
         if self._poll_task is None:
-            self._poll_task = asyncio.get_running_loop().create_task(self._poll_imports())
+            self._poll_task = asyncio.get_running_loop().create_task(self._poll_imports(),
+                                                                     name="pkgcache: datastore import poll")
 
     def done(self) -> None:
         if self._poll_task:
