@@ -28,6 +28,7 @@ class Settings:
     follow_timeout: int
     connect_timeout: int = 15
     idle_timeout: int = 30
+    negative_ttl: int = 300
 
 
 def parse_cache_dir(value: str) -> Path:
@@ -69,4 +70,5 @@ def parse(opts: Any) -> Settings:
         follow_timeout=parse_bounded("pkgcache_follow_timeout", opts.pkgcache_follow_timeout, 1, 86400, "seconds"),
         connect_timeout=parse_bounded("pkgcache_connect_timeout", opts.pkgcache_connect_timeout, 1, 3600, "seconds"),
         idle_timeout=parse_bounded("pkgcache_idle_timeout", opts.pkgcache_idle_timeout, 1, 86400, "seconds"),
+        negative_ttl=parse_bounded("pkgcache_negative_ttl", opts.pkgcache_negative_ttl, 0, 86400, "seconds"),
     )

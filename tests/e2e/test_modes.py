@@ -4,6 +4,7 @@ intercepted and cached for listed hosts."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -119,3 +120,35 @@ def test_https_interception_for_listed_hosts_caches(tls_origin, start_proxy, tmp
         r = c.get(f"http://HTTPS///127.0.0.1:{origin.port}{DEB}")
     assert r.status_code == 200 and r.content == b"package over https" and r.headers["x-cache"] == "HIT"
     assert origin.count(DEB) == 1
+
+
+def test_intercepted_https_is_served_offline_in_auto_and_on(tmp_path: Path, start_proxy) -> None:
+    cert, key = tmp_path / "origin-cert.pem", tmp_path / "origin-key.pem"
+    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+       "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1")
+    (tmp_path / "tls-origin").mkdir()
+    origin = Origin(tmp_path / "tls-origin", tls=(cert, key)).start()
+    origin.put(DEB, b"package over https")
+    index = "/debian/dists/stable/InRelease"
+    origin.put(index, b"Suite: stable\n")
+    confdir, cache = tmp_path / "mitm", tmp_path / "cache"
+    common = ("--set", f"confdir={confdir}", "--set", "pkgcache_intercept_hosts=127.0.0.1",
+              "--set", f"ssl_verify_upstream_trusted_ca={cert}")
+    proxy = start_proxy(*common, cache_dir=cache)
+    ca = confdir / "mitmproxy-ca-cert.pem"
+    wait_for(ca.exists, what="mitmproxy's CA")
+    for path in (DEB, index):
+        rc, head, _ = _curl(proxy, origin.base + path, ca)
+        assert rc == 0 and "x-cache: miss" in head, head
+    assert "connection_strategy=lazy" in proxy.log_text()
+    proxy.stop()
+    origin.stop()  # upstream is gone
+    for mode in ("auto", "on"):
+        proxy = start_proxy(*common, "--set", f"pkgcache_offline={mode}", cache_dir=cache)
+        rc, head, out = _curl(proxy, origin.base + DEB, ca)
+        assert rc == 0 and "x-cache: hit" in head and out.endswith(b"package over https"), (mode, head)
+        rc, head, out = _curl(proxy, origin.base + index, ca)
+        assert rc == 0 and "x-cache: stale" in head and out.endswith(b"Suite: stable\n"), (mode, head)
+        rc, head, out = _curl(proxy, origin.base + "/debian/pool/main/n/new/new_1_all.deb", ca)
+        assert rc == 0 and re.search(r"^http/[\d.]+ 404", head, re.M) and b"recorded" in out, (mode, head)
+        proxy.stop()

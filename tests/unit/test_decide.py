@@ -34,6 +34,12 @@ I, V, P = Kind.IMMUTABLE, Kind.VOLATILE, Kind.PASS
     (RequestFacts("HEAD", I, cached=False, offline=True), Decision.OFFLINE_MISS),
     (RequestFacts("GET", I, cached=False, offline=False), Decision.LEAD),
     (RequestFacts("HEAD", I, cached=False, offline=False), Decision.PASS),
+    # RFC 9111 section 4.2.2: a recent 404 is repeated; offline, a file known not to exist is not wanted
+    (RequestFacts("GET", V, cached=False, offline=False, missing_age=10, negative_ttl=300), Decision.KNOWN_MISSING),
+    (RequestFacts("GET", V, cached=False, offline=False, missing_age=400, negative_ttl=300), Decision.LEAD),
+    (RequestFacts("GET", I, cached=False, offline=False, missing_age=1, negative_ttl=0), Decision.LEAD),
+    (RequestFacts("GET", I, cached=False, offline=True, missing_age=9999, negative_ttl=300), Decision.KNOWN_MISSING),
+    (RequestFacts("GET", I, cached=True, offline=True, missing_age=1, negative_ttl=300), Decision.HIT),
 ])
 def test_request_decisions(facts: RequestFacts, want: Decision) -> None:
     assert decide(facts) is want

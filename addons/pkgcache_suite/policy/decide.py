@@ -24,6 +24,7 @@ class Decision(str, Enum):
     REVALIDATE = "revalidate"  # ask upstream whether the cached copy is still current
     LEAD = "lead"  # fetch it (or follow whoever already fetches it) and store it
     OFFLINE_MISS = "offline_miss"  # answer locally that it is not cached, and record it as wanted
+    KNOWN_MISSING = "known_missing"  # upstream said 404 a short while ago: say so again, locally
     ASK_OFFLINE = "ask_offline"  # the answer depends on whether upstream is reachable: find out, ask again
 
 
@@ -35,6 +36,8 @@ class RequestFacts:
     no_store: bool = False  # the admin's DontCache matched
     offline: bool | None = None  # None: not found out yet
     revalidating_elsewhere: bool = False  # another request holds the revalidation of this copy
+    missing_age: float | None = None  # seconds since upstream answered 404 for it, if it did
+    negative_ttl: float = 0.0  # how long such a 404 is repeated without asking upstream again
 
 
 def decide(f: RequestFacts) -> Decision:
@@ -62,6 +65,11 @@ def decide(f: RequestFacts) -> Decision:
         return Decision.REVALIDATE
     if f.offline is None:
         return Decision.ASK_OFFLINE
+    if f.missing_age is not None and (f.offline or f.missing_age < f.negative_ttl):
+        # RFC 9111 section 4.2.2 lets a cache reuse a 404 heuristically; probes (zypper's media.1/media,
+        # repomd.xml.asc) would otherwise go upstream on every refresh. Offline, a file upstream said does
+        # not exist is not wanted: fetching it later would only bring the same 404.
+        return Decision.KNOWN_MISSING
     if f.offline:
         # Nothing to serve and nobody to ask: say so locally (package managers skip a 404) and record it.
         return Decision.OFFLINE_MISS

@@ -7,6 +7,8 @@ because mitmproxy already spends much of its time dispatching hooks.
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import replace
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http
@@ -131,13 +133,14 @@ class CacheCore:
             await self.dashboard.answer(flow)
             return
         store, classifier = self.c.store, self.c.classifier
-        if store is None or classifier is None or req.method not in ("GET", "HEAD") \
-                or flow.metadata.get(META_NOCACHE):
+        if store is None or classifier is None:
             return
         host = flow.metadata.get(META_KEY_HOST) or req.host
         url = _url(req, host)
         kind = classifier.classify(url, req.path)
-        if kind is Kind.PASS:
+        if req.method not in ("GET", "HEAD") or kind is Kind.PASS or flow.metadata.get(META_NOCACHE):
+            if self.c.reachability is not None and self.c.reachability.mode == "on":
+                self._offline_refusal(flow, host)  # "on" means upstream is never contacted, whatever the URL
             return
         try:
             key = flow_key(flow, host)
@@ -162,19 +165,20 @@ class CacheCore:
 
     async def _carry_out(self, flow: http.HTTPFlow, st: FlowState, store: CacheStore) -> None:
         entry = await self._lookup(store, st)
-        facts = RequestFacts(flow.request.method, st.kind, cached=entry is not None)
+        missing = store.missing_since(st.key) if entry is None else None
+        facts = RequestFacts(flow.request.method, st.kind, cached=entry is not None,
+                             missing_age=None if missing is None else time.time() - missing,
+                             negative_ttl=self.c.settings.negative_ttl if self.c.settings else 0)
         decision = decide(facts)
         if decision is Decision.ASK_OFFLINE:
             r = self.c.reachability
-            offline = r is not None and await r.offline(flow.request.host, flow.request.port)
-            facts = RequestFacts(flow.request.method, st.kind, cached=entry is not None, offline=offline)
+            facts = replace(facts, offline=r is not None and await r.offline(flow.request.host, flow.request.port))
             decision = decide(facts)
         lock = None
         if decision is Decision.REVALIDATE:
             lock = store.try_lock(st.key)
             if lock is None:
-                decision = decide(RequestFacts(facts.method, facts.kind, True, offline=False,
-                                               revalidating_elsewhere=True))
+                decision = decide(replace(facts, revalidating_elsewhere=True))
         if decision is Decision.HIT and entry is not None:
             self.answers.serve_entry(flow, st, entry, "HIT")
         elif decision is Decision.STALE and entry is not None:
@@ -185,6 +189,8 @@ class CacheCore:
             self.downloads.revalidate(flow, st, entry, lock)
         elif decision is Decision.OFFLINE_MISS:
             self._offline_miss(flow, st)
+        elif decision is Decision.KNOWN_MISSING:
+            self._known_missing(flow, st, facts.missing_age or 0.0)
         elif decision is Decision.LEAD and await self.answers.lead_or_follow(flow, st):
             self.downloads.lead(flow, st)
 
@@ -200,6 +206,20 @@ class CacheCore:
         flow.response = http.Response.make(404, body.encode(), {"Content-Type": "text/plain", "X-Cache": "MISS"})
         flow.comment = f"pkgcache: offline miss, recorded ({st.kind.value})"
         count(self.c, st, "offline_miss")
+
+    def _known_missing(self, flow: http.HTTPFlow, st: FlowState, age: float) -> None:
+        body = f"pkgcache: upstream answered 404 for {st.url} {age:.0f} s ago.\n"
+        flow.response = http.Response.make(404, body.encode(), {"Content-Type": "text/plain", "X-Cache": "HIT"})
+        flow.comment = f"pkgcache: known 404, not asked again ({st.kind.value})"
+        count(self.c, st, "known_404")
+
+    def _offline_refusal(self, flow: http.HTTPFlow, host: str) -> None:
+        """pkgcache_offline=on and a request pkgcache does not cache: say so, never go upstream."""
+        body = (f"pkgcache: offline (pkgcache_offline=on), and {flow.request.method} {flow.request.pretty_url} "
+                f"is not something pkgcache caches, so it cannot be answered.\n")
+        flow.response = http.Response.make(504, body.encode(), {"Content-Type": "text/plain", "X-Cache": "MISS"})
+        flow.comment = "pkgcache: offline, not cacheable: not sent upstream"
+        self.c.stats.count("offline_miss", Kind.PASS.value, host)
 
     def _record_wanted(self, flow: http.HTTPFlow, st: FlowState) -> None:
         if self.c.wanted is not None:

@@ -20,6 +20,9 @@ OPTIONS: list[tuple[str, type, Any, str]] = [
     ("pkgcache_idle_timeout", int, 30,
      "Seconds upstream may send nothing (before or during the body) before the download is cut; "
      "nothing is stored and the clients waiting for it are told at once."),
+    ("pkgcache_negative_ttl", int, 300,
+     "Seconds a 404 from upstream for a package file or index is repeated without asking again (0: never); "
+     "offline, a URL upstream said does not exist is answered 404 and not added to the wanted list."),
 ]
 NAMES = {name for name, *_ in OPTIONS}
 

@@ -29,7 +29,7 @@ def is_report_target(req: http.Request) -> bool:
 ACTIONS = ("expire", "verify", "delete", "reset-stats")
 log = logging.getLogger("pkgcache")
 
-_COLS = ("hit", "miss", "revalidated", "stale", "coalesced", "pass", "failed", "offline_miss")
+_COLS = ("hit", "miss", "revalidated", "stale", "coalesced", "pass", "failed", "offline_miss", "known_404")
 
 
 def _row(name: str, c: dict[str, int]) -> str:

@@ -110,10 +110,18 @@ class Router:
         if conf or "pkgcache_admin_password" in updated:
             pw = o.pkgcache_admin_password
             self.c.admin_auth = self.cfg.admin_auth or (f"admin:{pw}" if pw else None)
-        if updated & {"mode", "connection_strategy"} and any(m.startswith("reverse") for m in o.mode) \
+        if updated & {"mode", "connection_strategy", "pkgcache_intercept_hosts"} \
                 and o.connection_strategy == "eager":
-            # mirror-style requests name their real host in the path; the reverse target is never contacted
-            log.info("pkgcache: reverse (mirror-style) listener: setting connection_strategy=lazy")
+            self._go_lazy(o)
+
+    def _go_lazy(self, o: Any) -> None:
+        """Connect upstream only when a request must go there.  Mirror-style requests name their real host
+        in the path (the reverse target is never contacted); an intercepted CONNECT must be answerable from
+        the cache when upstream is gone, which mitmproxy's eager strategy would turn into a 502 first."""
+        why = ("a reverse (mirror-style) listener" if any(m.startswith("reverse") for m in o.mode)
+               else "HTTPS interception" if self.intercept else None)
+        if why:
+            log.info("pkgcache: %s: setting connection_strategy=lazy", why)
             ctx.options.update(connection_strategy="lazy")
 
     def key_of(self, url: str) -> str:
@@ -161,6 +169,12 @@ class Router:
             _refuse(flow, f"CONNECT to {req.host}:{req.port} does not match PassThroughPattern")
         elif await self._destination_refused(req.host):
             _refuse(flow, f"{req.host} is a loopback or link-local destination (pkgcache_allow_loopback)")
+        elif self.c.reachability is not None and self.c.reachability.mode == "on" and not self._intercepted(req.host):
+            # a tunnel pkgcache cannot look into can only be served by upstream, which "on" never contacts
+            flow.response = http.Response.make(
+                504, f"pkgcache: offline (pkgcache_offline=on): {req.host}:{req.port} is not intercepted, "
+                     f"so nothing behind it can be answered from the cache\n".encode(), {"Content-Type": "text/plain"})
+            flow.comment = "pkgcache: offline, tunnel refused"
 
     def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
         """A name that resolved elsewhere when checked may resolve to a local address now (DNS rebinding):
@@ -182,12 +196,15 @@ class Router:
                     address, peer[0])
         abort_server(data.client, data.server, "destination resolved to a loopback or link-local address")
 
+    def _intercepted(self, host: str) -> bool:
+        return any(fnmatch.fnmatch(host.lower(), pat) for pat in self.intercept)
+
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         """Tunnel HTTPS untouched unless the admin listed the host for interception."""
         host = (data.client_hello.sni or "").lower()
         if not host and data.context.server.address:
             host = str(data.context.server.address[0]).lower()
-        if not any(fnmatch.fnmatch(host, pat) for pat in self.intercept):
+        if not self._intercepted(host):
             data.ignore_connection = True
 
     # -- routing ------------------------------------------------------------------

@@ -40,6 +40,8 @@ from pkgcache_suite.storage.private import (
 )
 from pkgcache_suite.storage.writer import Writer
 
+MISSING_KEPT = 30 * 86400.0
+
 
 class CacheStore:
     def __init__(self, root: Path | str) -> None:
@@ -67,11 +69,13 @@ class CacheStore:
             str(self.root / PRIVATE / "index"), eviction_policy="none", size_limit=2**62
         )
         self._refs: diskcache.Cache | None = None
+        self._missing: diskcache.Cache | None = None
 
     def close(self) -> None:
         self.index.close()
-        if self._refs is not None:
-            self._refs.close()
+        for extra in (self._refs, self._missing):
+            if extra is not None:
+                extra.close()
 
     # -- what cached indexes say about files ---------------------------------------
 
@@ -87,6 +91,25 @@ class CacheStore:
         with self.refs.transact():
             for key, size, sha in refs:
                 self.refs.set(key, (size, sha, index_key))
+
+    @property
+    def missing(self) -> diskcache.Cache:
+        """key -> when upstream last answered 404 for it (kept 30 days)."""
+        if self._missing is None:
+            self._missing = diskcache.Cache(str(self.root / PRIVATE / "missing"), eviction_policy="none",
+                                            size_limit=2**62)
+        return self._missing
+
+    def remember_missing(self, key: str, when: float) -> None:
+        self.missing.set(key, when, expire=MISSING_KEPT)
+
+    def missing_since(self, key: str) -> float | None:
+        """When upstream last said key does not exist, if it did within the last 30 days."""
+        v = self.missing.get(key)
+        return float(v) if v is not None else None
+
+    def forget_missing(self, key: str) -> None:
+        self.missing.delete(key)
 
     def expected(self, key: str) -> tuple[int, str | None] | None:
         """(size, SHA-256 or None) that a cached index lists for key, if any."""

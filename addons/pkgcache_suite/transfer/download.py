@@ -91,6 +91,8 @@ class Downloads:
                 log.warning("pkgcache: %s: not stored: %s", st.url, why)
                 self._pass(flow, st, resp, f"not stored: {why}")
         elif what is Answer.PASS:
+            if resp.status_code == 404 and st.role is Role.LEAD and self.c.store is not None:
+                self.c.store.remember_missing(st.key, time.time())
             self._pass(flow, st, resp, f"HTTP {resp.status_code} passed on, not stored")
         # REVALIDATED and STALE are answered from the cache in response(); the body (if any) is small
 
@@ -206,6 +208,8 @@ class Downloads:
             return
         count(self.c, st, "miss", from_upstream=writer.written)
         self.finish(st, FlightState.DONE)
+        if self.c.store is not None:
+            self.c.store.forget_missing(st.key)
         self.on_stored(entry)
 
     def on_error(self, flow: http.HTTPFlow, st: FlowState, record_wanted: Callable[[], None]) -> None:
