@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from support.origin import Origin
@@ -53,3 +56,85 @@ def test_a_404_is_remembered_for_a_while_and_never_wanted_offline(origin: Origin
     with again.client() as c:
         assert c.get(origin.base + DEB).content == b"now it exists"
         assert c.get(origin.base + DEB).headers["x-cache"] == "HIT"
+
+
+# -- PyPI ---------------------------------------------------------------------------------------------------
+
+
+def test_pypi_simple_pages_are_stored_per_representation(origin: Origin, proxy) -> None:
+    from support.ecosystems import serve_pypi
+
+    wheel = serve_pypi(origin)
+    html, js = {"Accept": "text/html"}, {"Accept": "application/vnd.pypi.simple.v1+json"}
+    with proxy.client() as c:
+        for _ in range(2):
+            a = c.get(origin.base + "/simple/demo/", headers=js)
+            b = c.get(origin.base + "/simple/demo/", headers=html)
+            assert a.headers["content-type"].startswith("application/vnd.pypi.simple.v1+json") and a.json()["files"]
+            assert b.headers["content-type"].startswith("text/html") and b"<a href" in b.content
+        r = c.get(origin.base + wheel)  # a wheel outside /packages/ is cached by its name
+        assert r.headers["x-cache"] == "MISS" and c.get(origin.base + wheel).headers["x-cache"] == "HIT"
+    origin.stop()
+    with proxy.client() as c:  # offline: each representation still goes to the client that asked for it
+        assert c.get(origin.base + "/simple/demo/", headers=html).content.startswith(b"<!DOCTYPE html>")
+        assert c.get(origin.base + "/simple/demo/", headers=js).json()["name"] == "demo"
+
+
+def _pip(proxy, index: str, out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pip", "download", "demo", "--no-deps", "--no-cache-dir",
+                           "--disable-pip-version-check", "--retries", "0", "--timeout", "30", "-d", str(out),
+                           "--index-url", index, "--trusted-host", "127.0.0.1", "--proxy", proxy.url],
+                          capture_output=True, text=True, timeout=180, env={**os.environ, "PIP_CONFIG_FILE": "/dev/null"})
+
+
+def test_pip_cold_warm_and_offline(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    from support.ecosystems import serve_pypi
+
+    wheel = serve_pypi(origin)
+    cache = tmp_path / "cache"
+    proxy = start_proxy(cache_dir=cache)
+    for run in ("cold", "warm"):
+        r = _pip(proxy, origin.base + "/simple/", tmp_path / run)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (tmp_path / run / wheel.rsplit("/", 1)[1]).exists()
+    assert origin.count(wheel) == 1  # the warm run, with pip's own cache off, got the wheel from pkgcache
+    proxy.stop()
+    origin.stop()
+    for mode in ("auto", "on"):
+        p = start_proxy("--set", f"pkgcache_offline={mode}", cache_dir=cache)
+        r = _pip(p, origin.base + "/simple/", tmp_path / f"offline-{mode}")
+        assert r.returncode == 0, (mode, r.stdout + r.stderr)
+        p.stop()
+
+
+# -- npm ----------------------------------------------------------------------------------------------------
+
+
+def _npm(proxy, registry: str, work: Path) -> subprocess.CompletedProcess[str]:
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "npmrc").write_text("")
+    return subprocess.run(["npm", "install", "demo-pkg", "--registry", registry, "--proxy", proxy.url,
+                           "--cache", str(work / "npm-cache"), "--prefix", str(work / "project"), "--no-audit",
+                           "--no-fund", "--no-package-lock", "--fetch-retries", "0", "--userconfig",
+                           str(work / "npmrc")],
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_npm_cold_warm_and_offline(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    from support.ecosystems import serve_npm
+
+    tarball = serve_npm(origin)
+    cache = tmp_path / "cache"
+    proxy = start_proxy(cache_dir=cache)
+    for run in ("cold", "warm"):  # each run with an empty npm cache of its own
+        r = _npm(proxy, origin.base + "/", tmp_path / run)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (tmp_path / run / "project" / "node_modules" / "demo-pkg" / "index.js").exists()
+    assert origin.count(tarball) == 1
+    proxy.stop()
+    origin.stop()
+    for mode in ("auto", "on"):
+        p = start_proxy("--set", f"pkgcache_offline={mode}", cache_dir=cache)
+        r = _npm(p, origin.base + "/", tmp_path / f"offline-{mode}")
+        assert r.returncode == 0, (mode, r.stdout + r.stderr)
+        p.stop()

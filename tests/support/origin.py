@@ -39,6 +39,7 @@ class Behaviour:
     redirect: str | None = None  # answer 302 to this location
     stall_after: int | None = None  # send this many body bytes, then send nothing for `stall` seconds
     stall: float = 60.0
+    negotiate: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # Accept substring -> (body, type)
 
 
 @dataclass
@@ -104,6 +105,18 @@ class Origin:
                     self.end_headers()
                     if not head:
                         self.wfile.write(page)
+                    return
+                if b.negotiate:
+                    accept = self.headers.get("Accept", "")
+                    body, ctype = next((v for k, v in b.negotiate.items() if k in accept),
+                                       next(iter(b.negotiate.values())))
+                    self.send_response(200)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("Vary", "Accept")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if not head:
+                        self.wfile.write(body)
                     return
                 if b.status:
                     body = f"status {b.status}\n".encode()

@@ -38,7 +38,8 @@ class Reachability:
         s = self._state.get(self.via or (host, port))
         return s is not None and not s[0]
 
-    async def offline(self, host: str, port: int) -> bool:
+    async def offline(self, host: str, port: int, trust: float | None = None) -> bool:
+        """trust: how long a success counts (default up_ttl); 0 asks afresh, as a stale copy is at stake."""
         if self.mode == "on":
             return True
         if self.mode == "off":
@@ -46,7 +47,8 @@ class Reachability:
         target = self.via or (host, port)
         s = self._state.get(target)
         now = time.monotonic()
-        if s is not None and now - s[1] < (self.up_ttl if s[0] else DOWN_TTL):
+        up_ttl = self.up_ttl if trust is None else trust
+        if s is not None and now - s[1] < (up_ttl if s[0] else DOWN_TTL):
             return not s[0]
         fut = self._probes.get(target)
         if fut is None:

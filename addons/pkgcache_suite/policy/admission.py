@@ -10,12 +10,16 @@ A body is committed only when the cache can tell it is whole and right:
   whatever the status says.
 - Where a cached index lists a package file, the body must have the size and
   SHA-256 the index gives (Debian Packages, RPM primary.xml).
+- A response that varies by something other than what the cache keys on
+  (Accept, by variant; the encoding, always identity) is one client's, not stored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from pkgcache_suite.policy.variants import unhandled_vary
 
 MAX_LENGTH_DIGITS = 18
 
@@ -54,6 +58,10 @@ def admit(kind: str, headers: Mapping[str, str], http_version: str, by_hash: str
     URL names, if any; ref: (size, SHA-256 or None) a cached index lists for it.
     """
     package = kind == "immutable"
+    varies = unhandled_vary(headers.get("vary"))
+    if varies:
+        return Admission(False, f"the response varies by {', '.join(varies)} (RFC 9111 section 4.1): one client's "
+                                "copy is not another's")
     ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if package and ctype in ("text/html", "application/xhtml+xml"):
         return Admission(False, "upstream answered an HTML page for a package file (a captive portal?)")

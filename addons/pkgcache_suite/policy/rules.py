@@ -30,6 +30,10 @@ class Rule:
     kind: Kind
     pattern: re.Pattern[str]
     origin: str  # "file:line", for error messages and the report page
+    accept: re.Pattern[str] | None = None  # the rule applies only when the request's Accept matches
+
+    def applies(self, text: str, accept: str) -> bool:
+        return bool(self.pattern.search(text)) and (self.accept is None or bool(self.accept.search(accept)))
 
 
 DEFAULT_RULES_DIR = Path(__file__).resolve().parents[3] / "conf" / "rules"
@@ -47,10 +51,12 @@ def _parse_line(line: str, origin: str, bare_kind: Kind | None) -> Rule | None:
         if bare_kind is None:
             raise RulesError(f"{origin}: expected 'immutable|volatile|pass REGEX', got {text!r}")
         kind, expr = bare_kind, text
+    expr, _, accept = expr.partition(" when-accept ")
+    expr, accept = expr.strip(), accept.strip()
     if not expr:
         raise RulesError(f"{origin}: rule has no regular expression")
     try:
-        return Rule(kind, re.compile(expr), origin)
+        return Rule(kind, re.compile(expr), origin, re.compile(accept, re.IGNORECASE) if accept else None)
     except re.error as e:
         raise RulesError(f"{origin}: bad regular expression {expr!r}: {e}") from None
 
@@ -80,12 +86,14 @@ class Classifier:
             self.path_rules.extend(_read(f, None))
         self.url_rules: list[Rule] = _read(filter_file, Kind.PASS) if filter_file else []
 
-    def classify(self, url: str, path: str) -> Kind:
+    def classify(self, url: str, path: str, accept: str = "") -> Kind:
+        """A rule may also ask for the request's Accept header (``when-accept REGEX``): npm's package
+        documents are plain names at a registry's root, told from web pages by the JSON they ask for."""
         for rule in self.url_rules:
-            if rule.pattern.search(url):
+            if rule.applies(url, accept):
                 return rule.kind
         p = path.split("?", 1)[0]
         for rule in self.path_rules:
-            if rule.pattern.search(p):
+            if rule.applies(p, accept):
                 return rule.kind
         return Kind.PASS

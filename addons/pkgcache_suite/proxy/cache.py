@@ -19,6 +19,7 @@ from pkgcache_suite.maintenance.stale import StaleCopies
 from pkgcache_suite.policy.cachekey import UnsafeURL, cache_key
 from pkgcache_suite.policy.decide import Decision, RequestFacts, decide
 from pkgcache_suite.policy.rules import Classifier, Kind, RulesError
+from pkgcache_suite.policy.variants import variant
 from pkgcache_suite.proxy import options, report
 from pkgcache_suite.proxy.dashboard import Dashboard
 from pkgcache_suite.proxy.flowinfo import client_address
@@ -137,13 +138,15 @@ class CacheCore:
             return
         host = flow.metadata.get(META_KEY_HOST) or req.host
         url = _url(req, host)
-        kind = classifier.classify(url, req.path)
+        kind = classifier.classify(url, req.path, req.headers.get("accept", ""))
         if req.method not in ("GET", "HEAD") or kind is Kind.PASS or flow.metadata.get(META_NOCACHE):
             if self.c.reachability is not None and self.c.reachability.mode == "on":
                 self._offline_refusal(flow, host)  # "on" means upstream is never contacted, whatever the URL
             return
         try:
             key = flow_key(flow, host)
+            if kind is Kind.VOLATILE and (v := variant(req.headers.get("accept"))):
+                key = f"{key}~{v}"  # another representation of the same URL, stored beside it
         except (UnsafeURL, UnicodeDecodeError) as e:
             log.warning("pkgcache: refused %s: %s", url, e)
             flow.response = http.Response.make(400, f"pkgcache: refusing unsafe URL: {e}\n".encode(),
@@ -172,7 +175,11 @@ class CacheCore:
         decision = decide(facts)
         if decision is Decision.ASK_OFFLINE:
             r = self.c.reachability
-            facts = replace(facts, offline=r is not None and await r.offline(flow.request.host, flow.request.port))
+            # Before revalidating, upstream is probed afresh: a refused connection would be mitmproxy's 502,
+            # where the cached copy can still be served stale.
+            trust = 0.0 if entry is not None else None
+            facts = replace(facts, offline=r is not None and await r.offline(flow.request.host, flow.request.port,
+                                                                             trust))
             decision = decide(facts)
         lock = None
         if decision is Decision.REVALIDATE:
