@@ -80,11 +80,20 @@ def test_pypi_simple_pages_are_stored_per_representation(origin: Origin, proxy) 
         assert c.get(origin.base + "/simple/demo/", headers=js).json()["name"] == "demo"
 
 
-def _pip(proxy, index: str, out: Path) -> subprocess.CompletedProcess[str]:
+def _pip(proxy, origin: Origin, out: Path) -> subprocess.CompletedProcess[str]:
+    """pip configured by recipes/python.md's first block, as written, then a download."""
+    from support.recipes import block
+
+    home = out.parent / f"{out.name}-home"  # `pip config set` writes the user's file: a user of our own
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+    env.pop("PIP_CONFIG_FILE", None)
+    for line in block("python.md", 0, proxy.url.removeprefix("http://"), f"127.0.0.1:{origin.port}").splitlines():
+        if line.strip():
+            subprocess.run(line.replace("pip ", f"{sys.executable} -m pip ", 1), shell=True, check=True, env=env,
+                           capture_output=True)
     return subprocess.run([sys.executable, "-m", "pip", "download", "demo", "--no-deps", "--no-cache-dir",
-                           "--disable-pip-version-check", "--retries", "0", "--timeout", "30", "-d", str(out),
-                           "--index-url", index, "--trusted-host", "127.0.0.1", "--proxy", proxy.url],
-                          capture_output=True, text=True, timeout=180, env={**os.environ, "PIP_CONFIG_FILE": "/dev/null"})
+                           "--disable-pip-version-check", "--retries", "0", "--timeout", "30", "-d", str(out)],
+                          capture_output=True, text=True, timeout=180, env=env)
 
 
 def test_pip_cold_warm_and_offline(origin: Origin, start_proxy, tmp_path: Path) -> None:
@@ -94,7 +103,7 @@ def test_pip_cold_warm_and_offline(origin: Origin, start_proxy, tmp_path: Path) 
     cache = tmp_path / "cache"
     proxy = start_proxy(cache_dir=cache)
     for run in ("cold", "warm"):
-        r = _pip(proxy, origin.base + "/simple/", tmp_path / run)
+        r = _pip(proxy, origin, tmp_path / run)
         assert r.returncode == 0, r.stdout + r.stderr
         assert (tmp_path / run / wheel.rsplit("/", 1)[1]).exists()
     assert origin.count(wheel) == 1  # the warm run, with pip's own cache off, got the wheel from pkgcache
@@ -102,7 +111,7 @@ def test_pip_cold_warm_and_offline(origin: Origin, start_proxy, tmp_path: Path) 
     origin.stop()
     for mode in ("auto", "on"):
         p = start_proxy("--set", f"pkgcache_offline={mode}", cache_dir=cache)
-        r = _pip(p, origin.base + "/simple/", tmp_path / f"offline-{mode}")
+        r = _pip(p, origin, tmp_path / f"offline-{mode}")
         assert r.returncode == 0, (mode, r.stdout + r.stderr)
         p.stop()
 
@@ -110,14 +119,18 @@ def test_pip_cold_warm_and_offline(origin: Origin, start_proxy, tmp_path: Path) 
 # -- npm ----------------------------------------------------------------------------------------------------
 
 
-def _npm(proxy, registry: str, work: Path) -> subprocess.CompletedProcess[str]:
+def _npm(proxy, origin: Origin, work: Path) -> subprocess.CompletedProcess[str]:
+    """npm configured by recipes/npm.md's first block, as written, then an install with an empty npm cache."""
+    from support.recipes import block
+
     work.mkdir(parents=True, exist_ok=True)
-    (work / "npmrc").write_text("")
-    return subprocess.run(["npm", "install", "demo-pkg", "--registry", registry, "--proxy", proxy.url,
-                           "--cache", str(work / "npm-cache"), "--prefix", str(work / "project"), "--no-audit",
-                           "--no-fund", "--no-package-lock", "--fetch-retries", "0", "--userconfig",
-                           str(work / "npmrc")],
-                          capture_output=True, text=True, timeout=180)
+    env = {**os.environ, "npm_config_userconfig": str(work / "npmrc")}
+    for line in block("npm.md", 0, proxy.url.removeprefix("http://"), f"127.0.0.1:{origin.port}").splitlines():
+        if line.strip():
+            subprocess.run(line, shell=True, check=True, env=env, capture_output=True)
+    return subprocess.run(["npm", "install", "demo-pkg", "--cache", str(work / "npm-cache"),
+                           "--prefix", str(work / "project"), "--no-audit", "--no-fund", "--no-package-lock",
+                           "--fetch-retries", "0"], capture_output=True, text=True, timeout=180, env=env)
 
 
 def test_npm_cold_warm_and_offline(origin: Origin, start_proxy, tmp_path: Path) -> None:
@@ -127,7 +140,7 @@ def test_npm_cold_warm_and_offline(origin: Origin, start_proxy, tmp_path: Path) 
     cache = tmp_path / "cache"
     proxy = start_proxy(cache_dir=cache)
     for run in ("cold", "warm"):  # each run with an empty npm cache of its own
-        r = _npm(proxy, origin.base + "/", tmp_path / run)
+        r = _npm(proxy, origin, tmp_path / run)
         assert r.returncode == 0, r.stdout + r.stderr
         assert (tmp_path / run / "project" / "node_modules" / "demo-pkg" / "index.js").exists()
     assert origin.count(tarball) == 1
@@ -135,6 +148,6 @@ def test_npm_cold_warm_and_offline(origin: Origin, start_proxy, tmp_path: Path) 
     origin.stop()
     for mode in ("auto", "on"):
         p = start_proxy("--set", f"pkgcache_offline={mode}", cache_dir=cache)
-        r = _npm(p, origin.base + "/", tmp_path / f"offline-{mode}")
+        r = _npm(p, origin, tmp_path / f"offline-{mode}")
         assert r.returncode == 0, (mode, r.stdout + r.stderr)
         p.stop()
