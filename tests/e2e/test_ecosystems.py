@@ -151,3 +151,38 @@ def test_npm_cold_warm_and_offline(origin: Origin, start_proxy, tmp_path: Path) 
         r = _npm(p, origin, tmp_path / f"offline-{mode}")
         assert r.returncode == 0, (mode, r.stdout + r.stderr)
         p.stop()
+
+
+# -- apk (apk-tools is not installable here: its request sequence is replayed) ---------------------------------
+
+
+def test_apk_request_sequence_cold_warm_and_offline(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    base = "/alpine/v3.19/main/x86_64"
+    index = io.BytesIO()
+    text = b"C:Q1abc=\nP:demo\nV:1.0-r0\nA:x86_64\nS:5\nI:5\n\n"
+    with tarfile.open(fileobj=index, mode="w:gz") as tar:
+        info = tarfile.TarInfo("APKINDEX")
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+    origin.put(f"{base}/APKINDEX.tar.gz", index.getvalue())
+    origin.put(f"{base}/demo-1.0-r0.apk", b"\x1f\x8b apk")
+    headers = {"User-Agent": "apk-tools/2.14.0", "Accept": "*/*"}
+    cache = tmp_path / "cache"
+
+    def apk(proxy) -> list[tuple[int, bytes]]:
+        with proxy.client(headers=headers) as c:
+            return [(r.status_code, r.content) for r in (c.get(f"{origin.base}{base}/APKINDEX.tar.gz"),
+                                                         c.get(f"{origin.base}{base}/demo-1.0-r0.apk"))]
+
+    proxy = start_proxy(cache_dir=cache)
+    assert apk(proxy) == apk(proxy) == [(200, index.getvalue()), (200, b"\x1f\x8b apk")]
+    assert origin.count(f"{base}/demo-1.0-r0.apk") == 1
+    proxy.stop()
+    origin.stop()
+    for mode in ("auto", "on"):
+        p = start_proxy("--set", f"pkgcache_offline={mode}", cache_dir=cache)
+        assert apk(p) == [(200, index.getvalue()), (200, b"\x1f\x8b apk")], mode
+        p.stop()

@@ -1,0 +1,80 @@
+"""Small RPM (createrepo_c) and pacman (repo-add) repositories the tests build and the origin serves."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+SPEC = """Name: {name}
+Version: 1.0
+Release: 1
+Summary: pkgcache test package
+License: MIT
+BuildArch: noarch
+%description
+A package for tests.
+%install
+mkdir -p %{{buildroot}}/usr/share/{name}
+echo hello > %{{buildroot}}/usr/share/{name}/hello
+%files
+/usr/share/{name}/hello
+"""
+
+PKGINFO = """pkgname = {name}
+pkgbase = {name}
+pkgver = 1.0-1
+pkgdesc = pkgcache test package
+builddate = 1700000000
+packager = tests
+size = 6
+arch = any
+license = MIT
+"""
+
+
+def need(*tools: str) -> None:
+    missing = [t for t in tools if not shutil.which(t)]
+    if missing:
+        raise AssertionError(f"missing {', '.join(missing)}: run .ci/run, which installs them")
+
+
+def build_rpm_repo(root: Path, name: str = "demo") -> str:
+    """root/rpm/: one noarch RPM and its repodata; returns the RPM's path below root."""
+    need("rpmbuild", "createrepo_c")
+    top = root.parent / "rpmbuild"
+    (top / "SPECS").mkdir(parents=True, exist_ok=True)
+    spec = top / "SPECS" / f"{name}.spec"
+    spec.write_text(SPEC.format(name=name))
+    subprocess.run(["rpmbuild", "--define", f"_topdir {top}", "-bb", str(spec)], check=True, capture_output=True)
+    repo = root / "rpm"
+    repo.mkdir(parents=True, exist_ok=True)
+    rpm = next((top / "RPMS" / "noarch").glob(f"{name}-1.0-1.noarch.rpm"))
+    shutil.copy(rpm, repo / rpm.name)
+    subprocess.run(["createrepo_c", str(repo)], check=True, capture_output=True)
+    return f"/rpm/{rpm.name}"
+
+
+def build_pacman_repo(root: Path, name: str = "demo") -> str:
+    """root/arch/demo/os/x86_64/: one package and its database; returns the package's path below root."""
+    need("bsdtar", "repo-add")
+    pkgroot = root.parent / "pkgroot"
+    (pkgroot / "usr" / "share" / name).mkdir(parents=True, exist_ok=True)
+    (pkgroot / "usr" / "share" / name / "hello").write_text("hello\n")
+    (pkgroot / ".PKGINFO").write_text(PKGINFO.format(name=name))
+    repo = root / "arch" / "demo" / "os" / "x86_64"
+    repo.mkdir(parents=True, exist_ok=True)
+    pkg = f"{name}-1.0-1-any.pkg.tar.gz"
+    subprocess.run(["bsdtar", "-czf", str(repo / pkg), ".PKGINFO", "usr"], cwd=pkgroot, check=True)
+    subprocess.run(["repo-add", "-q", "demo.db.tar.gz", pkg], cwd=repo, check=True, capture_output=True)
+    return f"/arch/demo/os/x86_64/{pkg}"
+
+
+def exports(text: str) -> dict[str, str]:
+    """The environment a recipe's `export NAME=VALUE` lines set."""
+    env = {}
+    for line in text.splitlines():
+        if line.startswith("export ") and "=" in line:
+            name, _, value = line[len("export "):].partition("=")
+            env[name.strip()] = value.strip()
+    return env
