@@ -137,12 +137,21 @@ def test_intercepted_https_is_served_offline_in_auto_and_on(tmp_path: Path, star
     proxy = start_proxy(*common, cache_dir=cache)
     ca = confdir / "mitmproxy-ca-cert.pem"
     wait_for(ca.exists, what="mitmproxy's CA")
+    bundle = tmp_path / "client-bundle.pem"  # the client's usual trust store, plus pkgcache's CA
+    bundle.write_bytes(Path("/etc/ssl/certs/ca-certificates.crt").read_bytes() + b"\n" + ca.read_bytes())
     for path in (DEB, index):
-        rc, head, _ = _curl(proxy, origin.base + path, ca)
+        rc, head, _ = _curl(proxy, origin.base + path, bundle)
         assert rc == 0 and "x-cache: miss" in head, head
+    for path in (DEB, index):  # the second run is all hits
+        rc, head, _ = _curl(proxy, origin.base + path, bundle)
+        assert rc == 0 and re.search(r"x-cache: (hit|revalidated)", head), head
     assert "connection_strategy=lazy" in proxy.log_text()
+    origin.stop()  # upstream vanishes: the very next requests are answered as well as later ones
+    rc, head, out = _curl(proxy, origin.base + index, bundle)
+    assert rc == 0 and "x-cache: stale" in head, head
+    rc, head, out = _curl(proxy, origin.base + "/debian/pool/main/f/first/first_1_all.deb", bundle)
+    assert rc == 0 and re.search(r"^http/[\d.]+ 404", head, re.M) and b"recorded" in out, head
     proxy.stop()
-    origin.stop()  # upstream is gone
     for mode in ("auto", "on"):
         proxy = start_proxy(*common, "--set", f"pkgcache_offline={mode}", cache_dir=cache)
         rc, head, out = _curl(proxy, origin.base + DEB, ca)

@@ -175,11 +175,10 @@ class CacheCore:
         decision = decide(facts)
         if decision is Decision.ASK_OFFLINE:
             r = self.c.reachability
-            # Before revalidating, upstream is probed afresh: a refused connection would be mitmproxy's 502,
-            # where the cached copy can still be served stale.
-            trust = 0.0 if entry is not None else None
+            # Upstream is probed afresh before it is asked: a refused connection would be mitmproxy's 502,
+            # where a stale copy, or an offline miss recorded as wanted, is the better answer.
             facts = replace(facts, offline=r is not None and await r.offline(flow.request.host, flow.request.port,
-                                                                             trust))
+                                                                             trust=0.0))
             decision = decide(facts)
         lock = None
         if decision is Decision.REVALIDATE:

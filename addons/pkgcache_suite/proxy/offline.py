@@ -78,8 +78,8 @@ class OfflineAddon:
                           "Datastore folder for the wanted list and fetched files, or 'usb' to use the "
                           "'pkgcache' folder of whichever USB stick is mounted.")
         loader.add_option("pkgcache_probe_interval", int, 3,
-                          "In offline=auto, seconds a success from a host is trusted before a quick TCP probe "
-                          "checks it again (an unreachable upstream must be known before the request goes out).")
+                          "In offline=auto, seconds a success from a remap target is trusted before a quick TCP "
+                          "probe checks it again; requests the cache would send upstream are always probed first.")
         loader.add_option("pkgcache_usb_events", str, "udev",
                           "Where USB device events come from: 'udev', or 'file:PATH' (lines 'add DEVNODE' / "
                           "'remove DEVNODE'; for tests and simulation).")
