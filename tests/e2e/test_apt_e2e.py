@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,11 @@ def test_apt_update_and_install_through_proxy_then_from_cache(origin: Origin, pr
     write_indexes(repo)
     url = f"{origin.base}/debian"
 
-    first = AptClient(tmp_path / "apt1", url, proxy=proxy.url)
+    from support.recipes import block
+
+    recipe = block("debian.md", 0, proxy.url.removeprefix("http://"))
+    conf = re.search(r"echo '([^']+)'", recipe).group(1)  # what the recipe puts in apt.conf.d, as written
+    first = AptClient(tmp_path / "apt1", url, conf=conf)
     first.run("update")
     first.run("install", "--download-only", "beta", "gamma")
     assert {p.name for p in first.archives()} == {d.name for d in debs}

@@ -54,10 +54,14 @@ def test_transparent_mode_with_iptables_redirect(netns, start_proxy, tmp_path: P
     body = os.urandom(200_000)
     origin.put(DEB, body)
     proxy = start_proxy("--mode", "transparent", "--listen-host", host_ip, "--listen-port", "0")
-    # the recipe's rule (recipes/transparent.md), for the client's interface and the origin's port
-    rule = ["PREROUTING", "-i", host_if, "-p", "tcp", "--dport", str(origin.port), "-j", "REDIRECT",
-            "--to-ports", str(proxy.port)]
-    sh("iptables", "-t", "nat", "-A", *rule)
+    # the recipe's rule (recipes/transparent.md), as written, for the client's interface and the origin's port
+    from support.recipes import block
+
+    line = next(ln for ln in block("transparent.md", 1).splitlines() if ln.startswith("iptables"))
+    line = line.replace("lan0", host_if).replace("--dport 80", f"--dport {origin.port}")
+    line = line.replace("--to-ports 3129", f"--to-ports {proxy.port}")
+    rule = line.split()[line.split().index("-A") + 1:]
+    sh(*line.split())
     try:
         outs = []
         for _ in range(2):

@@ -104,12 +104,15 @@ class AptClient:
     repo_url: str
     proxy: str | None = None
     suite: str = "stable"
+    conf: str | None = None  # apt configuration (a recipe's, as written) for apt.conf.d; sets the proxy itself
 
     def __post_init__(self) -> None:
         for d in ("etc/sources.list.d", "etc/preferences.d", "etc/apt.conf.d", "state/lists/partial",
                   "cache/archives/partial", "log"):
             (self.base / d).mkdir(parents=True, exist_ok=True)
         (self.base / "state" / "status").write_text("")
+        if self.conf is not None:
+            (self.base / "etc" / "apt.conf").write_text(self.conf + "\n")
         (self.base / "etc" / "sources.list").write_text(
             f"deb [trusted=yes] {self.repo_url} {self.suite} main\n"
         )
@@ -133,8 +136,9 @@ class AptClient:
             "Acquire::Languages": "none",
             "Acquire::Retries": "0",
             "Acquire::http::Timeout": "20",
-            "Acquire::http::Proxy": self.proxy or "DIRECT",
         }
+        if self.conf is None:
+            opts["Acquire::http::Proxy"] = self.proxy or "DIRECT"
         out: list[str] = []
         for k, v in opts.items():
             out += ["-o", f"{k}={v}"]
@@ -142,6 +146,8 @@ class AptClient:
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        if self.conf is not None:
+            env["APT_CONFIG"] = str(self.base / "etc" / "apt.conf")  # read before anything else
         r = subprocess.run(["apt-get", "-q", "-y", *self.options(), *args], capture_output=True, text=True,
                            env=env, timeout=300)
         if check and r.returncode != 0:
