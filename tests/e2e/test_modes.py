@@ -126,13 +126,8 @@ def test_https_interception_for_listed_hosts_caches(tls_origin, start_proxy, tmp
     assert origin.count(DEB) == 1
 
 
-def test_intercepted_https_is_served_offline_in_auto_and_on(tmp_path: Path, start_proxy) -> None:
-    cert, key = tmp_path / "origin-cert.pem", tmp_path / "origin-key.pem"
-    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-       "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1")
-    (tmp_path / "tls-origin").mkdir()
-    origin = Origin(tmp_path / "tls-origin", tls=(cert, key)).start()
-    origin.put(DEB, b"package over https")
+def test_intercepted_https_is_served_offline_in_auto_and_on(tls_origin, tmp_path: Path, start_proxy) -> None:
+    origin, cert = tls_origin
     index = "/debian/dists/stable/InRelease"
     origin.put(index, b"Suite: stable\n")
     confdir, cache = tmp_path / "mitm", tmp_path / "cache"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from support.origin import Origin
 from support.recipes import block
+from support.roundtrip import round_trip
 from support.rpmpac import build_pacman_repo, build_rpm_repo, exports
 
 
@@ -51,32 +52,16 @@ def _pacman(proxy, origin: Origin, work: Path) -> subprocess.CompletedProcess[st
                            "-Syw", "demo"], env=env, capture_output=True, text=True, timeout=300)
 
 
-def _round_trip(client, package: str, origin: Origin, start_proxy, tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    proxy = start_proxy(cache_dir=cache)
-    for run in ("cold", "warm"):
-        r = client(proxy, origin, tmp_path / run)
-        assert r.returncode == 0, (run, r.stdout + r.stderr)
-    assert origin.count(package) == 1, [e.path for e in origin.log]
-    proxy.stop()
-    origin.stop()
-    for mode in ("auto", "on"):
-        p = start_proxy("--set", f"pkgcache_offline={mode}", cache_dir=cache)
-        r = client(p, origin, tmp_path / f"offline-{mode}")
-        assert r.returncode == 0, (mode, r.stdout + r.stderr, p.log_text()[-3000:])
-        p.stop()
-
-
 def test_dnf(origin: Origin, start_proxy, tmp_path: Path) -> None:
     package = build_rpm_repo(origin.root)
-    _round_trip(_dnf, package, origin, start_proxy, tmp_path)
+    round_trip(_dnf, package, origin, start_proxy, tmp_path)
 
 
 def test_zypper(origin: Origin, start_proxy, tmp_path: Path) -> None:
     package = build_rpm_repo(origin.root)
-    _round_trip(_zypper, package, origin, start_proxy, tmp_path)
+    round_trip(_zypper, package, origin, start_proxy, tmp_path)
 
 
 def test_pacman(origin: Origin, start_proxy, tmp_path: Path) -> None:
     package = build_pacman_repo(origin.root)
-    _round_trip(_pacman, package, origin, start_proxy, tmp_path)
+    round_trip(_pacman, package, origin, start_proxy, tmp_path)
