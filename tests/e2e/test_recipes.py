@@ -56,3 +56,86 @@ def test_ci_runner_variables_as_written(origin: Origin, proxy, tmp_path: Path) -
                            env={**{k: v for k, v in os.environ.items() if not k.lower().endswith("proxy")}, **env})
         assert n.returncode == 0, n.stderr
     assert origin.count(wheel) == 1 and origin.count(tarball) == 1
+
+
+# -- the HTTPS halves of the pip and npm recipes, against a local HTTPS origin with a test certificate -----------
+
+
+def _https_origin(tmp_path: Path) -> tuple[Origin, Path]:
+    cert, key = tmp_path / "origin-cert.pem", tmp_path / "origin-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    (tmp_path / "tls-origin").mkdir()
+    return Origin(tmp_path / "tls-origin", tls=(cert, key)).start(), cert
+
+
+def _intercepting_proxy(start_proxy, recipe: str, cert: Path, confdir: Path, host: str = "127.0.0.1"):
+    """pkgcache started with the --set arguments of the recipe's `pkgcache serve` line (hosts: the test origin)."""
+    from support.proxy import wait_for
+
+    line = block(recipe, 1)
+    sets = re.findall(r"--set (\S+)", line)
+    sets = [re.sub(r"=.*", f"={host}", s) if s.startswith("pkgcache_intercept_hosts=") else s for s in sets]
+    args = [a for s in sets for a in ("--set", s)]
+    proxy = start_proxy(*args, "--set", f"confdir={confdir}", "--set", f"ssl_verify_upstream_trusted_ca={cert}")
+    wait_for((confdir / "mitmproxy-ca-cert.pem").exists, what="mitmproxy's CA")
+    return proxy
+
+
+def test_pip_https_recipe_keeps_the_usual_trust_store(start_proxy, tmp_path: Path) -> None:
+    origin, cert = _https_origin(tmp_path)
+    try:
+        wheel = serve_pypi(origin)
+        confdir = tmp_path / "mitm"
+        proxy = _intercepting_proxy(start_proxy, "python.md", cert, confdir)
+        home = tmp_path / "home"
+        (home / ".config" / "pip").mkdir(parents=True)
+        # a client as the recipe leaves it: no proxy or CA settings of this machine's environment
+        machine = ("PIP_", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+        env = {**{k: v for k, v in os.environ.items() if not k.lower().endswith("proxy") and not k.startswith(machine)},
+               "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+        script = block("python.md", 2, proxy.url.removeprefix("http://"))
+        script = script.replace("mitmproxy-ca-cert.pem", str(confdir / "mitmproxy-ca-cert.pem"))
+        script = script.replace("pip config", f"{sys.executable} -m pip config")
+        subprocess.run(script, shell=True, check=True, env=env, capture_output=True)
+        bundle = (home / ".config" / "pip" / "ca-bundle.pem").read_text()
+        assert bundle.count("BEGIN CERTIFICATE") > 2  # the usual bundle, plus pkgcache's CA
+        for run in ("first", "second"):
+            r = subprocess.run([sys.executable, "-m", "pip", "download", "demo", "--no-deps", "--no-cache-dir",
+                                "--disable-pip-version-check", "--retries", "0", "-d", str(tmp_path / run),
+                                "--index-url", f"{origin.base}/simple/"], capture_output=True, text=True, env=env,
+                               timeout=180)
+            assert r.returncode == 0, r.stdout + r.stderr
+        assert origin.count(wheel) == 1
+    finally:
+        origin.stop()
+
+
+def test_npm_https_recipe_adds_the_ca_without_replacing_nodes_bundle(start_proxy, tmp_path: Path) -> None:
+    origin, cert = _https_origin(tmp_path)
+    try:
+        registry = f"https://localhost:{origin.port}"  # npm checks a certificate by name
+        tarball = serve_npm(origin, base=registry)
+        confdir = tmp_path / "mitm"
+        proxy = _intercepting_proxy(start_proxy, "npm.md", cert, confdir, host="localhost")
+        script = block("npm.md", 2, proxy.url.removeprefix("http://"))
+        ca = dict(re.findall(r"export (\w+)=(\S+)", script))
+        assert set(ca) == {"NODE_EXTRA_CA_CERTS"}  # added to Node's bundle, not replacing it
+        for run in ("first", "second"):
+            work = tmp_path / run
+            work.mkdir()
+            env = {**{k: v for k, v in os.environ.items() if not k.lower().endswith("proxy")},
+                   "npm_config_userconfig": str(work / "npmrc"),
+                   "NODE_EXTRA_CA_CERTS": str(confdir / "mitmproxy-ca-cert.pem")}
+            for line in script.splitlines():
+                if line.startswith("npm "):
+                    subprocess.run(line, shell=True, check=True, env=env, capture_output=True)
+            r = subprocess.run(["npm", "install", "demo-pkg", "--registry", registry + "/", "--cache",
+                                str(work / "npm-cache"), "--prefix", str(work / "project"), "--no-audit", "--no-fund",
+                                "--no-package-lock", "--fetch-retries", "0"], capture_output=True, text=True, env=env,
+                               timeout=180)
+            assert r.returncode == 0, r.stderr
+        assert origin.count(tarball) == 1
+    finally:
+        origin.stop()

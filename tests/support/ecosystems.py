@@ -51,8 +51,9 @@ def serve_pypi(origin: Origin, name: str = "demo", files_dir: str = "/files") ->
     return path
 
 
-def serve_npm(origin: Origin, name: str = "demo-pkg", version: str = "1.0.0") -> str:
-    """A registry document at /NAME (full and abbreviated) and its tarball at /NAME/-/; returns the tarball path."""
+def serve_npm(origin: Origin, name: str = "demo-pkg", version: str = "1.0.0", base: str | None = None) -> str:
+    """A registry document at /NAME (full and abbreviated) and its tarball at /NAME/-/; returns the tarball path.
+    base: the registry's URL as clients name it (default: the origin's)."""
     pkg = json.dumps({"name": name, "version": version, "main": "index.js"}).encode()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
@@ -63,7 +64,7 @@ def serve_npm(origin: Origin, name: str = "demo-pkg", version: str = "1.0.0") ->
     tgz = buf.getvalue()
     path = f"/{name}/-/{name}-{version}.tgz"
     origin.put(path, tgz)
-    dist = {"tarball": origin.base + path, "shasum": hashlib.sha1(tgz).hexdigest(),
+    dist = {"tarball": (base or origin.base) + path, "shasum": hashlib.sha1(tgz).hexdigest(),
             "integrity": "sha512-" + base64.b64encode(hashlib.sha512(tgz).digest()).decode()}
     full = {"name": name, "dist-tags": {"latest": version},
             "versions": {version: {"name": name, "version": version, "main": "index.js", "dist": dist}}}
