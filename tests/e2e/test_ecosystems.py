@@ -148,7 +148,11 @@ def test_apk_request_sequence_cold_warm_and_offline(origin: Origin, start_proxy,
     import io
     import tarfile
 
-    base = "/alpine/v3.19/main/x86_64"
+    from support.recipes import block
+    from support.rpmpac import exports
+
+    repository = block("alpine.md", 1, mirror=f"127.0.0.1:{origin.port}").strip()  # the recipe's line, as written
+    base = repository.removeprefix(origin.base) + "/x86_64"
     index = io.BytesIO()
     text = b"C:Q1abc=\nP:demo\nV:1.0-r0\nA:x86_64\nS:5\nI:5\n\n"
     with tarfile.open(fileobj=index, mode="w:gz") as tar:
@@ -166,6 +170,7 @@ def test_apk_request_sequence_cold_warm_and_offline(origin: Origin, start_proxy,
                                                          c.get(f"{origin.base}{base}/demo-1.0-r0.apk"))]
 
     proxy = start_proxy(cache_dir=cache)
+    assert exports(block("alpine.md", 0, proxy.url.removeprefix("http://")))["http_proxy"] == proxy.url
     assert apk(proxy) == apk(proxy) == [(200, index.getvalue()), (200, b"\x1f\x8b apk")]
     assert origin.count(f"{base}/demo-1.0-r0.apk") == 1
     proxy.stop()

@@ -17,12 +17,14 @@ from support.rpmpac import build_pacman_repo, build_rpm_repo, exports
 def _dnf(proxy, origin: Origin, work: Path) -> subprocess.CompletedProcess[str]:
     shutil.rmtree(work, ignore_errors=True)
     (work / "repos").mkdir(parents=True)
-    (work / "repos" / "demo.repo").write_text(f"[demo]\nname=demo\nbaseurl={origin.base}/rpm/\ngpgcheck=0\n"
-                                              "repo_gpgcheck=0\nenabled=1\n")
+    baseurl = next(ln for ln in block("fedora.md", 1, mirror=f"127.0.0.1:{origin.port}").splitlines()
+                   if ln.startswith("baseurl="))  # the recipe's line, as written
+    (work / "repos" / "demo.repo").write_text(f"[demo]\nname=demo\n{baseurl}\ngpgcheck=0\nrepo_gpgcheck=0\n"
+                                              "enabled=1\n")
     proxy_line = block("fedora.md", 0, proxy.url.removeprefix("http://")).strip()  # the recipe's [main] line
     (work / "dnf.conf").write_text(f"[main]\nreposdir={work / 'repos'}\ncachedir={work / 'cache'}\n{proxy_line}\n")
     return subprocess.run(["dnf", "-y", "--config", str(work / "dnf.conf"), "--installroot", str(work / "root"),
-                           "--releasever", "1", "--setopt", f"reposdir={work / 'repos'}", "install",
+                           "--releasever", "1", "--forcearch", "x86_64", "--setopt", f"reposdir={work / 'repos'}", "install",
                            "--downloadonly", "--downloaddir", str(work / "out"), "demo"],
                           capture_output=True, text=True, timeout=300)
 
@@ -52,8 +54,11 @@ def _pacman(proxy, origin: Origin, work: Path) -> subprocess.CompletedProcess[st
                            "-Syw", "demo"], env=env, capture_output=True, text=True, timeout=300)
 
 
+FEDORA = "fedora/linux/releases/1/Everything/x86_64/os"  # the recipe's baseurl for $releasever 1 on x86_64
+
+
 def test_dnf(origin: Origin, start_proxy, tmp_path: Path) -> None:
-    package = build_rpm_repo(origin.root)
+    package = build_rpm_repo(origin.root, where=FEDORA)
     round_trip(_dnf, package, origin, start_proxy, tmp_path)
 
 

@@ -39,20 +39,20 @@ def need(*tools: str) -> None:
         raise AssertionError(f"missing {', '.join(missing)}: run .ci/run, which installs them")
 
 
-def build_rpm_repo(root: Path, name: str = "demo") -> str:
-    """root/rpm/: one noarch RPM and its repodata; returns the RPM's path below root."""
+def build_rpm_repo(root: Path, name: str = "demo", where: str = "rpm") -> str:
+    """root/<where>/: one noarch RPM and its repodata; returns the RPM's path below root."""
     need("rpmbuild", "createrepo_c")
     top = root.parent / "rpmbuild"
     (top / "SPECS").mkdir(parents=True, exist_ok=True)
     spec = top / "SPECS" / f"{name}.spec"
     spec.write_text(SPEC.format(name=name))
     subprocess.run(["rpmbuild", "--define", f"_topdir {top}", "-bb", str(spec)], check=True, capture_output=True)
-    repo = root / "rpm"
+    repo = root / where
     repo.mkdir(parents=True, exist_ok=True)
     rpm = next((top / "RPMS" / "noarch").glob(f"{name}-1.0-1.noarch.rpm"))
     shutil.copy(rpm, repo / rpm.name)
     subprocess.run(["createrepo_c", str(repo)], check=True, capture_output=True)
-    return f"/rpm/{rpm.name}"
+    return f"/{where}/{rpm.name}"
 
 
 def build_pacman_repo(root: Path, name: str = "demo") -> str:
