@@ -70,11 +70,11 @@ def _https_origin(tmp_path: Path) -> tuple[Origin, Path]:
     return Origin(tmp_path / "tls-origin", tls=(cert, key)).start(), cert
 
 
-def _intercepting_proxy(start_proxy, recipe: str, cert: Path, confdir: Path, host: str = "127.0.0.1"):
+def _intercepting_proxy(start_proxy, recipe: str, cert: Path, confdir: Path, host: str = "127.0.0.1", n: int = 1):
     """pkgcache started with the --set arguments of the recipe's `pkgcache serve` line (hosts: the test origin)."""
     from support.proxy import wait_for
 
-    line = block(recipe, 1)
+    line = block(recipe, n)
     sets = re.findall(r"--set (\S+)", line)
     sets = [re.sub(r"=.*", f"={host}", s) if s.startswith("pkgcache_intercept_hosts=") else s for s in sets]
     args = [a for s in sets for a in ("--set", s)]
@@ -137,5 +137,31 @@ def test_npm_https_recipe_adds_the_ca_without_replacing_nodes_bundle(start_proxy
                                timeout=180)
             assert r.returncode == 0, r.stderr
         assert origin.count(tarball) == 1
+    finally:
+        origin.stop()
+
+
+def test_https_recipe_debian_ca_installation_as_written(start_proxy, tmp_path: Path) -> None:
+    """The Debian row of recipes/https.md, run as written in a mount namespace of its own (the machine's
+    trust store is not touched), then curl with nothing but the system trust store."""
+    import shutil
+
+    origin, cert = _https_origin(tmp_path)
+    try:
+        origin.put("/debian/pool/main/h/hello/hello_1.0_all.deb", b"over https")
+        confdir = tmp_path / "mitm"
+        proxy = _intercepting_proxy(start_proxy, "https.md", cert, confdir, host="localhost", n=0)
+        row = next(ln for ln in (Path(__file__).resolve().parents[2] / "recipes" / "https.md").read_text()
+                   .splitlines() if ln.startswith("| Debian / Ubuntu |"))
+        command = re.search(r"`([^`]+)`", row).group(1)
+        shutil.copytree("/etc/ssl", tmp_path / "etc-ssl", symlinks=True)
+        shutil.copy(confdir / "mitmproxy-ca-cert.pem", tmp_path / "mitmproxy-ca-cert.pem")
+        url = f"https://localhost:{origin.port}/debian/pool/main/h/hello/hello_1.0_all.deb"
+        script = (f"mount -t tmpfs none /usr/local/share/ca-certificates && mount --bind {tmp_path / 'etc-ssl'} "
+                  f"/etc/ssl && cd {tmp_path} && {command} >/dev/null && "
+                  f"for i in 1 2; do curl -sS -x {proxy.url} -o /dev/null -w '%{{http_code}} ' {url}; done")
+        r = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and r.stdout.split() == ["200", "200"], r.stdout + r.stderr
+        assert origin.count("/debian/pool/main/h/hello/hello_1.0_all.deb") == 1
     finally:
         origin.stop()
