@@ -47,21 +47,34 @@ def netns() -> Iterator[tuple[str, str, str]]:
         sh("ip", "link", "del", host_if, check=False)
 
 
-def test_transparent_mode_with_iptables_redirect(netns, start_proxy, tmp_path: Path) -> None:
+@pytest.mark.parametrize("firewall", ["iptables", "nftables"])
+def test_transparent_mode_as_the_recipe_says(netns, start_proxy, tmp_path: Path, firewall: str) -> None:
+    """recipes/transparent.md as written: its mitmdump line and its iptables or nftables redirect, for the
+    client's interface and the origin's port."""
+    from support.recipes import block
+
     ns, host_if, host_ip = netns
     (tmp_path / "origin").mkdir()
     origin = Origin(tmp_path / "origin", host=host_ip).start()
     body = os.urandom(200_000)
     origin.put(DEB, body)
-    proxy = start_proxy("--mode", "transparent", "--listen-host", host_ip, "--listen-port", "0")
-    # the recipe's rule (recipes/transparent.md), as written, for the client's interface and the origin's port
-    from support.recipes import block
+    start = block("transparent.md", 0).split()
+    args = start[start.index("addons/pkgcache.py") + 1:]
+    args = [host_ip if a == "192.0.2.1" else "0" if a == "3129" else a for a in args]
+    proxy = start_proxy(*args)
 
-    line = next(ln for ln in block("transparent.md", 1).splitlines() if ln.startswith("iptables"))
-    line = line.replace("lan0", host_if).replace("--dport 80", f"--dport {origin.port}")
-    line = line.replace("--to-ports 3129", f"--to-ports {proxy.port}")
-    rule = line.split()[line.split().index("-A") + 1:]
-    sh(*line.split())
+    def ours(text: str) -> str:
+        return (text.replace("lan0", host_if).replace("dport 80", f"dport {origin.port}")
+                .replace("3129", str(proxy.port)).replace("table ip pkgcache", f"table ip pkgcache{ns[-6:]}"))
+
+    if firewall == "iptables":
+        line = ours(next(ln for ln in block("transparent.md", 1).splitlines() if ln.startswith("iptables")))
+        sh(*line.split())
+        undo = line.replace(" -A ", " -D ").split()
+    else:
+        (tmp_path / "pkgcache.nft").write_text(ours(block("transparent.md", 2)))
+        sh("nft", "-f", str(tmp_path / "pkgcache.nft"))
+        undo = ["nft", "delete", "table", "ip", f"pkgcache{ns[-6:]}"]
     try:
         outs = []
         for _ in range(2):
@@ -71,7 +84,7 @@ def test_transparent_mode_with_iptables_redirect(netns, start_proxy, tmp_path: P
             assert (tmp_path / "out").read_bytes() == body
             outs.append(r.stdout.lower())
     finally:
-        sh("iptables", "-t", "nat", "-D", *rule, check=False)
+        sh(*undo, check=False)
         origin.stop()
     assert "x-cache: miss" in outs[0] and "x-cache: hit" in outs[1]
     assert origin.count(DEB) == 1
