@@ -12,4 +12,4 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pkgcache_suite.proxy.suite import build_addons  # noqa: E402
 
-addons = build_addons()
+addons = build_addons(fail_fast=True)

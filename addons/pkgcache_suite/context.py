@@ -25,6 +25,8 @@ from pkgcache_suite.offline.wanted import WantedList
 @dataclass
 class CacheContext:
     settings: Settings | None = None
+    fail_fast: bool = False  # a bad option at start ends the process with one line (the mitmdump script)
+    started: bool = False  # the proxy is running: a bad option is refused, the old value kept
     store: CacheStore | None = None
     classifier: Classifier | None = None
     stats: Stats = field(default_factory=Stats)

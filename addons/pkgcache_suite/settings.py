@@ -9,6 +9,7 @@ mitmproxy's ``OptionsError``, so a bad value stops mitmdump at start.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,30 +34,65 @@ class Settings:
 
 def parse_cache_dir(value: str) -> Path:
     if not value.strip():
-        raise ValueError("pkgcache_dir must not be empty")
+        raise ValueError("pkgcache_dir='': expected a directory for the cache")
     path = Path(value).expanduser()
     if path.exists() and not path.is_dir():
-        raise ValueError(f"pkgcache_dir {path} exists and is not a directory")
+        raise ValueError(f"pkgcache_dir={value!r}: exists and is not a directory")
     return path
 
 
 def parse_optional_file(name: str, value: str) -> Path | None:
     path = Path(value).expanduser() if value else None
     if path and not path.is_file():
-        raise ValueError(f"{name} {path} is not a readable file")
+        raise ValueError(f"{name}={value!r}: not a readable file")
     return path
 
 
 def parse_optional_dir(name: str, value: str) -> Path | None:
     path = Path(value).expanduser() if value else None
     if path and not path.is_dir():
-        raise ValueError(f"{name} {path} is not a directory")
+        raise ValueError(f"{name}={value!r}: not a directory")
     return path
 
 
-def parse_bounded(name: str, value: int, low: int, high: int, unit: str) -> int:
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high} {unit}, not {value}")
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+def parse_size(name: str, value: str | int, high: int) -> int:
+    """A byte count: 1048576, 512K, 1M, 2G (binary units; KiB/MiB/GiB and KB/MB/GB read the same)."""
+    m = _SIZE.match(str(value))
+    if not m:
+        raise ValueError(f"{name}={value!r}: expected a size such as 1048576, 512K, 1M or 2G")
+    size = int(m.group(1)) * _UNITS[m.group(2).lower()]
+    if size > high:
+        raise ValueError(f"{name}={value!r}: at most {high >> 20}M")
+    return size
+
+
+def parse_bounded(name: str, value: str | int, low: int, high: int, unit: str) -> int:
+    text = str(value).strip()
+    if not re.fullmatch(r"-?\d{1,12}", text):
+        raise ValueError(f"{name}={value!r}: expected a whole number of {unit} from {low} to {high}")
+    n = int(text)
+    if not low <= n <= high:
+        raise ValueError(f"{name}={value!r}: expected a whole number of {unit} from {low} to {high}")
+    return n
+
+
+def parse_bool(name: str, value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    v = value.strip().lower()
+    if v in _TRUE or v in _FALSE:
+        return v in _TRUE
+    raise ValueError(f"{name}={value!r}: expected true or false")
+
+
+def parse_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: expected one of {', '.join(choices)}")
     return value
 
 
@@ -66,7 +102,7 @@ def parse(opts: Any) -> Settings:
         cache_dir=parse_cache_dir(opts.pkgcache_dir),
         filter_file=parse_optional_file("pkgcache_filter", opts.pkgcache_filter),
         rules_dir=parse_optional_dir("pkgcache_rules", opts.pkgcache_rules),
-        memory_hit_max=parse_bounded("pkgcache_memory_hit_max", opts.pkgcache_memory_hit_max, 0, 64 << 20, "bytes"),
+        memory_hit_max=parse_size("pkgcache_memory_hit_max", opts.pkgcache_memory_hit_max, 64 << 20),
         follow_timeout=parse_bounded("pkgcache_follow_timeout", opts.pkgcache_follow_timeout, 1, 86400, "seconds"),
         connect_timeout=parse_bounded("pkgcache_connect_timeout", opts.pkgcache_connect_timeout, 1, 3600, "seconds"),
         idle_timeout=parse_bounded("pkgcache_idle_timeout", opts.pkgcache_idle_timeout, 1, 86400, "seconds"),

@@ -35,7 +35,7 @@ def test_reconfiguring_keeps_what_is_known_about_upstream(tmp_path: Path) -> Non
         reach = shared.reachability
         assert reach is not None
         reach.mark("mirror.example", 80, False)
-        tctx.configure(addon, pkgcache_probe_interval=7)
+        tctx.configure(addon, pkgcache_probe_interval="7")
         assert shared.reachability is reach and reach.up_ttl == 7
         assert reach.known_down("mirror.example", 80)
         tctx.configure(addon, pkgcache_offline="on")
@@ -57,4 +57,4 @@ def test_bad_values_stop_configuration(tmp_path: Path) -> None:
         with pytest.raises(exceptions.OptionsError, match="pkgcache_usb_events"):
             tctx.configure(addon, pkgcache_usb_events="bogus")
         with pytest.raises(exceptions.OptionsError, match="pkgcache_probe_interval"):
-            tctx.configure(addon, pkgcache_probe_interval=-1)
+            tctx.configure(addon, pkgcache_probe_interval="-1")

@@ -11,14 +11,14 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import ctx, http
 
 from pkgcache_suite.context import CacheContext
 from pkgcache_suite.maintenance.housekeeping import Housekeeping
 from pkgcache_suite.maintenance.stale import StaleCopies
 from pkgcache_suite.policy.cachekey import UnsafeURL, cache_key
 from pkgcache_suite.policy.decide import Decision, RequestFacts, decide
-from pkgcache_suite.policy.rules import Classifier, Kind, RulesError
+from pkgcache_suite.policy.rules import Classifier, Kind
 from pkgcache_suite.policy.variants import variant
 from pkgcache_suite.proxy import options, report
 from pkgcache_suite.proxy.dashboard import Dashboard
@@ -77,18 +77,17 @@ class CacheCore:
             return
         try:
             s = options.settings(ctx.options)
-        except ValueError as e:
-            raise exceptions.OptionsError(str(e)) from None
-        if self.c.classifier is None or updated & {"pkgcache_rules", "pkgcache_filter"}:
-            try:
+            if self.c.classifier is None or updated & {"pkgcache_rules", "pkgcache_filter"}:
                 self.c.classifier = Classifier(s.rules_dir, s.filter_file)
-            except RulesError as e:
-                raise exceptions.OptionsError(str(e)) from None
-        if self.c.store is None or self.c.store.root != s.cache_dir:
-            try:
-                store = CacheStore(s.cache_dir)
-            except StoreError as e:
-                raise exceptions.OptionsError(str(e)) from None
+            store = None
+            if self.c.store is None or self.c.store.root != s.cache_dir:
+                try:
+                    store = CacheStore(s.cache_dir)
+                except StoreError as e:
+                    raise ValueError(f"pkgcache_dir={str(s.cache_dir)!r}: {e}") from None
+        except ValueError as e:  # RulesError is one too
+            options.reject(e, self.c.fail_fast, self.c.started)
+        if store is not None:
             if self.c.store is not None:
                 self.c.store.close()
             self.c.store = store
@@ -97,6 +96,7 @@ class CacheCore:
         self.watchdog.connect_timeout, self.watchdog.idle_timeout = s.connect_timeout, s.idle_timeout
 
     async def running(self) -> None:
+        self.c.started = True
         if self.c.fileserver.server is None:
             await self.c.fileserver.start()
         self.housekeeping.start()

@@ -10,18 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from mitmproxy import ctx, exceptions
+from mitmproxy import ctx
 
 from pkgcache_suite.context import CacheContext
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError
 from pkgcache_suite.offline.importer import import_datastore, write_report
 from pkgcache_suite.offline.reachability import Reachability
-from pkgcache_suite.settings import parse_cache_dir
+from pkgcache_suite.proxy import options
+from pkgcache_suite.settings import parse_bounded, parse_cache_dir, parse_choice
 from pkgcache_suite.storage import PRIVATE
 from pkgcache_suite.offline.usb import FileEventSource, UdevSource, UsbWatcher
 from pkgcache_suite.offline.wanted import WantedList
@@ -77,7 +79,7 @@ class OfflineAddon:
         loader.add_option("pkgcache_datastore", str, default_datastore(),
                           "Datastore folder for the wanted list and fetched files, or 'usb' to use the "
                           "'pkgcache' folder of whichever USB stick is mounted.")
-        loader.add_option("pkgcache_probe_interval", int, 3,
+        loader.add_option("pkgcache_probe_interval", str, "3",
                           "In offline=auto, seconds a success from a remap target is trusted before a quick TCP "
                           "probe checks it again; requests the cache would send upstream are always probed first.")
         loader.add_option("pkgcache_usb_events", str, "udev",
@@ -93,19 +95,26 @@ class OfflineAddon:
         try:
             self._configure(updated, ctx.options)
         except (ValueError, DatastoreError) as e:
-            raise exceptions.OptionsError(str(e)) from None
+            options.reject(ValueError(str(e)), self.c.fail_fast, self.c.started)
 
     def _configure(self, updated: set[str], opts: Any) -> None:
         if updated & {"pkgcache_offline", "pkgcache_probe_interval", "mode"}:
-            if opts.pkgcache_probe_interval < 0:
-                raise ValueError("pkgcache_probe_interval must not be negative")
+            mode = parse_choice("pkgcache_offline", opts.pkgcache_offline, ("auto", "on", "off"))
+            interval = parse_bounded("pkgcache_probe_interval", opts.pkgcache_probe_interval, 0, 3600, "seconds")
             via = _upstream_proxy(list(opts.mode))
             if self.c.reachability is None:
-                self.c.reachability = Reachability(opts.pkgcache_offline, via=via, up_ttl=opts.pkgcache_probe_interval)
+                self.c.reachability = Reachability(mode, via=via, up_ttl=interval)
             else:
-                self.c.reachability.reconfigure(opts.pkgcache_offline, via, opts.pkgcache_probe_interval)
+                self.c.reachability.reconfigure(mode, via, interval)
+        if "pkgcache_mounts" in updated and not Path(opts.pkgcache_mounts).is_file():
+            raise ValueError(f"pkgcache_mounts={opts.pkgcache_mounts!r}: not a readable mount table")
         if updated & {"pkgcache_dir", "pkgcache_deb_arch"}:
-            archs = [a.strip() for a in opts.pkgcache_deb_arch.split(",") if a.strip()] or _dpkg_arch()
+            archs = [a.strip() for a in opts.pkgcache_deb_arch.split(",") if a.strip()]
+            bad = [a for a in archs if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", a)]
+            if bad:
+                raise ValueError(f"pkgcache_deb_arch={opts.pkgcache_deb_arch!r}: expected Debian architectures "
+                                 "such as amd64,arm64")
+            archs = archs or _dpkg_arch()
             local = parse_cache_dir(opts.pkgcache_dir) / PRIVATE / "wanted.json"
             if self.c.wanted is None or self.c.wanted.local_path != local:
                 local.parent.mkdir(parents=True, exist_ok=True)
@@ -115,11 +124,13 @@ class OfflineAddon:
         if "pkgcache_usb_events" in updated:
             ev = opts.pkgcache_usb_events
             if ev != "udev" and not ev.startswith("file:"):
-                raise ValueError("pkgcache_usb_events must be 'udev' or 'file:PATH'")
+                raise ValueError(f"pkgcache_usb_events={ev!r}: expected udev or file:PATH")
         if "pkgcache_datastore" in updated:
             setting = opts.pkgcache_datastore.strip()
             if not setting:
-                raise ValueError("pkgcache_datastore must be a folder or 'usb'")
+                raise ValueError("pkgcache_datastore='': expected a folder or usb")
+            if setting != "usb" and Path(setting).expanduser().exists() and not Path(setting).expanduser().is_dir():
+                raise ValueError(f"pkgcache_datastore={setting!r}: expected a folder or usb")
             if setting != self.datastore_setting:
                 self.datastore_setting = setting
                 self._detach("reconfigured")

@@ -1,8 +1,16 @@
-"""The cache addon's mitmproxy options: names, types, defaults and the help mitmweb shows."""
+"""The cache addon's mitmproxy options (names, defaults, the help mitmweb shows), and how a bad value is refused.
+
+Every pkgcache option is a string to mitmproxy and is parsed here: a value
+mitmproxy itself failed to parse would make it drop the whole suite silently.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import sys
+from typing import Any, NoReturn
+
+from mitmproxy import exceptions
 
 from pkgcache_suite.settings import Settings, default_cache_dir, parse
 
@@ -11,16 +19,16 @@ OPTIONS: list[tuple[str, type, Any, str]] = [
     ("pkgcache_filter", str, "", "Filter file: one regex per line (full URL) never cached; "
      "'immutable|volatile|pass REGEX' forces a class."),
     ("pkgcache_rules", str, "", "Directory of classification rules (*.conf); default: the shipped conf/rules."),
-    ("pkgcache_memory_hit_max", int, 1 << 20,
-     "Hits up to this many bytes are answered from memory; larger ones are streamed from disk."),
-    ("pkgcache_follow_timeout", int, 60,
+    ("pkgcache_memory_hit_max", str, "1M",
+     "Hits up to this size (1048576, 512K, 1M) are answered from memory; larger ones are streamed from disk."),
+    ("pkgcache_follow_timeout", str, "60",
      "Seconds a request waits for another download of the same URL to start before going upstream itself."),
-    ("pkgcache_connect_timeout", int, 15,
+    ("pkgcache_connect_timeout", str, "15",
      "Seconds a download may take to connect to upstream before it is given up."),
-    ("pkgcache_idle_timeout", int, 30,
+    ("pkgcache_idle_timeout", str, "30",
      "Seconds upstream may send nothing (before or during the body) before the download is cut; "
      "nothing is stored and the clients waiting for it are told at once."),
-    ("pkgcache_negative_ttl", int, 300,
+    ("pkgcache_negative_ttl", str, "300",
      "Seconds a 404 from upstream for a package file or index is repeated without asking again (0: never); "
      "offline, a URL upstream said does not exist is answered 404 and not added to the wanted list."),
 ]
@@ -30,3 +38,13 @@ NAMES = {name for name, *_ in OPTIONS}
 def settings(opts: Any) -> Settings:
     """Parse the options into Settings; ValueError names the option and what is wrong."""
     return parse(opts)
+
+
+def reject(error: ValueError, fail_fast: bool, started: bool) -> NoReturn:
+    """A bad value.  At the start of a real proxy: one line, exit status 2, before anything listens (mitmproxy
+    would print a traceback and start listening first).  Later (mitmweb's option editor), or in tests: an
+    OptionsError, which mitmproxy shows and rolls back."""
+    if fail_fast and not started:
+        print(f"pkgcache: bad option: {error}", file=sys.stderr, flush=True)
+        os._exit(2)
+    raise exceptions.OptionsError(str(error)) from None

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from mitmproxy import ctx, exceptions, http, tls
+from mitmproxy import ctx, http, tls
 from mitmproxy.proxy import server_hooks
 from mitmproxy.proxy.mode_specs import RegularMode, ReverseMode
 
-from pkgcache_suite.proxy import report
+from pkgcache_suite.proxy import options, report
+from pkgcache_suite.settings import parse_bool
 from pkgcache_suite.policy.access import client_allowed, parse_networks, parse_ports, port_allowed, same_authority_form
 from pkgcache_suite.policy.limits import check_request
 from pkgcache_suite.context import CacheContext
@@ -62,12 +64,12 @@ class Router:
                           "Ports clients may name in URLs and CONNECT (0 = any); AllowUserPorts in a config wins.")
         loader.add_option("pkgcache_allow_clients", str, "",
                           "Client addresses/networks allowed to use the proxy (comma-separated); empty = all.")
-        loader.add_option("pkgcache_force_managed", bool, False,
+        loader.add_option("pkgcache_force_managed", str, "false",
                           "Refuse URLs that belong to no configured repository (apt-cacher-ng's ForceManaged).")
         loader.add_option("pkgcache_intercept_hosts", str, "",
                           "Host patterns (comma-separated, * wildcards) whose HTTPS is intercepted with "
                           "mitmproxy's CA and cached; all other HTTPS is tunnelled untouched.")
-        loader.add_option("pkgcache_allow_loopback", bool, False,
+        loader.add_option("pkgcache_allow_loopback", str, "false",
                           "Let clients name loopback and link-local destinations (the proxy host's own "
                           "services); refused by default. Private LAN ranges are always allowed.")
         loader.add_option("pkgcache_admin_password", str, "",
@@ -79,7 +81,7 @@ class Router:
         try:
             self._configure(updated, ctx.options)
         except ValueError as e:
-            raise exceptions.OptionsError(str(e)) from None
+            options.reject(e, self.c.fail_fast, self.c.started)
 
     def _configure(self, updated: set[str], o: Any) -> None:
         if "pkgcache_conf" in updated:
@@ -102,11 +104,15 @@ class Router:
             self.allow_clients = parse_networks(o.pkgcache_allow_clients)
         if conf or "pkgcache_force_managed" in updated:
             fm = self.cfg.force_managed
-            self.force_managed = fm if fm is not None else o.pkgcache_force_managed
+            self.force_managed = fm if fm is not None else parse_bool("pkgcache_force_managed", o.pkgcache_force_managed)
         if "pkgcache_intercept_hosts" in updated:
             self.intercept = [h.strip().lower() for h in o.pkgcache_intercept_hosts.split(",") if h.strip()]
+            bad = [h for h in self.intercept if not re.fullmatch(r"[a-z0-9*?\[\]._-]+", h)]
+            if bad:
+                raise ValueError(f"pkgcache_intercept_hosts={o.pkgcache_intercept_hosts!r}: expected host names "
+                                 "or patterns such as mirror.example,*.mirror.example")
         if "pkgcache_allow_loopback" in updated:
-            self.allow_loopback = o.pkgcache_allow_loopback
+            self.allow_loopback = parse_bool("pkgcache_allow_loopback", o.pkgcache_allow_loopback)
         if conf or "pkgcache_admin_password" in updated:
             pw = o.pkgcache_admin_password
             self.c.admin_auth = self.cfg.admin_auth or (f"admin:{pw}" if pw else None)

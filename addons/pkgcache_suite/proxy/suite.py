@@ -10,8 +10,10 @@ from pkgcache_suite.proxy.offline import OfflineAddon
 from pkgcache_suite.proxy.router import Router
 
 
-def build_addons(shared: CacheContext | None = None) -> list[Any]:
+def build_addons(shared: CacheContext | None = None, fail_fast: bool = False) -> list[Any]:
+    """fail_fast: a bad option at start stops the process with one line (what the mitmdump script wants)."""
     shared = shared or CacheContext()
+    shared.fail_fast = fail_fast
     # Router first: its request hook decides access and where a request goes before the cache looks at it.
     # CacheCore before OfflineAddon: its configure() builds the store the offline addon uses.
     router = Router(shared)

@@ -306,7 +306,10 @@ class TargetHealth:
 def parse_conf(value: str) -> RepoConfig:
     """The repository config files (apt-cacher-ng syntax) named in pkgcache_conf."""
     files = [Path(p.strip()).expanduser() for p in value.split(",") if p.strip()]
-    cfg = load_config(files)
+    try:
+        cfg = load_config(files)
+    except ConfigError as e:
+        raise ValueError(f"pkgcache_conf={value!r}: {e}") from None
     names = [r.name.lower() for r in cfg.repos]
     if len(set(names)) != len(names):
         raise ValueError("pkgcache_conf: a repository name is defined twice")
