@@ -33,11 +33,7 @@ def _serve(args: argparse.Namespace, extra: list[str]) -> int:
 def _ls(args: argparse.Namespace, extra: list[str]) -> int:
     from pkgcache_suite.storage import CacheStore, StoreError
 
-    try:
-        store = CacheStore(args.cache_dir)
-    except StoreError as e:
-        print(f"pkgcache: {e}", file=sys.stderr)
-        return 2
+    store = _open_store(args)
     total = 0
     for key in sorted(store.keys()):
         entry = store.lookup(key)
@@ -78,10 +74,16 @@ def _mirrors_import(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _open_store(args: argparse.Namespace):
-    from pkgcache_suite.storage import CacheStore, StoreError
+    """The cache the command works on; a mistyped root is refused, never created."""
+    from pkgcache_suite.storage import PRIVATE, CacheStore, StoreError
 
+    root = Path(args.cache_dir).expanduser()
+    if not (root / PRIVATE).is_dir():
+        what = "does not exist" if not root.exists() else "is not a pkgcache cache (it has no .pkgcache/)"
+        print(f"pkgcache: {root} {what}; name the cache with --cache-dir or PKGCACHE_DIR", file=sys.stderr)
+        raise SystemExit(2)
     try:
-        return CacheStore(args.cache_dir)
+        return CacheStore(root)
     except StoreError as e:
         print(f"pkgcache: {e}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -167,6 +169,11 @@ def _releases(args: argparse.Namespace, extra: list[str]) -> int:
         if not args.name:
             print("pkgcache releases remove: name a release (SUITE or ROOT:SUITE)", file=sys.stderr)
             return 2
+        known = [r["name"] for r in releases(store)]
+        if args.name not in known and not any(k.endswith(":" + args.name) for k in known):
+            print(f"pkgcache releases remove: no release {args.name!r} in the cache; known: "
+                  f"{', '.join(known) or 'none'}", file=sys.stderr)
+            return 1
         removed = remove_release(store, args.name)
         for key in removed:
             print(f"removed {key}")
@@ -182,8 +189,18 @@ def _releases(args: argparse.Namespace, extra: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pkgcache", description=__doc__)
-    p.add_argument("--cache-dir", default=default_cache_dir(), help="cache root (default: %(default)s)")
+    default_dir = os.environ.get("PKGCACHE_DIR") or default_cache_dir()
+    p.add_argument("--cache-dir", default=default_dir,
+                   help="cache root (default: $PKGCACHE_DIR, else %(default)s); also accepted after the command")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--cache-dir", default=argparse.SUPPRESS, help="cache root (as before the command)")
     sub = p.add_subparsers(dest="cmd", required=True)
+    real_add = sub.add_parser
+
+    def add_parser(name: str, **kw: object) -> argparse.ArgumentParser:
+        return real_add(name, parents=[common], **kw)  # type: ignore[arg-type]
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
     s = sub.add_parser("serve", help="run mitmdump (or --tool mitmweb) with pkgcache; other args go to it")
     s.add_argument("--tool", default="mitmdump", choices=["mitmdump", "mitmweb", "mitmproxy"])
     s.set_defaults(func=_serve)
@@ -229,7 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = p.parse_known_args(argv)
     if extra and args.cmd != "serve":
         p.error(f"unrecognized arguments: {' '.join(extra)}")
-    return args.func(args, extra)
+    try:
+        return args.func(args, extra)
+    except BrokenPipeError:  # `pkgcache ls | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
