@@ -31,7 +31,6 @@ def _serve(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _ls(args: argparse.Namespace, extra: list[str]) -> int:
-    from pkgcache_suite.storage import CacheStore, StoreError
 
     store = _open_store(args)
     total = 0
