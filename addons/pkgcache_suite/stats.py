@@ -9,7 +9,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-EVENTS = ("hit", "miss", "revalidated", "stale", "coalesced", "pass", "failed", "offline_miss")
+EVENTS = ("hit", "miss", "revalidated", "stale", "coalesced", "pass", "failed", "offline_miss", "known_404")
 
 
 def _blank() -> dict[str, int]:

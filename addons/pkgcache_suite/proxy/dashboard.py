@@ -14,7 +14,7 @@ from mitmproxy import http
 
 from pkgcache_suite.context import CacheContext
 from pkgcache_suite.maintenance import tasks as maintenance
-from pkgcache_suite.proxy import report
+from pkgcache_suite.proxy import metrics, report
 from pkgcache_suite.stats import Stats
 from pkgcache_suite.storage import CacheStore
 
@@ -46,8 +46,21 @@ class Dashboard:
             log.info("pkgcache: admin action %s: %s", action, result)
             flow.response = http.Response.make(200, f"{result}\n".encode(), {"Content-Type": "text/plain"})
             return
+        if path in ("/metrics", "/health"):
+            self._monitoring(flow, path)
+            return
         maint = await asyncio.to_thread(self._maintenance_info, store) if store is not None else {}
         report.respond(flow, self.c.stats.snapshot(), self._info(), maint, self.csrf)
+
+    def _monitoring(self, flow: http.HTTPFlow, path: str) -> None:
+        root = self.c.store.root if self.c.store is not None else None
+        if path == "/metrics":
+            body = metrics.render(self.c.stats.snapshot(), self._info(), root)
+            flow.response = http.Response.make(200, body, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+            return
+        problems = metrics.health(root)
+        text = "ok\n" if not problems else "".join(f"unhealthy: {p}\n" for p in problems)
+        flow.response = http.Response.make(503 if problems else 200, text.encode(), {"Content-Type": "text/plain"})
 
     def _admin_action(self, store: CacheStore, action: str, key: str, now: bool) -> str:
         if action == "expire":

@@ -1,0 +1,52 @@
+"""Monitoring through the report host: Prometheus metrics and a health verdict."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from support.origin import Origin
+from support.proxy import Proxy
+
+DEB = "/debian/pool/main/h/hello/hello_1.0_amd64.deb"
+
+
+def test_metrics_count_hits_misses_and_bytes(origin: Origin, proxy: Proxy) -> None:
+    origin.put(DEB, b"x" * 1000)
+    with proxy.client() as c:
+        c.get(origin.base + DEB)
+        c.get(origin.base + DEB)
+        r = c.get("http://pkgcache/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(r.text) for s in fam.samples}
+    key = lambda name, **labels: (name, tuple(sorted(labels.items())))  # noqa: E731
+    assert samples[key("pkgcache_requests_total", outcome="hit", **{"class": "immutable"}, repository="")] == 1
+    assert samples[key("pkgcache_requests_total", outcome="miss", **{"class": "immutable"}, repository="")] == 1
+    assert samples[key("pkgcache_bytes_total", source="upstream", **{"class": "immutable"}, repository="")] == 1000
+    assert samples[key("pkgcache_downloads_in_progress")] == 0
+    assert ("pkgcache_disk_free_bytes", ()) in samples
+
+
+def test_health_says_unhealthy_when_the_cache_cannot_be_written(proxy: Proxy) -> None:
+    with proxy.client() as c:
+        r = c.get("http://pkgcache/health")
+        assert r.status_code == 200 and r.text.strip() == "ok"
+        private = proxy.cache_dir / ".pkgcache"
+        mode = private.stat().st_mode
+        if os.geteuid() == 0:  # root writes anywhere: take the folder away instead
+            shutil.move(private, proxy.cache_dir / "elsewhere")
+            private.write_text("")
+        else:
+            private.chmod(0o500)
+        try:
+            r = c.get("http://pkgcache/health")
+        finally:
+            if os.geteuid() == 0:
+                private.unlink()
+                shutil.move(proxy.cache_dir / "elsewhere", private)
+            else:
+                private.chmod(mode)
+    assert r.status_code == 503 and "cannot be written" in r.text
