@@ -48,3 +48,15 @@ async def test_hooks_leave_errored_and_answered_flows_alone(tmp_path: Path) -> N
         assert g.id not in core.flows
         assert core.c.store is not None
         core.c.store.close()
+
+
+def test_under_mitmweb_the_comment_column_is_shown(tmp_path: Path) -> None:
+    from mitmproxy.tools.web.webaddons import WebAddon
+
+    core = CacheCore(CacheContext())
+    with taddons.context(WebAddon(), core) as tctx:
+        tctx.options.update(pkgcache_dir=str(tmp_path / "c"))
+        core.configure(set(tctx.options.keys()))
+        assert "comment" in tctx.options.web_columns
+        assert core.c.store is not None
+        core.c.store.close()

@@ -239,6 +239,8 @@ def test_flows_carry_a_marker_and_the_original_url(origin: Origin, start_proxy, 
     assert "MISS" in flows[0].comment and "HIT" in flows[1].comment
     assert "passed through" in flows[2].comment
     assert flows[1].metadata["pkgcache_url"] == url
+    # mitmweb's flow list marks what the cache did
+    assert [fl.marked for fl in flows] == [":large_blue_circle:", ":green_circle:", ""]
 
 
 def test_cli_lists_cached_files(origin: Origin, proxy: Proxy) -> None:

@@ -28,7 +28,7 @@ from pkgcache_suite.storage import CacheStore, Entry, StoreError
 from pkgcache_suite.transfer.answers import Answers, count
 from pkgcache_suite.transfer.download import Downloads
 from pkgcache_suite.transfer.flight import FlightState
-from pkgcache_suite.transfer.state import FlowState, Role
+from pkgcache_suite.transfer.state import MARKERS, FlowState, Role
 
 log = logging.getLogger("pkgcache")
 
@@ -60,6 +60,7 @@ class CacheCore:
         self.downloads = Downloads(shared, self.flows, self.answers, lambda e: self.stale.index_stored(e.key))
         self.dashboard = Dashboard(shared)
         self.housekeeping = Housekeeping(lambda: self.c.store)
+        self._columns_added = False
 
     @property
     def watchdog(self) -> Any:
@@ -92,6 +93,11 @@ class CacheCore:
                 self.c.store.close()
             self.c.store = store
             log.info("pkgcache: cache at %s", s.cache_dir)
+        if "web_columns" in updated and hasattr(ctx.options, "web_columns") \
+                and "comment" not in ctx.options.web_columns and not self._columns_added:
+            # under mitmweb: show each flow's comment (what the cache did) in the flow list, once
+            self._columns_added = True
+            ctx.options.update(web_columns=[*ctx.options.web_columns, "comment"])
         self.c.settings = s
         self.watchdog.connect_timeout, self.watchdog.idle_timeout = s.connect_timeout, s.idle_timeout
 
@@ -211,6 +217,7 @@ class CacheCore:
                 f"It was recorded in {where} for fetching with `pkgcache fetch`.\n")
         flow.response = http.Response.make(404, body.encode(), {"Content-Type": "text/plain", "X-Cache": "MISS"})
         flow.comment = f"pkgcache: offline miss, recorded ({st.kind.value})"
+        flow.marked = MARKERS["OFFLINE"]
         count(self.c, st, "offline_miss")
 
     def _known_missing(self, flow: http.HTTPFlow, st: FlowState, age: float) -> None:

@@ -44,6 +44,7 @@ def _refuse(flow: http.HTTPFlow, why: str) -> None:
     flow.response = http.Response.make(403, f"pkgcache: forbidden: {why}\n".encode(),
                                        {"Content-Type": "text/plain"})
     flow.comment = f"pkgcache: refused ({why})"
+    flow.marked = ":red_circle:"
 
 
 class Router:

@@ -19,7 +19,7 @@ from pkgcache_suite.policy import httpsem
 from pkgcache_suite.storage import Entry, StoreError
 from pkgcache_suite.transfer.fileserver import PATH_PREFIX, Job
 from pkgcache_suite.transfer.flight import Flight, FlightState, RemoteProgress
-from pkgcache_suite.transfer.state import FlowState, Role
+from pkgcache_suite.transfer.state import MARKERS, FlowState, Role
 
 if TYPE_CHECKING:
     from pkgcache_suite.context import CacheContext
@@ -95,6 +95,7 @@ class Answers:
                       nbytes: int) -> None:
         flow.response = resp
         flow.comment = f"pkgcache: {st.x_cache} ({st.kind.value})"
+        flow.marked = MARKERS.get(st.x_cache, "")
         count(self.c, st, event, from_cache=nbytes)
 
     @staticmethod
@@ -109,6 +110,7 @@ class Answers:
         st.role, st.original_url = Role.ROUTED, req.url
         flow.metadata["pkgcache_url"] = req.url
         flow.comment = f"pkgcache: {st.x_cache} ({st.kind.value}, streamed from disk)"
+        flow.marked = MARKERS.get(st.x_cache, "")
         req.scheme, req.host, req.port = "http", "127.0.0.1", self.c.fileserver.port
         req.path = PATH_PREFIX + token
         flow.server_conn.via = None  # never through an upstream proxy: the file server is ours, on loopback

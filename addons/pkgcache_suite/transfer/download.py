@@ -26,7 +26,7 @@ from pkgcache_suite.storage import Entry, Lock, StoreError
 from pkgcache_suite.transfer.answers import Answers, count, take_client_headers
 from pkgcache_suite.transfer.continuation import continue_download
 from pkgcache_suite.transfer.flight import Flight, FlightState
-from pkgcache_suite.transfer.state import FlowState, Role
+from pkgcache_suite.transfer.state import MARKERS, FlowState, Role
 from pkgcache_suite.transfer.tee import Tee
 from pkgcache_suite.transfer.watchdog import Watchdog, Watched
 
@@ -144,6 +144,7 @@ class Downloads:
         st.x_cache = "MISS"
         resp.headers["X-Cache"] = "MISS"
         flow.comment = f"pkgcache: MISS ({st.kind.value}, stored while streaming)"
+        flow.marked = MARKERS["MISS"]
         st.tee = Tee(writer, st.flight, rng, st.expected, lambda: self.commit(flow, st),
                      sniff_html=st.kind is Kind.IMMUTABLE, on_progress=watched.progress if watched else None)
         st.validator = resp.headers.get("etag") or resp.headers.get("last-modified")

@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from pkgcache_suite.transfer.tee import Tee
 
 
+# mitmproxy flow markers (emoji shortcodes mitmweb shows in its flow list), by what the cache did
+MARKERS = {"HIT": ":green_circle:", "REVALIDATED": ":green_circle:", "STALE": ":orange_circle:",
+           "MISS": ":large_blue_circle:", "OFFLINE": ":red_circle:", "REFUSED": ":red_circle:"}
+
+
 class Role(str, Enum):
     PASS = "pass"  # proxied untouched
     LEAD = "lead"  # downloading the file for everyone who asks for it
