@@ -13,7 +13,8 @@ SUITE = ROOT / "addons" / "pkgcache_suite"
 MAX_LINES = 400
 MAX_COMPLEXITY = 15
 # words of how the product is built, not of the product: they have no place in its help, docs or comments
-LEAKED = re.compile(r"later issues?|\bissue \d+|\btask \d+|\bsession\b|\bCEO\b|developers' guide", re.IGNORECASE)
+LEAKED = re.compile("|".join([r"later\s+issues?", r"\bissue\s+#?\d+", r"\btask\s+\d+", r"\bsession\b", r"\bCEO\b",
+                               r"developers'?\s+guide"]), re.IGNORECASE)
 PRODUCT_TEXT = [SUITE, ROOT / "addons" / "pkgcache.py", ROOT / "README.md", ROOT / "recipes", ROOT / "docs",
                 ROOT / "conf", ROOT / "pyproject.toml"]
 

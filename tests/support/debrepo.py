@@ -1,7 +1,6 @@
 """Build a small, real Debian repository (dpkg-deb + apt-ftparchive) and drive apt-get against it.
 
-Used by the apt end-to-end tests here and by later issues' tests (offline round
-trips, maintenance), so it builds the same layout an archive mirror has:
+Used by the apt, offline and maintenance tests, so it builds the same layout an archive mirror has:
 pool/ with .debs and dists/<suite>/ with Release, InRelease and compressed
 Packages indexes.
 """
