@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pkgcache_suite.policy.destinations import Resolver
+from pkgcache_suite.transfer.resolver import Resolver
 from pkgcache_suite.transfer.fileserver import FileServer
 from pkgcache_suite.transfer.flight import Flight
 from pkgcache_suite.offline.reachability import Reachability

@@ -9,7 +9,8 @@ import pytest
 from pkgcache_suite.policy.admission import admit, close_delimited
 from pkgcache_suite.policy.limits import check_request
 from pkgcache_suite.policy.admission import looks_like_html as _looks_like_html
-from pkgcache_suite.policy.destinations import Resolver, is_local_address, local_literal
+from pkgcache_suite.transfer.resolver import Resolver
+from pkgcache_suite.policy.destinations import is_local_address, local_literal
 from pkgcache_suite.transfer.relay import Relay
 from pkgcache_suite.transfer.watchdog import Watchdog
 
