@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from pkgcache_suite.background import Tasks
 from pkgcache_suite.indexes.kinds import PACKAGE_INDEX
-from pkgcache_suite.maintenance.tasks import drop_stale_for_index, index_root, record_index_refs
+from pkgcache_suite.maintenance.tasks import drop_stale_for_index, index_refs, index_root
 from pkgcache_suite.storage import CacheStore
 
 log = logging.getLogger("pkgcache")
@@ -65,10 +65,12 @@ class StaleCopies:
                 if store is None:
                     return
                 try:
-                    await asyncio.to_thread(drop_stale_for_index, store, key)
+                    listed = await asyncio.to_thread(index_refs, store, key)  # read once, used twice
+                    await asyncio.to_thread(drop_stale_for_index, store, key, listed)
                 except Exception:
                     log.exception("pkgcache: checking %s for stale copies failed", key)
-                self.tasks.start(asyncio.to_thread(record_index_refs, store, key), f"record what {key} lists")
+                    continue
+                self.tasks.start(asyncio.to_thread(store.record_refs, key, listed), f"record what {key} lists")
         finally:
             self._roots.clear()
             self._pending.clear()

@@ -350,8 +350,10 @@ def record_all_refs(store: CacheStore) -> int:
     return n
 
 
-def drop_stale_for_index(store: CacheStore, index_key: str) -> list[str]:
-    """After index_key was refreshed: drop cached package files it lists with another size or SHA-256."""
+def drop_stale_for_index(store: CacheStore, index_key: str,
+                         listed: list[tuple[str, int, str | None]] | None = None) -> list[str]:
+    """After index_key was refreshed: drop cached package files it lists with another size or SHA-256.
+    listed: what the index lists, when the caller has read it already (index_refs)."""
     root = index_root(index_key)
     if root is None:
         return []
@@ -360,7 +362,7 @@ def drop_stale_for_index(store: CacheStore, index_key: str) -> list[str]:
     if not cached:
         return []  # nothing of this repository is cached: nothing can be stale
     dropped = []
-    for key, size, sha in index_refs(store, index_key):
+    for key, size, sha in listed if listed is not None else index_refs(store, index_key):
         if key not in cached:
             continue
         e = store.get_entry(key)
