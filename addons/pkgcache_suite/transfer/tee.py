@@ -33,6 +33,7 @@ class Tee:
         self.pos = 0
         self.dead = False
         self.relay: Relay | None = None
+        self.html = False  # the body turned out to be an HTML page: followers must not be relayed it
 
     def __call__(self, chunk: bytes) -> bytes:
         if self.on_progress is not None:
@@ -44,6 +45,7 @@ class Tee:
         start = self.pos
         self.pos += len(chunk)
         if self.sniff_html and start == 0 and looks_like_html(chunk):
+            self.html = True
             self.writer.fail("the body is an HTML page, not a package file (a captive portal?)")
         if self.relay is not None:
             self.relay.append(chunk)
@@ -65,13 +67,10 @@ class Tee:
         self.dead = True
         log.error("pkgcache: %s: %s; continuing without caching", self.writer.url, self.writer.failed)
         self.writer.abort()  # free the space now: the disk may be full
-        if self.flight.followers and not self.sniff_failed():
+        if self.flight.followers and not self.html:
             self.relay = Relay(self.writer.written, self.writer.unwritten, self.flight.followers)
             self.writer.unwritten = []
             self.flight.relay = self.relay
             self.flight.notify()
         else:
             self.flight.set_state(FlightState.FAILED)
-
-    def sniff_failed(self) -> bool:
-        return bool(self.writer.failed and "HTML page" in self.writer.failed)
