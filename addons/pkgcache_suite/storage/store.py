@@ -65,9 +65,7 @@ class CacheStore:
         # The memo is shared with worker threads (maintenance, stale-copy checks): changed under a lock.
         self._memo: dict[str, tuple[Entry, tuple[int, int, int, int]]] = {}
         self._memo_lock = threading.Lock()
-        self.index = diskcache.Cache(
-            str(self.root / PRIVATE / "index"), eviction_policy="none", size_limit=2**62
-        )
+        self.index = self._open_cache("index")
         self._refs: diskcache.Cache | None = None
         self._missing: diskcache.Cache | None = None
 
@@ -77,13 +75,16 @@ class CacheStore:
             if extra is not None:
                 extra.close()
 
+    def _open_cache(self, name: str) -> diskcache.Cache:
+        """A diskcache in the private area that never evicts: what it holds is the cache's own record."""
+        return diskcache.Cache(str(self.root / PRIVATE / name), eviction_policy="none", size_limit=2**62)
+
     # -- what cached indexes say about files ---------------------------------------
 
     @property
     def refs(self) -> diskcache.Cache:
         if self._refs is None:
-            self._refs = diskcache.Cache(str(self.root / PRIVATE / "refs"), eviction_policy="none",
-                                         size_limit=2**62)
+            self._refs = self._open_cache("refs")
         return self._refs
 
     def record_refs(self, index_key: str, refs: list[tuple[str, int, str | None]]) -> None:
@@ -96,8 +97,7 @@ class CacheStore:
     def missing(self) -> diskcache.Cache:
         """key -> when upstream last answered 404 for it (kept 30 days)."""
         if self._missing is None:
-            self._missing = diskcache.Cache(str(self.root / PRIVATE / "missing"), eviction_policy="none",
-                                            size_limit=2**62)
+            self._missing = self._open_cache("missing")
         return self._missing
 
     def remember_missing(self, key: str, when: float) -> None:
