@@ -27,6 +27,7 @@ class CacheContext:
     settings: Settings | None = None
     fail_fast: bool = False  # a bad option at start ends the process with one line (the mitmdump script)
     started: bool = False  # the proxy is running: a bad option is refused, the old value kept
+    inspecting: bool = False  # running under mitmweb: flows are looked at, streamed misses show their bodies
     store: CacheStore | None = None
     classifier: Classifier | None = None
     stats: Stats = field(default_factory=Stats)
@@ -36,6 +37,7 @@ class CacheContext:
     wanted: WantedList | None = None  # set by the offline addon
     admin_auth: str | None = None  # "user:password" for state-changing report actions, set by the router
     resolver: Resolver = field(default_factory=Resolver)  # cached name lookups for destination checks
+    used: dict[str, float] = field(default_factory=dict)  # key -> last served from the cache, not yet written
     info_sources: list = field(default_factory=list)  # callables adding to the report's facts
     # url -> cache key as the proxy would file it (remapped repositories share one namespace); set by the router
     key_of: Callable[[str], str] = key_for_url

@@ -30,6 +30,8 @@ class Settings:
     connect_timeout: int = 15
     idle_timeout: int = 30
     negative_ttl: int = 300
+    max_size: int = 0  # 0: no limit
+    min_free: int = 128 << 20
 
 
 def parse_cache_dir(value: str) -> Path:
@@ -67,7 +69,7 @@ def parse_size(name: str, value: str | int, high: int) -> int:
         raise ValueError(f"{name}={value!r}: expected a size such as 1048576, 512K, 1M or 2G")
     size = int(m.group(1)) * _UNITS[m.group(2).lower()]
     if size > high:
-        raise ValueError(f"{name}={value!r}: at most {high >> 20}M")
+        raise ValueError(f"{name}={value!r}: at most {high >> 20}M" if high < 1 << 40 else f"{name}={value!r}: too large")
     return size
 
 
@@ -107,4 +109,6 @@ def parse(opts: Any) -> Settings:
         connect_timeout=parse_bounded("pkgcache_connect_timeout", opts.pkgcache_connect_timeout, 1, 3600, "seconds"),
         idle_timeout=parse_bounded("pkgcache_idle_timeout", opts.pkgcache_idle_timeout, 1, 86400, "seconds"),
         negative_ttl=parse_bounded("pkgcache_negative_ttl", opts.pkgcache_negative_ttl, 0, 86400, "seconds"),
+        max_size=parse_size("pkgcache_max_size", opts.pkgcache_max_size, 1 << 60),
+        min_free=parse_size("pkgcache_min_free", opts.pkgcache_min_free, 1 << 60),
     )

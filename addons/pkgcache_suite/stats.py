@@ -1,45 +1,157 @@
-"""Counters of what the cache did, kept in memory because they are touched on every request.
+"""Counters of what the cache did: added up in memory per request, written to the cache root about once a second.
 
-Per-process: two proxies sharing a cache root each report their own traffic.
+Once attached to a cache root, the totals are those of every process sharing
+that root (workers of one tier, the front's hits) and they survive restarts,
+by day, so the report can show history.  Without a root (unit tests, a cache
+that cannot be written) they stay in memory.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import threading
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
+from pkgcache_suite.storage.counters import Activity, CounterStore, CountKey
+
+log = logging.getLogger("pkgcache")
+
 EVENTS = ("hit", "miss", "revalidated", "stale", "coalesced", "pass", "failed", "offline_miss", "known_404")
+FIELDS = (*EVENTS, "bytes_from_cache", "bytes_from_upstream")
+DIMENSIONS = {"kind": "by_kind", "host": "by_host", "repo": "by_repo", "client": "by_client"}
+FLUSH_EVERY = 1.0
+HISTORY_DAYS = 30
+RECENT_SHOWN = 30
 
 
 def _blank() -> dict[str, int]:
-    return {**{e: 0 for e in EVENTS}, "bytes_from_cache": 0, "bytes_from_upstream": 0}
+    return dict.fromkeys(FIELDS, 0)
+
+
+def today() -> str:
+    return time.strftime("%Y-%m-%d")
 
 
 class Stats:
-    def __init__(self) -> None:
+    def __init__(self, private_dir: Path | None = None) -> None:
         self.started = time.time()
-        self.total = _blank()
-        self.by_kind: dict[str, dict[str, int]] = defaultdict(_blank)
-        self.by_host: dict[str, dict[str, int]] = defaultdict(_blank)
-        self.by_repo: dict[str, dict[str, int]] = defaultdict(_blank)
+        self.store: CounterStore | None = None
+        self._pending: dict[CountKey, int] = defaultdict(int)
+        self._recent: list[Activity] = []
+        self._lock = threading.Lock()
+        self._last_flush = time.monotonic()
+        if private_dir is not None:
+            self.attach(private_dir)
+
+    def attach(self, private_dir: Path) -> None:
+        """Keep the counters in ``private_dir`` from now on (what was counted before is added there)."""
+        try:
+            store = CounterStore(private_dir)
+        except (OSError, sqlite3.Error) as e:
+            log.error("pkgcache: counters stay in memory, %s cannot be used: %s", private_dir, e)
+            return
+        self.flush()
+        if self.store is not None:
+            self.store.close()
+        self.store = store
+        if self._mem is not None:
+            self._pending.update(self._mem)
+            self._mem = None
+        self.flush()
+
+    _mem: dict[CountKey, int] | None = None  # everything counted while no store is attached
 
     def count(self, event: str, kind: str, host: str, from_cache: int = 0, from_upstream: int = 0,
-              repo: str = "") -> None:
-        buckets = [self.total, self.by_kind[kind], self.by_host[host]]
-        if repo:
-            buckets.append(self.by_repo[repo])
-        for bucket in buckets:
-            bucket[event] += 1
-            bucket["bytes_from_cache"] += from_cache
-            bucket["bytes_from_upstream"] += from_upstream
+              repo: str = "", client: str = "", url: str = "") -> None:
+        day = today()
+        names = {"total": "all", "kind": kind, "host": host, "repo": repo, "client": client}
+        with self._lock:
+            for dim, name in names.items():
+                if not name:
+                    continue
+                self._pending[(day, dim, name, event)] += 1
+                if from_cache:
+                    self._pending[(day, dim, name, "bytes_from_cache")] += from_cache
+                if from_upstream:
+                    self._pending[(day, dim, name, "bytes_from_upstream")] += from_upstream
+            if url:
+                self._recent.append((time.time(), event, url, client, from_cache + from_upstream))
+                del self._recent[:-RECENT_SHOWN * 4]
+        if time.monotonic() - self._last_flush >= FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what was counted since the last flush (kept in memory, and retried, if that fails)."""
+        with self._lock:
+            self._last_flush = time.monotonic()
+            if self.store is None:  # activity lines stay in self._recent
+                if self._pending:
+                    self._mem = self._mem or defaultdict(int)
+                    for k, n in self._pending.items():
+                        self._mem[k] += n
+                    self._pending.clear()
+                return
+            if not self._pending and not self._recent:
+                return
+            pending, recent = dict(self._pending), list(self._recent)
+            try:
+                self.store.add(pending, recent)
+            except sqlite3.Error as e:
+                log.warning("pkgcache: counters not written yet: %s", e)
+                return
+            self._pending.clear()
+            self._recent.clear()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._pending.clear()
+            self._recent.clear()
+            self._mem = None
+            self.started = time.time()
+            if self.store is not None:
+                self.store.reset()
+
+    def close(self) -> None:
+        self.flush()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
 
     def snapshot(self) -> dict[str, Any]:
-        return {
-            "started": self.started,
-            "uptime": round(time.time() - self.started, 1),
-            "total": dict(self.total),
-            "by_kind": {k: dict(v) for k, v in self.by_kind.items()},
-            "by_host": {k: dict(v) for k, v in self.by_host.items()},
-            "by_repo": {k: dict(v) for k, v in self.by_repo.items()},
-        }
+        """Totals, per dimension, daily history and recent activity of the whole cache root."""
+        self.flush()
+        if self.store is not None:
+            totals, daily = self.store.totals(), self.store.daily(HISTORY_DAYS)
+            recent, since = self.store.recent(RECENT_SHOWN), self.store.since()
+        else:
+            recent = [{"when": ts, "event": ev, "url": url, "client": client, "bytes": n}
+                      for ts, ev, url, client, n in reversed(self._recent[-RECENT_SHOWN:])]
+            totals, daily, since = _fold(self._mem or {}), _daily(self._mem or {}), self.started
+        out: dict[str, Any] = {"started": self.started, "uptime": round(time.time() - self.started, 1),
+                               "counting_since": since,
+                               "total": _blank() | totals.get("total", {}).get("all", {})}
+        for dim, key in DIMENSIONS.items():
+            out[key] = {name: _blank() | fields for name, fields in totals.get(dim, {}).items()}
+        out["daily"] = {day: _blank() | fields for day, fields in daily.items()}
+        out["recent"] = recent
+        return out
+
+
+def _fold(counts: dict[CountKey, int]) -> dict[str, dict[str, dict[str, int]]]:
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for (_, dim, name, fld), n in counts.items():
+        bucket = out.setdefault(dim, {}).setdefault(name, {})
+        bucket[fld] = bucket.get(fld, 0) + n
+    return out
+
+
+def _daily(counts: dict[CountKey, int]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for (day, dim, _, fld), n in counts.items():
+        if dim == "total":
+            out.setdefault(day, {})[fld] = out.get(day, {}).get(fld, 0) + n
+    return out

@@ -251,7 +251,7 @@ def test_cli_lists_cached_files(origin: Origin, proxy: Proxy) -> None:
         c.get(origin.base + DEB)
     out = subprocess.run(["pkgcache", "--cache-dir", str(proxy.cache_dir), "ls"], capture_output=True,
                          text=True, check=True).stdout
-    assert origin.base + DEB in out and "1 entries, 1234 bytes" in out
+    assert origin.base + DEB in out and "1 entries, 1.2 KiB" in out
 
 
 def test_options_are_visible_in_mitmweb(tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ BAD = {
     "pkgcache_filter": ("{missing}", "not a readable file"),
     "pkgcache_rules": ("{missing}", "not a directory"),
     "pkgcache_memory_hit_max": ("1X", "expected a size"),
+    "pkgcache_max_size": ("lots", "expected a size"),
+    "pkgcache_min_free": ("-1G", "expected a size"),
     "pkgcache_follow_timeout": ("soon", "whole number of seconds"),
     "pkgcache_connect_timeout": ("0", "whole number of seconds"),
     "pkgcache_idle_timeout": ("-5", "whole number of seconds"),

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from pkgcache_suite.settings import default_cache_dir
+from pkgcache_suite.units import human_size
 
 ENTRY_SCRIPT = Path(__file__).resolve().parents[2] / "pkgcache.py"
 
@@ -40,8 +41,9 @@ def _ls(args: argparse.Namespace, extra: list[str]) -> int:
             print(f"MISSING  {key}")
             continue
         total += entry.length
-        print(f"{entry.length:>12}  {entry.kind:<9}  {entry.url}")
-    print(f"{len(store)} entries, {total} bytes")
+        size = str(entry.length) if args.bytes else human_size(entry.length)
+        print(f"{size:>12}  {entry.kind:<9}  {entry.url}")
+    print(f"{len(store)} entries, {human_size(total)}")
     return 0
 
 
@@ -49,7 +51,8 @@ def _fetch(args: argparse.Namespace, extra: list[str]) -> int:
     from pkgcache_suite.offline.fetch import run_fetch
 
     archs = [a for a in (args.arch or "").split(",") if a] or None
-    return run_fetch(Path(args.datastore), args.proxy, args.jobs, args.retries, not args.no_expand, archs)
+    return run_fetch(Path(args.datastore), args.proxy, args.jobs, args.retries, not args.no_expand, archs,
+                     verbose=args.verbose)
 
 
 def _mirrors_import(args: argparse.Namespace, extra: list[str]) -> int:
@@ -89,13 +92,14 @@ def _open_store(args: argparse.Namespace):
 
 
 def _progress(label: str):
-    from pkgcache_suite.maintenance.tasks import Progress
+    from pkgcache_suite.progress import CountProgress
 
-    return lambda total: Progress(label, total)
+    return lambda total: CountProgress(label, total)
 
 
 def _expire(args: argparse.Namespace, extra: list[str]) -> int:
-    from pkgcache_suite.maintenance.tasks import Progress, expire
+    from pkgcache_suite.maintenance.tasks import expire
+    from pkgcache_suite.progress import CountProgress as Progress
 
     store = _open_store(args)
     res = expire(store, grace_days=args.grace_days, now_=args.now, dry_run=args.dry_run,
@@ -119,7 +123,7 @@ def _expire(args: argparse.Namespace, extra: list[str]) -> int:
     for key in res.deleted:
         print(f"deleted {key}")
     waiting = len(res.orphaned) - len(res.would_delete)
-    print(f"pkgcache expire: {len(res.deleted)} deleted ({res.freed} bytes), {len(res.would_delete)} would be "
+    print(f"pkgcache expire: {len(res.deleted)} deleted ({human_size(res.freed)}), {len(res.would_delete)} would be "
           f"deleted, {max(waiting, 0)} orphans within the {args.grace_days:g}-day grace period")
     return 1 if res.refused_roots else 0
 
@@ -155,9 +159,16 @@ def _import(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _precache(args: argparse.Namespace, extra: list[str]) -> int:
-    from pkgcache_suite.maintenance.precache import run_precache
+    from pkgcache_suite.maintenance.precache import Selection, run_precache
 
-    return run_precache(_open_store(args), args.patterns, args.proxy, args.jobs, args.estimate)
+    def split(values: list[str] | None) -> tuple[str, ...]:
+        return tuple(v for item in values or [] for v in item.split(",") if v)
+
+    selection = Selection(tuple(args.patterns), split(args.suite), split(args.component), split(args.arch))
+    if not selection:
+        print("pkgcache precache: say what to precache: --suite/--component/--arch, or a pattern", file=sys.stderr)
+        return 2
+    return run_precache(_open_store(args), selection, args.proxy, args.jobs, args.estimate, args.verbose)
 
 
 def _releases(args: argparse.Namespace, extra: list[str]) -> int:
@@ -181,8 +192,31 @@ def _releases(args: argparse.Namespace, extra: list[str]) -> int:
         return 0 if removed else 1
     rels = releases(store)
     for r in rels:
-        print(f"{r['name']:<50} {r['index_files']:>5} index files {r['index_bytes']:>12} B  "
-              f"{r['packages']:>6} packages {r['package_bytes']:>14} B" + ("  (index errors)" if r["errors"] else ""))
+        print(f"{r['name']:<50} {r['index_files']:>5} index files {human_size(r['index_bytes']):>10}  "
+              f"{r['packages']:>6} packages {human_size(r['package_bytes']):>10}"
+              + ("  (index errors)" if r["errors"] else ""))
+    return 0
+
+
+def _pin(args: argparse.Namespace, extra: list[str]) -> int:
+    from pkgcache_suite.maintenance.pins import read_pins, write_pins
+    from pkgcache_suite.storage import PRIVATE
+
+    private = _open_store(args).root / PRIVATE
+    pins = read_pins(private)
+    if args.remove:
+        unknown = [p for p in args.patterns if p not in pins]
+        if unknown:
+            print(f"pkgcache pin: not pinned: {', '.join(unknown)}; pinned: {', '.join(pins) or 'nothing'}",
+                  file=sys.stderr)
+            return 1
+        pins = [p for p in pins if p not in args.patterns]
+    else:
+        pins += [p for p in args.patterns if p not in pins]
+    if args.patterns:
+        write_pins(private, pins)
+    for p in pins:
+        print(p)
     return 0
 
 
@@ -201,9 +235,11 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser = add_parser  # type: ignore[method-assign]
     s = sub.add_parser("serve", help="run mitmdump (or --tool mitmweb) with pkgcache; other args go to it")
-    s.add_argument("--tool", default="mitmdump", choices=["mitmdump", "mitmweb", "mitmproxy"])
+    s.add_argument("--tool", default="mitmdump", choices=["mitmdump", "mitmweb", "mitmproxy"],
+                   help="which mitmproxy front end runs the proxy (default: %(default)s)")
     s.set_defaults(func=_serve)
     ls = sub.add_parser("ls", help="list cached files")
+    ls.add_argument("--bytes", action="store_true", help="sizes as exact byte counts instead of KiB/MiB/GiB")
     ls.set_defaults(func=_ls)
     f = sub.add_parser("fetch", help="download a datastore's wanted list (on a connected machine)")
     f.add_argument("datastore", help="the datastore folder (e.g. the stick's pkgcache/ folder)")
@@ -213,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--no-expand", action="store_true",
                    help="fetch only the wanted URLs, not the indexes a fetched InRelease names")
     f.add_argument("--arch", help="Debian architectures to fetch indexes for (default: from the wanted list)")
+    f.add_argument("-v", "--verbose", action="store_true", help="a line per file, not only for failures")
     f.set_defaults(func=_fetch)
     e = sub.add_parser("expire", help="delete cached files no cached index references, after a grace period")
     e.add_argument("--grace-days", type=float, default=4.0, help="days an orphan is kept (default: %(default)s)")
@@ -220,26 +257,37 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--dry-run", action="store_true", help="only show what would be deleted")
     e.set_defaults(func=_expire)
     v = sub.add_parser("verify", help="check cached files against the indexes' sizes and SHA-256 sums")
-    v.add_argument("--fix", choices=["delete", "truncate"], help="what to do with damaged files")
+    v.add_argument("--fix", choices=["delete", "truncate"], help="what to do with damaged files (default: report)")
     v.set_defaults(func=_verify)
     im = sub.add_parser("import", help="place package files from a folder where clients will find them")
-    im.add_argument("dir")
+    im.add_argument("dir", help="folder of package files (e.g. a copy of /var/cache/apt/archives)")
     im.set_defaults(func=_import)
-    pc = sub.add_parser("precache", help="download every package the matching cached indexes list")
-    pc.add_argument("patterns", nargs="+", help="shell patterns on cache keys or URLs of indexes, "
+    pc = sub.add_parser("precache", help="download every package the selected cached indexes list",
+                        description="Select cached indexes by Debian suite, component and architecture (also "
+                        "when apt fetched them by-hash), or by shell patterns on their URLs or cache keys.")
+    pc.add_argument("patterns", nargs="*", help="shell patterns on index URLs or cache keys, "
                     "e.g. '*/dists/*/main/binary-amd64/Packages*'")
+    pc.add_argument("--suite", action="append", help="Debian suite(s), e.g. bookworm (repeat or comma-separate)")
+    pc.add_argument("--component", action="append", help="component(s), e.g. main")
+    pc.add_argument("--arch", action="append", help="architecture(s), e.g. amd64, all or source")
     pc.add_argument("--proxy", default="http://127.0.0.1:8080", help="the running pkgcache (default: %(default)s)")
-    pc.add_argument("--jobs", type=int, default=4)
+    pc.add_argument("--jobs", type=int, default=4, help="downloads at once (default: %(default)s)")
     pc.add_argument("--estimate", action="store_true", help="only print how many files and bytes")
+    pc.add_argument("-v", "--verbose", action="store_true", help="a line per file, not only for failures")
     pc.set_defaults(func=_precache)
     rl = sub.add_parser("releases", help="list cached distribution releases, or remove one")
-    rl.add_argument("action", nargs="?", choices=["list", "remove"], default="list")
-    rl.add_argument("name", nargs="?")
+    rl.add_argument("action", nargs="?", choices=["list", "remove"], default="list",
+                    help="list (default) or remove a release's index files")
+    rl.add_argument("name", nargs="?", help="the release to remove: SUITE or ROOT:SUITE as listed")
     rl.set_defaults(func=_releases)
+    pn = sub.add_parser("pin", help="list, add or remove patterns of files expire and the size limit never delete")
+    pn.add_argument("patterns", nargs="*", help="shell patterns on cache keys or URLs, e.g. '*/pool/main/l/linux/*'")
+    pn.add_argument("--remove", action="store_true", help="unpin the given patterns instead of pinning them")
+    pn.set_defaults(func=_pin)
     m = sub.add_parser("mirrors", help="mirror list tools")
     msub = m.add_subparsers(dest="mcmd", required=True)
     mi = msub.add_parser("import", help="turn a Debian Mirrors.masterlist into a merge list (Remap-NAME: file:...)")
-    mi.add_argument("file")
+    mi.add_argument("file", help="the Mirrors.masterlist file")
     mi.add_argument("-o", "--output", help="write the list here (default: standard output)")
     mi.set_defaults(func=_mirrors_import)
     args, extra = p.parse_known_args(argv)

@@ -1,39 +1,81 @@
 """The proxy's own upkeep: at start, make the tree agree with the index and learn what cached indexes
-list; then, soon and every few minutes, remove what interrupted downloads left behind."""
+list; then, soon and every few minutes, remove what interrupted downloads left behind.  Every second, write
+the counters, so the report of any process sharing the cache root sees this one's traffic."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pkgcache_suite.background import Tasks
 from pkgcache_suite.maintenance.tasks import record_all_refs
+from pkgcache_suite.maintenance.evict import enforce_max_size
+from pkgcache_suite.stats import FLUSH_EVERY
 from pkgcache_suite.storage import CacheStore, reconcile, sweep_partials
+from pkgcache_suite.units import human_size
+
+if TYPE_CHECKING:
+    from pkgcache_suite.context import CacheContext
 
 log = logging.getLogger("pkgcache")
 
 INTERVAL = 300.0
+SIZE_CHECK = 60.0  # how often the size limit is enforced
 SOON = 5.0  # a second sweep shortly after start catches leftovers too young for the first
 
 
 class Housekeeping:
-    def __init__(self, store: Callable[[], CacheStore | None]) -> None:
-        self._store = store
+    def __init__(self, shared: CacheContext) -> None:
+        self.c = shared
         self.tasks = Tasks()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         if self._task is None:
             self._task = self.tasks.start(self._run(), "housekeeping")
+            self.tasks.start(self._write_counters(), "counters")
+            self.tasks.start(self._keep_size(), "size limit")
 
     def stop(self) -> None:
         self.tasks.cancel_all()
 
+    async def _write_counters(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            try:
+                self.flush()
+            except Exception:
+                log.exception("pkgcache: writing the counters failed")
+
+    def flush(self) -> None:
+        """Counters and last-use times go to disk, where other processes and the next start see them."""
+        self.c.stats.flush()
+        store, used = self.c.store, self.c.used
+        if store is not None and used:
+            self.c.used = {}
+            store.note_used(used)
+
+    async def _keep_size(self) -> None:
+        while True:
+            await asyncio.sleep(SIZE_CHECK)
+            store, s = self.c.store, self.c.settings
+            if store is None or s is None or not s.max_size:
+                continue
+            try:
+                res = await asyncio.to_thread(enforce_max_size, store, s.max_size)
+            except Exception:
+                log.exception("pkgcache: keeping the cache under pkgcache_max_size failed")
+                continue
+            if res.deleted:
+                log.info("pkgcache: cache was %s, over pkgcache_max_size=%s: removed %d least recently used files "
+                         "(%s)", human_size(res.size_before), human_size(s.max_size), len(res.deleted),
+                         human_size(res.freed))
+
     async def _run(self) -> None:
         first = True
         while True:
-            store = self._store()
+            store = self.c.store
             if store is not None:
                 try:
                     await self.round(store, first)

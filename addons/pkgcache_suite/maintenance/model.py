@@ -47,6 +47,8 @@ class RootModel:
     suites: dict[str, list[str]] = field(default_factory=dict)  # suite -> keys of its Release files
     refs: dict[str, Ref] = field(default_factory=dict)  # key -> what an index says about it
     package_refs_by_suite: dict[str, set[str]] = field(default_factory=dict)
+    # key of a cached Packages/Sources index (a by-hash name too) -> (suite, its name in Release: main/binary-amd64/...)
+    index_names: dict[str, tuple[str, str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     def url_for(self, key: str) -> str | None:
@@ -174,6 +176,7 @@ def _add_release(store: CacheStore, model: CacheModel, key: str, entry: Entry, r
             rm.refs[k] = Ref(size, sha, key)
             stem = name.rsplit("/", 1)[-1].split(".")[0]
             if k in entries and stem in ("Packages", "Sources"):
+                rm.index_names[k] = (suite, name)
                 try:
                     pkgs.update(_add_packages(store, rm, k, root))
                 except Exception as e:  # any failure to read an index must block deletion

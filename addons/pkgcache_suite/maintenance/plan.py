@@ -2,14 +2,14 @@
 
 A file no cached index references is an *orphan* from the first run that sees
 it; it is due for deletion once it has been one for the grace period (or at
-once with ``now``).  A file referenced again stops being an orphan.  Nothing
+once with ``now``).  A file referenced again stops being an orphan; a pinned one never is one.  Nothing
 under a repository root whose indexes failed to parse is touched: a broken
 mirror must never empty the cache.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pkgcache_suite.maintenance.model import CacheModel
@@ -25,12 +25,13 @@ class ExpirePlan:
 
 
 def plan_expire(keys: Iterable[str], model: CacheModel, orphans_since: dict[str, float], now: float,
-                grace_days: float, at_once: bool = False) -> ExpirePlan:
+                grace_days: float, at_once: bool = False,
+                pinned: Callable[[str], bool] = lambda _key: False) -> ExpirePlan:
     plan = ExpirePlan(refused_roots={r.root: r.errors for r in model.roots.values() if r.errors})
     for key in keys:
         owner = model.root_of(key)
-        if owner is None or owner.root in plan.refused_roots or key in owner.refs:
-            continue  # not under a modelled repository, its indexes are broken, or it is referenced
+        if owner is None or owner.root in plan.refused_roots or key in owner.refs or pinned(key):
+            continue  # not under a modelled repository, its indexes are broken, it is referenced or pinned
         since = orphans_since.get(key, now)
         plan.orphans[key] = since
         if at_once or now - since >= grace_days * DAY:

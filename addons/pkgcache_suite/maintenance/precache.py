@@ -1,4 +1,4 @@
-"""`pkgcache precache PATTERN...`: download every package the matching cached indexes list, through the proxy.
+"""`pkgcache precache`: download every package the selected cached indexes list, through the proxy.
 
 Going through a running pkgcache (``--proxy``) means the configured remapping,
 targets, failover and single flight all apply, and the proxy stores each file
@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from pkgcache_suite.offline.fetch import Reporter
 from pkgcache_suite.maintenance.model import Ref, all_entries, build_model
+from pkgcache_suite.progress import TransferProgress
 from pkgcache_suite.storage import CacheStore
+from pkgcache_suite.units import human_size
 
 
 @dataclass
@@ -32,7 +33,39 @@ class Plan:
         return sum(s for _, s in self.urls if s > 0)
 
 
-def plan(store: CacheStore, patterns: list[str]) -> Plan:
+@dataclass(frozen=True)
+class Selection:
+    """Which cached indexes to precache from: shell patterns on keys or URLs, and/or Debian suite, component and
+    architecture, matched on the index's name in its Release, so a by-hash copy (what apt fetches) counts too."""
+
+    patterns: tuple[str, ...] = ()
+    suites: tuple[str, ...] = ()
+    components: tuple[str, ...] = ()
+    archs: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns or self.suites or self.components or self.archs)
+
+    def matches(self, key: str, url: str, logical: tuple[str, str] | None, root_url: str | None) -> bool:
+        names = [key, url]
+        if logical is not None and root_url:
+            names.append(f"{root_url}/dists/{logical[0]}/{logical[1]}")
+        if self.patterns and not any(fnmatch.fnmatch(n, pat) for n in names for pat in self.patterns):
+            return False
+        if not (self.suites or self.components or self.archs):
+            return True
+        if logical is None:
+            return False  # suite/component/architecture select Debian indexes only
+        suite, name = logical
+        parts = name.split("/")
+        component, section = (parts[0], parts[1]) if len(parts) > 2 else ("", parts[0])
+        arch = "source" if section == "source" else section.removeprefix("binary-")
+        return ((not self.suites or any(fnmatch.fnmatch(suite, s) for s in self.suites))
+                and (not self.components or component in self.components)
+                and (not self.archs or arch in self.archs))
+
+
+def plan(store: CacheStore, selection: Selection) -> Plan:
     entries = dict(all_entries(store))
     model = build_model(store, entries)
     p = Plan()
@@ -43,7 +76,7 @@ def plan(store: CacheStore, patterns: list[str]) -> Plan:
             by_index.setdefault(ref.index, []).append((key, ref))
         for idx in sorted(by_index):
             url = entries[idx].url if idx in entries else ""
-            if not any(fnmatch.fnmatch(idx, pat) or fnmatch.fnmatch(url, pat) for pat in patterns):
+            if not selection.matches(idx, url, root.index_names.get(idx), root.root_url):
                 continue
             p.indexes.append(idx)
             for key, ref in by_index[idx]:
@@ -61,56 +94,67 @@ def plan(store: CacheStore, patterns: list[str]) -> Plan:
     return p
 
 
-async def download(p: Plan, proxy: str, jobs: int, tty: bool) -> dict[str, str]:
+async def download(p: Plan, proxy: str, jobs: int, progress: TransferProgress) -> dict[str, str]:
     failed: dict[str, str] = {}
     queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
-    for item in p.urls:
-        queue.put_nowait(item)
-    with Reporter(tty) as rep:
-        rep.add_total(len(p.urls))
-        async with httpx.AsyncClient(proxy=proxy, timeout=60, trust_env=False) as client:
-            async def worker() -> None:
-                while True:
-                    url, size = await queue.get()
-                    task = rep.start(url, size)
-                    try:
-                        async with client.stream("GET", url) as r:
-                            got = 0
-                            async for chunk in r.aiter_raw(1 << 20):
-                                got += len(chunk)
-                                rep.advance(task, len(chunk))
-                            if r.status_code != 200 or (size >= 0 and got != size):
-                                failed[url] = f"HTTP {r.status_code}, {got} of {size} bytes"
-                                rep.finish(task, url, "failed")
-                            else:
-                                rep.finish(task, url, "ok")
-                    except httpx.HTTPError as e:
-                        failed[url] = f"{type(e).__name__}: {e}"
-                        rep.finish(task, url, "failed")
-                    finally:
-                        queue.task_done()
+    for url, size in p.urls:
+        queue.put_nowait((url, size))
+        progress.expect(1, size)
+    async with httpx.AsyncClient(proxy=proxy, timeout=60, trust_env=False) as client:
+        async def worker() -> None:
+            while True:
+                url, size = await queue.get()
+                try:
+                    async with client.stream("GET", url) as r:
+                        got = 0
+                        async for chunk in r.aiter_raw(1 << 20):
+                            got += len(chunk)
+                            progress.advance(len(chunk))
+                        if r.status_code != 200 or (size >= 0 and got != size):
+                            failed[url] = f"HTTP {r.status_code}, {got} of {size} bytes"
+                    progress.finished(url, url not in failed, failed.get(url, ""))
+                except httpx.HTTPError as e:
+                    failed[url] = f"{type(e).__name__}: {e}"
+                    progress.finished(url, False, failed[url])
+                finally:
+                    queue.task_done()
 
-            workers = [asyncio.create_task(worker(), name=f"pkgcache: precache worker {i}") for i in range(jobs)]
-            await queue.join()
-            for w in workers:
-                w.cancel()
+        workers = [asyncio.create_task(worker(), name=f"pkgcache: precache worker {i}") for i in range(jobs)]
+        await queue.join()
+        for w in workers:
+            w.cancel()
     return failed
 
 
-def run_precache(store: CacheStore, patterns: list[str], proxy: str, jobs: int, estimate: bool) -> int:
-    p = plan(store, patterns)
-    if not p.indexes:
-        print(f"pkgcache precache: no cached index matches {' '.join(patterns)}", file=sys.stderr)
-        return 1
-    print(f"pkgcache precache: {len(p.indexes)} indexes list {len(p.urls)} files to fetch "
-          f"({p.bytes} bytes); {p.cached} already cached" + (f"; {p.no_url} without a known URL" if p.no_url else ""))
-    if estimate or not p.urls:
-        return 0
-    failed = asyncio.run(download(p, proxy, jobs, sys.stderr.isatty()))
-    for url, why in sorted(failed.items()):
-        print(f"  FAILED {url}: {why}")
-    print(f"pkgcache precache: {len(p.urls) - len(failed)} fetched, {len(failed)} failed")
+def run_precache(store: CacheStore, selection: Selection, proxy: str, jobs: int, estimate: bool,
+                 verbose: bool = False) -> int:
+    from pkgcache_suite.cli.preflight import unreachable
     from pkgcache_suite.maintenance.tasks import record_run
 
-    record_run(store, "precache", {"patterns": patterns, "fetched": len(p.urls) - len(failed), "failed": len(failed)})
+    p = plan(store, selection)
+    if not p.indexes:
+        print(f"pkgcache precache: no cached index matches {describe(selection)}", file=sys.stderr)
+        return 1
+    print(f"pkgcache precache: {len(p.indexes)} indexes list {len(p.urls)} files to fetch "
+          f"({human_size(p.bytes)}); {p.cached} already cached"
+          + (f"; {p.no_url} without a known URL" if p.no_url else ""))
+    if estimate or not p.urls:
+        return 0
+    if why := unreachable(proxy, []):
+        print(f"pkgcache precache: cannot start, the proxy does not answer: {why}", file=sys.stderr)
+        return 2
+    with TransferProgress("precache", verbose=verbose) as progress:
+        failed = asyncio.run(download(p, proxy, jobs, progress))
+    print(f"pkgcache precache: {progress.summary()}")
+    record_run(store, "precache", {"selection": describe(selection), "fetched": len(p.urls) - len(failed),
+                                   "failed": len(failed)})
     return 1 if failed else 0
+
+
+def describe(selection: Selection) -> str:
+    parts = [*selection.patterns]
+    for label, values in (("suite", selection.suites), ("component", selection.components),
+                          ("architecture", selection.archs)):
+        if values:
+            parts.append(f"{label} {','.join(values)}")
+    return " ".join(parts)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,42 +18,14 @@ from typing import Any
 
 from pkgcache_suite.offline.datastore import atomic_write_json, read_json
 from pkgcache_suite.maintenance.model import RootModel, all_entries, build_model
+from pkgcache_suite.maintenance.pins import is_pinned, read_pins
 from pkgcache_suite.maintenance.plan import plan_expire
+from pkgcache_suite.progress import CountProgress as Progress
 from pkgcache_suite.storage import PRIVATE, CacheStore, StoreError, VerifyError, file_sha256, place_file
 
 log = logging.getLogger("pkgcache")
 
 DEFAULT_GRACE_DAYS = 4.0
-
-
-class Progress:
-    """A progress bar on a terminal, plain lines otherwise (cron, systemd, the report page)."""
-
-    def __init__(self, label: str, total: int, tty: bool | None = None, out: Any = None) -> None:
-        self.label, self.total, self.done = label, total, 0
-        self.out = out or sys.stderr
-        self.tty = self.out.isatty() if tty is None else tty
-        self._bar: Any = None
-        self._step = max(1, total // 10)
-        if self.tty and total:
-            from rich.progress import Progress as RichProgress
-
-            self._bar = RichProgress(transient=True)
-            self._bar.start()
-            self._task = self._bar.add_task(label, total=total)
-        elif total:
-            print(f"{label}: {total} files", file=self.out, flush=True)
-
-    def advance(self, n: int = 1) -> None:
-        self.done += n
-        if self._bar is not None:
-            self._bar.update(self._task, advance=n)
-        elif self.done // self._step != (self.done - n) // self._step or self.done == self.total:
-            print(f"{self.label}: {self.done}/{self.total}", file=self.out, flush=True)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 def _private(store: CacheStore, name: str) -> Path:
@@ -93,7 +64,9 @@ def expire(store: CacheStore, grace_days: float = DEFAULT_GRACE_DAYS, now_: bool
     model = build_model(store, entries)
     orphans_path = _private(store, "orphans.json")
     now = time.time()
-    plan = plan_expire(entries, model, read_json(orphans_path, {}).get("orphans", {}), now, grace_days, now_)
+    pins = read_pins(store.root / PRIVATE)
+    plan = plan_expire(entries, model, read_json(orphans_path, {}).get("orphans", {}), now, grace_days, now_,
+                       pinned=lambda key: is_pinned(pins, key, entries[key].url))
     res = ExpireResult(limited=list(model.limited), refused_roots=plan.refused_roots)
     keep_orphans = dict(plan.orphans)
     if progress:
@@ -109,6 +82,8 @@ def expire(store: CacheStore, grace_days: float = DEFAULT_GRACE_DAYS, now_: bool
             res.deleted.append(key)
             res.freed += entries[key].length
             keep_orphans.pop(key, None)
+    if progress:
+        progress.close()
     res.orphaned = keep_orphans
     if not dry_run:
         atomic_write_json(orphans_path, {"orphans": keep_orphans, "when": now})

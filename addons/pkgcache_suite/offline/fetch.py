@@ -24,7 +24,9 @@ import httpx
 
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError
 from pkgcache_suite.indexes.debian import DebianIndex, is_release_url
+from pkgcache_suite.progress import TransferProgress
 from pkgcache_suite.storage import file_sha256
+from pkgcache_suite.units import human_size
 
 PERMANENT = {400, 401, 403, 404, 405, 410, 451}
 CHUNK = 1 << 20
@@ -39,61 +41,15 @@ class Outcome:
     expanded: list[str] = field(default_factory=list)
     bytes: int = 0
 
-
-class Reporter:
-    """A rich progress bar on a terminal, plain lines otherwise."""
-
-    def __init__(self, tty: bool) -> None:
-        self.tty = tty
-        self.progress = None
-        if tty:
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                                       TransferSpeedColumn)
-
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                     TransferSpeedColumn(), TimeRemainingColumn(), transient=False)
-
-    def __enter__(self) -> Reporter:
-        if self.progress:
-            self.progress.__enter__()
-            self.overall = self.progress.add_task("files", total=0)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.progress:
-            self.progress.__exit__(*exc)
-
-    def add_total(self, n: int) -> None:
-        if self.progress:
-            t = self.progress.tasks[self.overall].total or 0
-            self.progress.update(self.overall, total=t + n)
-
-    def start(self, url: str, size: int | None) -> Any:
-        if self.progress:
-            return self.progress.add_task(url.rsplit("/", 1)[-1][:40], total=size)
-        return None
-
-    def advance(self, task: Any, n: int) -> None:
-        if self.progress and task is not None:
-            self.progress.update(task, advance=n)
-
-    def finish(self, task: Any, url: str, msg: str) -> None:
-        if self.progress:
-            if task is not None:
-                self.progress.remove_task(task)
-            self.progress.update(self.overall, advance=1)
-            self.progress.console.print(f"{msg}: {url}")
-        else:
-            print(f"fetch: {msg}: {url}", flush=True)
-
-
 class Fetcher:
     def __init__(self, ds: Datastore, proxy: str | None = None, jobs: int = 4, retries: int = 3,
-                 expand: bool = True, archs: list[str] | None = None, tty: bool | None = None,
+                 expand: bool = True, archs: list[str] | None = None, tty: bool | None = None, verbose: bool = False,
                  timeout: float = 30.0) -> None:
         self.ds, self.proxy, self.jobs, self.retries, self.expand = ds, proxy, jobs, retries, expand
         self.archs = archs
         self.tty = sys.stderr.isatty() if tty is None else tty
+        self.verbose = verbose
+        self.summary = ""
         self.timeout = timeout
         self.manifest = ds.read_manifest()
         self.index = DebianIndex()
@@ -174,7 +130,7 @@ class Fetcher:
         cl = r.headers.get("content-length", "")
         return int(cl) if cl.isdigit() else None
 
-    def _fetched(self, url: str, record: dict[str, Any], new_bytes: int, task: Any, reporter: Reporter) -> None:
+    def _fetched(self, url: str, record: dict[str, Any], new_bytes: int, reporter: TransferProgress) -> None:
         """A file is in the datastore: record it, check it, learn what it names."""
         self.manifest["files"][url] = record
         self.manifest["failed"].pop(url, None)
@@ -183,16 +139,16 @@ class Fetcher:
         problem = self._check(url)
         if problem:
             self._reject(url, problem)
-            reporter.finish(task, url, "REJECTED")
+            reporter.finished(url, False, f"rejected: {problem}")
             return
         self.out.fetched.append(url)
-        reporter.finish(task, url, "ok")
+        reporter.finished(url, True)
         for more in self._learn(url):
             self._enqueue(more, {}, reporter, expanded=True)
         self._save()
 
     async def _download(self, client: httpx.AsyncClient, url: str, headers: dict[str, str],
-                        reporter: Reporter) -> None:
+                        reporter: TransferProgress) -> None:
         final = self.ds.file_path(url)
         part = self.ds.root / "files" / ".partial" / hashlib.sha256(url.encode()).hexdigest()
         side = part.with_suffix(".json")
@@ -201,12 +157,11 @@ class Fetcher:
             if attempt:
                 await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 8))
             req_headers, have = self._resume_headers(headers, part, side)
-            task = None
             try:
                 async with client.stream("GET", url, headers=req_headers) as r:
                     if r.status_code in PERMANENT:
                         self._fail(url, f"HTTP {r.status_code} {r.reason_phrase}", permanent=True)
-                        reporter.finish(None, url, f"failed (HTTP {r.status_code})")
+                        reporter.finished(url, False, f"HTTP {r.status_code}")
                         return
                     if r.status_code == 416:
                         part.unlink(missing_ok=True)
@@ -227,32 +182,32 @@ class Fetcher:
                     meta = {"etag": r.headers.get("etag"), "last_modified": r.headers.get("last-modified"),
                             "content_type": r.headers.get("content-type")}
                     side.write_text(json.dumps(meta))
-                    task = reporter.start(url, total)
-                    reporter.advance(task, have)
+                    if total is not None and url not in self.index.known:
+                        reporter.expect(0, total)  # what a Packages index did not tell in advance
+                    reporter.advance(have)
                     got = have
                     with open(part, mode) as f:
                         async for chunk in r.aiter_raw(CHUNK):
                             f.write(chunk)
                             h.update(chunk)
                             got += len(chunk)
-                            reporter.advance(task, len(chunk))
+                            reporter.advance(len(chunk))
                     if total is not None and got != total:
                         last_err = f"short body: {got} of {total} bytes"
-                        reporter.finish(task, url, "retrying (short body)")
                         continue
             except httpx.HTTPError as e:
                 last_err = f"{type(e).__name__}: {e}"
-                if task is not None:
-                    reporter.finish(task, url, f"retrying ({last_err})")
+                if self.verbose:
+                    reporter.note(f"retrying {url}: {last_err}")
                 continue
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(part, final)
             side.unlink(missing_ok=True)
             self._fetched(url, {"size": got, "sha256": h.hexdigest(), "fetched": time.time(), **meta},
-                          got - have, task, reporter)
+                          got - have, reporter)
             return
         self._fail(url, f"gave up after {self.retries + 1} attempts: {last_err}", permanent=False)
-        reporter.finish(None, url, f"failed ({last_err})")
+        reporter.finished(url, False, last_err)
 
     def _fail(self, url: str, reason: str, permanent: bool) -> None:
         self.manifest["failed"][url] = {"reason": reason, "permanent": permanent, "when": time.time()}
@@ -278,7 +233,7 @@ class Fetcher:
                 return f"not listed in {info.url}"
         return None
 
-    def _enqueue(self, url: str, headers: dict[str, str], reporter: Reporter, expanded: bool = False) -> None:
+    def _enqueue(self, url: str, headers: dict[str, str], reporter: TransferProgress, expanded: bool = False) -> None:
         if url in self._queued:
             return
         self._queued.add(url)
@@ -294,7 +249,8 @@ class Fetcher:
             return
         if expanded:
             self.out.expanded.append(url)
-        reporter.add_total(1)
+        known = self.index.known.get(url)
+        reporter.expect(1, known[0] if known else None)
         self._queue.put_nowait((url, headers))
 
     def _learn_from_earlier_rounds(self) -> None:
@@ -318,7 +274,7 @@ class Fetcher:
     async def run(self, wanted: list[dict[str, Any]]) -> Outcome:
         self._learn_from_earlier_rounds()
         self._queue: asyncio.Queue[tuple[str, dict[str, str]]] = asyncio.Queue()
-        with Reporter(self.tty) as reporter:
+        with TransferProgress("fetch", tty=self.tty, verbose=self.verbose) as reporter:
             async with httpx.AsyncClient(proxy=self.proxy, timeout=self.timeout, follow_redirects=True,
                                          trust_env=False) as client:
                 async def worker() -> None:
@@ -328,7 +284,7 @@ class Fetcher:
                             await self._download(client, url, headers, reporter)
                         except (OSError, DatastoreError) as e:
                             self._fail(url, f"local error: {e}", permanent=False)
-                            reporter.finish(None, url, f"failed ({e})")
+                            reporter.finished(url, False, str(e))
                         finally:
                             self._queue.task_done()
 
@@ -346,6 +302,7 @@ class Fetcher:
                 await self._queue.join()
                 for task in workers:
                     task.cancel()
+            self.summary = reporter.summary()
         self._check_all()
         self._dirty = True
         self._save(force=True)
@@ -353,7 +310,9 @@ class Fetcher:
 
 
 def run_fetch(path: Path, proxy: str | None, jobs: int, retries: int, expand: bool,
-              archs: list[str] | None) -> int:
+              archs: list[str] | None, verbose: bool = False) -> int:
+    from pkgcache_suite.cli.preflight import unreachable
+
     try:
         ds, created = Datastore.open(path, create=False)
         doc = ds.read_wanted_doc()
@@ -363,11 +322,14 @@ def run_fetch(path: Path, proxy: str | None, jobs: int, retries: int, expand: bo
     wanted = [w for w in doc.get("wanted", []) if isinstance(w, dict) and isinstance(w.get("url"), str)]
     hints = doc.get("hints") or {}
     archs = archs or hints.get("deb_arch") or None
-    f = Fetcher(ds, proxy=proxy, jobs=jobs, retries=retries, expand=expand, archs=archs)
+    if wanted and (why := unreachable(proxy, [w["url"] for w in wanted])):
+        print(f"pkgcache fetch: cannot start, nothing answers: {why}", file=sys.stderr)
+        return 2
+    f = Fetcher(ds, proxy=proxy, jobs=jobs, retries=retries, expand=expand, archs=archs, verbose=verbose)
     out = asyncio.run(f.run(wanted))
-    print(f"pkgcache fetch: {len(out.fetched)} fetched ({out.bytes} bytes, {len(out.expanded)} of them indexes "
+    print(f"pkgcache fetch: {len(out.fetched)} fetched ({human_size(out.bytes)}, {len(out.expanded)} of them indexes "
           f"named by a fetched Release), {len(out.present)} already in the datastore, "
-          f"{len(out.skipped)} skipped (not in their Release), {len(out.failed)} failed")
+          f"{len(out.skipped)} skipped (not in their Release), {len(out.failed)} failed; {f.summary}")
     for url, why in sorted(out.failed.items()):
         print(f"  FAILED {url}: {why}")
     return 1 if out.failed else 0

@@ -22,9 +22,9 @@ from pkgcache_suite.policy.rules import Classifier, Kind
 from pkgcache_suite.policy.variants import variant
 from pkgcache_suite.proxy import options, report
 from pkgcache_suite.proxy.dashboard import Dashboard
-from pkgcache_suite.proxy.flowinfo import client_address
+from pkgcache_suite.proxy.flowinfo import client_address, client_network
 from pkgcache_suite.proxy.router import META_KEY_HOST, META_NOCACHE, META_REPO, META_REPO_PATH
-from pkgcache_suite.storage import CacheStore, Entry, StoreError
+from pkgcache_suite.storage import PRIVATE, CacheStore, Entry, StoreError
 from pkgcache_suite.transfer.answers import Answers, count
 from pkgcache_suite.transfer.download import Downloads
 from pkgcache_suite.transfer.flight import FlightState
@@ -59,7 +59,7 @@ class CacheCore:
         self.stale = StaleCopies(lambda: self.c.store)
         self.downloads = Downloads(shared, self.flows, self.answers, lambda e: self.stale.index_stored(e.key))
         self.dashboard = Dashboard(shared)
-        self.housekeeping = Housekeeping(lambda: self.c.store)
+        self.housekeeping = Housekeeping(shared)
         self._columns_added = False
 
     @property
@@ -92,10 +92,12 @@ class CacheCore:
             if self.c.store is not None:
                 self.c.store.close()
             self.c.store = store
+            self.c.stats.attach(store.root / PRIVATE)
             log.info("pkgcache: cache at %s", s.cache_dir)
-        if "web_columns" in updated and hasattr(ctx.options, "web_columns") \
+        self.c.inspecting = hasattr(ctx.options, "web_columns")  # under mitmweb
+        if "web_columns" in updated and self.c.inspecting \
                 and "comment" not in ctx.options.web_columns and not self._columns_added:
-            # under mitmweb: show each flow's comment (what the cache did) in the flow list, once
+            # show each flow's comment (what the cache did) in the flow list, once
             self._columns_added = True
             ctx.options.update(web_columns=[*ctx.options.web_columns, "comment"])
         self.c.settings = s
@@ -113,6 +115,11 @@ class CacheCore:
         await self.c.fileserver.stop()
         for st in list(self.flows.values()):
             self.downloads.finish(st, FlightState.FAILED)
+        try:
+            self.housekeeping.flush()
+        except Exception:
+            log.exception("pkgcache: writing the counters at exit failed")
+        self.c.stats.close()
         if self.c.store:
             self.c.store.close()
 
@@ -158,7 +165,7 @@ class CacheCore:
             flow.response = http.Response.make(400, f"pkgcache: refusing unsafe URL: {e}\n".encode(),
                                                {"Content-Type": "text/plain"})
             return
-        st = FlowState(key=key, url=url, kind=kind, host=host)
+        st = FlowState(key=key, url=url, kind=kind, host=host, network=client_network(flow))
         try:
             await self._carry_out(flow, st, store)
         except StoreError as e:
@@ -232,7 +239,8 @@ class CacheCore:
                 f"is not something pkgcache caches, so it cannot be answered.\n")
         flow.response = http.Response.make(504, body.encode(), {"Content-Type": "text/plain", "X-Cache": "MISS"})
         flow.comment = "pkgcache: offline, not cacheable: not sent upstream"
-        self.c.stats.count("offline_miss", Kind.PASS.value, host)
+        self.c.stats.count("offline_miss", Kind.PASS.value, host, client=client_network(flow),
+                           url=flow.request.pretty_url)
 
     def _record_wanted(self, flow: http.HTTPFlow, st: FlowState) -> None:
         if self.c.wanted is not None:

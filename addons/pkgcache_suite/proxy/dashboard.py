@@ -15,7 +15,6 @@ from mitmproxy import http
 from pkgcache_suite.context import CacheContext
 from pkgcache_suite.maintenance import tasks as maintenance
 from pkgcache_suite.proxy import metrics, report
-from pkgcache_suite.stats import Stats
 from pkgcache_suite.storage import CacheStore
 
 log = logging.getLogger("pkgcache")
@@ -75,7 +74,7 @@ class Dashboard:
                 return f"delete: {key!r} is not in the cache"
             store.drop(key)
             return f"deleted {key}"
-        self.c.stats = Stats()
+        self.c.stats.reset()
         return "counters reset"
 
     @staticmethod

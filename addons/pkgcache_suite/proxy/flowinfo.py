@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from mitmproxy import http
 
 
 def client_address(flow: http.HTTPFlow, unknown: str = "?") -> str:
     peer = flow.client_conn.peername
     return str(peer[0]) if peer else unknown
+
+
+def client_network(flow: http.HTTPFlow) -> str:
+    """The client's /24 (IPv4) or /64 (IPv6): what the report groups clients by (a lab, a CI subnet)."""
+    address = client_address(flow, "")
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "unknown"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    prefix = 24 if ip.version == 4 else 64
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))

@@ -31,6 +31,12 @@ OPTIONS: list[tuple[str, type, Any, str]] = [
     ("pkgcache_negative_ttl", str, "300",
      "Seconds a 404 from upstream for a package file or index is repeated without asking again (0: never); "
      "offline, a URL upstream said does not exist is answered 404 and not added to the wanted list."),
+    ("pkgcache_max_size", str, "0",
+     "Largest the cache may grow (50G, 500M; 0: no limit). Above it, the least recently used files are removed, "
+     "those no cached index lists first; pinned files (pkgcache pin) never."),
+    ("pkgcache_min_free", str, "128M",
+     "Free disk space to keep on the cache's disk: below it, new files are passed on without being stored, "
+     "and an error is logged (0: fill the disk)."),
 ]
 NAMES = {name for name, *_ in OPTIONS}
 

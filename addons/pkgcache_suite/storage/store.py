@@ -68,10 +68,11 @@ class CacheStore:
         self.index = self._open_cache("index")
         self._refs: diskcache.Cache | None = None
         self._missing: diskcache.Cache | None = None
+        self._used: diskcache.Cache | None = None
 
     def close(self) -> None:
         self.index.close()
-        for extra in (self._refs, self._missing):
+        for extra in (self._refs, self._missing, self._used):
             if extra is not None:
                 extra.close()
 
@@ -110,6 +111,22 @@ class CacheStore:
 
     def forget_missing(self, key: str) -> None:
         self.missing.delete(key)
+
+    @property
+    def used(self) -> diskcache.Cache:
+        """key -> when a client last got it from the cache (written in batches), for least-recently-used eviction."""
+        if self._used is None:
+            self._used = self._open_cache("used")
+        return self._used
+
+    def note_used(self, batch: dict[str, float]) -> None:
+        with self.used.transact():
+            for key, when in batch.items():
+                self.used.set(key, when)
+
+    def last_used(self, key: str) -> float | None:
+        v = self.used.get(key)
+        return float(v) if v is not None else None
 
     def expected(self, key: str) -> tuple[int, str | None] | None:
         """(size, SHA-256 or None) that a cached index lists for key, if any."""
@@ -207,6 +224,7 @@ class CacheStore:
 
     def drop(self, key: str) -> None:
         self.forget(key)
+        self.used.delete(key)
         try:
             os.unlink(self.body_path(key))
         except (FileNotFoundError, StoreError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 from mitmproxy import http
@@ -33,7 +34,10 @@ _EVENTS = {"HIT": "hit", "REVALIDATED": "revalidated", "STALE": "stale"}
 
 
 def count(shared: CacheContext, st: FlowState, event: str, from_cache: int = 0, from_upstream: int = 0) -> None:
-    shared.stats.count(event, st.kind.value, st.host, from_cache, from_upstream, repo=st.key.split("/", 1)[0])
+    if from_cache:
+        shared.used[st.key] = time.time()  # for least-recently-used eviction; written in batches
+    shared.stats.count(event, st.kind.value, st.host, from_cache, from_upstream, repo=st.key.split("/", 1)[0],
+                       client=st.network, url=st.url)
 
 
 def take_client_headers(flow: http.HTTPFlow, st: FlowState) -> None:

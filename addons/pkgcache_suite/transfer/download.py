@@ -25,15 +25,19 @@ from pkgcache_suite.policy.rules import Kind
 from pkgcache_suite.storage import Entry, Lock, StoreError
 from pkgcache_suite.transfer.answers import Answers, count, take_client_headers
 from pkgcache_suite.transfer.continuation import continue_download
+from pkgcache_suite.transfer.diskguard import DiskGuard
 from pkgcache_suite.transfer.flight import Flight, FlightState
 from pkgcache_suite.transfer.state import MARKERS, FlowState, Role
 from pkgcache_suite.transfer.tee import Tee
 from pkgcache_suite.transfer.watchdog import Watchdog, Watched
+from pkgcache_suite.units import human_size
 
 if TYPE_CHECKING:
     from pkgcache_suite.context import CacheContext
 
 log = logging.getLogger("pkgcache")
+
+INSPECT_MAX = 16 << 20  # under mitmweb, stored misses up to this size are kept with their flow for inspection
 
 
 class Downloads:
@@ -42,6 +46,7 @@ class Downloads:
         self.c, self.flows, self.answers = shared, flows, answers
         self.on_stored = on_stored  # told of every committed body (an index refresh triggers checks)
         self.watchdog = Watchdog()
+        self.diskguard = DiskGuard()
         self.tasks = Tasks()
 
     # -- request side ---------------------------------------------------------------------
@@ -116,6 +121,9 @@ class Downloads:
         if not verdict.store:
             return verdict.why
         st.expected = parse_length(resp.headers.get("content-length"))
+        min_free = self.c.settings.min_free if self.c.settings else 0
+        if full := self.diskguard.refuse(store.root, min_free, st.expected):
+            return full
         st.must_length, st.must_sha256 = verdict.length, verdict.sha256
         keep = [(k, resp.headers[k]) for k in ("content-type", "last-modified", "etag") if k in resp.headers]
         header = {"url": st.url, "length": st.expected, "headers": keep}
@@ -166,6 +174,8 @@ class Downloads:
     def on_response(self, flow: http.HTTPFlow, st: FlowState, resp: http.Response) -> None:
         if st.writer is not None:
             self.commit(flow, st)  # no-op when the Tee already committed at the last byte
+            if self.c.inspecting:
+                self._show_size(flow, st)
             return
         if st.role is not Role.REVALIDATE or st.entry is None:
             self.finish(st, FlightState.UNCACHEABLE)
@@ -208,10 +218,27 @@ class Downloads:
             self.finish(st, FlightState.FAILED)
             return
         count(self.c, st, "miss", from_upstream=writer.written)
+        st.entry = entry
         self.finish(st, FlightState.DONE)
         if self.c.store is not None:
             self.c.store.forget_missing(st.key)
         self.on_stored(entry)
+
+    def _show_size(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        """Under mitmweb, a streamed body would be listed with size 0: show the stored file instead, read back
+        from disk once the client has it, when it is small enough to keep with the flow; larger ones carry their
+        size in the comment."""
+        store, entry, resp = self.c.store, st.entry, flow.response
+        if store is None or entry is None or resp is None or not st.committed:
+            return
+        flow.comment = f"{flow.comment}, {human_size(entry.length)}"
+        if entry.length > INSPECT_MAX:
+            return
+        try:
+            resp.stream = False
+            resp.raw_content = store.body_path(st.key).read_bytes()
+        except (OSError, StoreError) as e:
+            log.debug("pkgcache: %s not shown in the flow list: %s", st.url, e)
 
     def on_error(self, flow: http.HTTPFlow, st: FlowState, record_wanted: Callable[[], None]) -> None:
         if st.tee is not None and st.tee.relay is not None:

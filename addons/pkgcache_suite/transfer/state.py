@@ -49,3 +49,4 @@ class FlowState:
     must_length: int | None = None  # the size the body must have to be committed
     must_sha256: str | None = None  # the digest it must have (by-hash name, or a cached index)
     timed_out: bool = False  # the upstream watchdog cut it
+    network: str = ""  # the client's network, for the per-network counters
