@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import IO, Any
 
 from pkgcache_suite.units import human_duration, human_size
 
@@ -18,7 +18,7 @@ from pkgcache_suite.units import human_duration, human_size
 class CountProgress:
     """Files checked, for maintenance runs whose work is counted in files."""
 
-    def __init__(self, label: str, total: int, tty: bool | None = None, out: TextIO | None = None) -> None:
+    def __init__(self, label: str, total: int, tty: bool | None = None, out: IO[str] | None = None) -> None:
         self.label, self.total, self.done = label, total, 0
         self.out = out or sys.stderr
         self.tty = self.out.isatty() if tty is None else tty
@@ -57,7 +57,7 @@ class TransferProgress:
     """Bytes of a run of downloads: overall bytes with throughput and ETA, failures as they happen."""
 
     def __init__(self, label: str, tty: bool | None = None, verbose: bool = False,
-                 out: TextIO | None = None) -> None:
+                 out: IO[str] | None = None) -> None:
         self.label, self.verbose = label, verbose
         self.out = out or sys.stderr
         self.tty = self.out.isatty() if tty is None else tty

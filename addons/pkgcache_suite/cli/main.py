@@ -220,7 +220,7 @@ def _pin(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pkgcache", description=__doc__)
     default_dir = os.environ.get("PKGCACHE_DIR") or default_cache_dir()
     p.add_argument("--cache-dir", default=default_dir,
@@ -290,6 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     mi.add_argument("file", help="the Mirrors.masterlist file")
     mi.add_argument("-o", "--output", help="write the list here (default: standard output)")
     mi.set_defaults(func=_mirrors_import)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args, extra = p.parse_known_args(argv)
     if extra and args.cmd != "serve":
         p.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pkgcache")
 
 INTERVAL = 300.0
-SIZE_CHECK = 60.0  # how often the size limit is enforced
+SIZE_CHECK = 300.0  # how often the cache is recounted for the size limit
 SOON = 5.0  # a second sweep shortly after start catches leftovers too young for the first
 
 
@@ -30,11 +30,15 @@ class Housekeeping:
         self.c = shared
         self.tasks = Tasks()
         self._task: asyncio.Task[None] | None = None
+        self._size: int | None = None  # the cache's size at the last check (None: not known, or no limit)
+        self._grown = 0  # bytes committed since
+        self._over = asyncio.Event()
 
     def start(self) -> None:
         if self._task is None:
             self._task = self.tasks.start(self._run(), "housekeeping")
             self.tasks.start(self._write_counters(), "counters")
+            self._over.set()  # a first count at start
             self.tasks.start(self._keep_size(), "size limit")
 
     def stop(self) -> None:
@@ -56,17 +60,33 @@ class Housekeeping:
             self.c.used = {}
             store.note_used(used)
 
+    def note_stored(self, length: int) -> None:
+        """A body was committed: past the size limit, eviction starts now rather than at the next check."""
+        self._grown += length
+        s = self.c.settings
+        if s is not None and s.max_size and self._size is not None and self._size + self._grown > s.max_size:
+            self._over.set()
+
     async def _keep_size(self) -> None:
+        """Evict when a commit takes the cache past pkgcache_max_size, and recount every SIZE_CHECK seconds
+        (other processes sharing the root store files too)."""
         while True:
-            await asyncio.sleep(SIZE_CHECK)
+            try:
+                await asyncio.wait_for(self._over.wait(), SIZE_CHECK)
+            except (asyncio.TimeoutError, TimeoutError):
+                pass
+            self._over.clear()
             store, s = self.c.store, self.c.settings
             if store is None or s is None or not s.max_size:
+                self._size = None
                 continue
+            self._grown = 0
             try:
                 res = await asyncio.to_thread(enforce_max_size, store, s.max_size)
             except Exception:
                 log.exception("pkgcache: keeping the cache under pkgcache_max_size failed")
                 continue
+            self._size = res.size_before - res.freed
             if res.deleted:
                 log.info("pkgcache: cache was %s, over pkgcache_max_size=%s: removed %d least recently used files "
                          "(%s)", human_size(res.size_before), human_size(s.max_size), len(res.deleted),

@@ -57,10 +57,14 @@ class CacheCore:
         self.flows: dict[str, FlowState] = {}
         self.answers = Answers(shared, self.flows)
         self.stale = StaleCopies(lambda: self.c.store)
-        self.downloads = Downloads(shared, self.flows, self.answers, lambda e: self.stale.index_stored(e.key))
+        self.downloads = Downloads(shared, self.flows, self.answers, self._stored)
         self.dashboard = Dashboard(shared)
         self.housekeeping = Housekeeping(shared)
         self._columns_added = False
+
+    def _stored(self, entry: Entry) -> None:
+        self.stale.index_stored(entry.key)
+        self.housekeeping.note_stored(entry.length)
 
     @property
     def watchdog(self) -> Any:
@@ -111,6 +115,7 @@ class CacheCore:
 
     async def done(self) -> None:
         self.housekeeping.stop()
+        self.dashboard.tasks.cancel_all()
         self.downloads.stop()
         await self.c.fileserver.stop()
         for st in list(self.flows.values()):
@@ -143,7 +148,7 @@ class CacheCore:
 
     async def _request(self, flow: http.HTTPFlow) -> None:
         req = flow.request
-        if report.is_report_target(req):
+        if report.is_report_target(req) or flow.metadata.get(report.META_DASHBOARD):
             await self.dashboard.answer(flow)
             return
         store, classifier = self.c.store, self.c.classifier

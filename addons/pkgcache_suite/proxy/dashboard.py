@@ -1,55 +1,178 @@
-"""The report host's requests (``http://pkgcache/``): the page, stats.json and the admin actions.
+"""The report host's requests (``http://pkgcache/``, or the proxy's own address): the pages, stats.json,
+monitoring and the admin actions.
 
-Answered inside the proxy, after access control; rendering lives in report.py.
+Answered inside the proxy, after access control; the wording lives in
+reportview.py and the layout in templates/.  An admin action posted from the
+page comes back to the page with its result (303 to ``/?done=N``); a script
+posting with curl gets the result as plain text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
+import itertools
 import logging
 import secrets
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, cast
 
 from mitmproxy import http
 
+from pkgcache_suite.background import Tasks
 from pkgcache_suite.context import CacheContext
+from pkgcache_suite.maintenance import precache
 from pkgcache_suite.maintenance import tasks as maintenance
-from pkgcache_suite.proxy import metrics, report
+from pkgcache_suite.progress import TransferProgress
+from pkgcache_suite.proxy import metrics, report, reportview
 from pkgcache_suite.storage import CacheStore
+from pkgcache_suite.units import human_size
 
 log = logging.getLogger("pkgcache")
+
+RESULTS_KEPT = 50
+
+
+@dataclass(frozen=True)
+class Result:
+    action: str
+    text: str
+    failed: bool = False
+
+
+class _LogLines(io.TextIOBase):
+    """Progress lines of a precache started from the page go to the proxy's log."""
+
+    def write(self, s: str) -> int:
+        for line in s.splitlines():
+            if line.strip():
+                log.info("pkgcache: %s", line)
+        return len(s)
 
 
 class Dashboard:
     def __init__(self, shared: CacheContext) -> None:
         self.c = shared
         self.csrf = secrets.token_urlsafe(16)
+        self.results: dict[int, Result] = {}
+        self._ids = itertools.count(1)
+        self.tasks = Tasks()
 
     async def answer(self, flow: http.HTTPFlow) -> None:
-        store = self.c.store
         path = flow.request.path.split("?", 1)[0]
         if path.startswith("/admin/"):
-            action = path[len("/admin/"):]
-            if action not in report.ACTIONS:
-                flow.response = http.Response.make(404, b"no such pkgcache action\n", {"Content-Type": "text/plain"})
-                return
-            if not report.check_admin(flow, self.c.admin_auth, self.csrf) or store is None:
-                return
-            form = flow.request.urlencoded_form
-            try:
-                result = await asyncio.to_thread(self._admin_action, store, action, form.get("key", ""),
-                                                 form.get("now") == "1")
-            except Exception as e:
-                log.exception("pkgcache: admin action %s failed", action)
-                result = f"{action} failed: {e}"
-            log.info("pkgcache: admin action %s: %s", action, result)
-            flow.response = http.Response.make(200, f"{result}\n".encode(), {"Content-Type": "text/plain"})
-            return
-        if path in ("/metrics", "/health"):
+            await self._admin(flow, path[len("/admin/"):])
+        elif path in ("/metrics", "/health"):
             self._monitoring(flow, path)
+        elif path == "/csrf":
+            flow.response = http.Response.make(200, self.csrf.encode(), {"Content-Type": "text/plain"})
+        elif path in ("/stats.json", "/stats"):
+            maint = await self._maintenance_info()
+            report.respond_json(flow, self.c.stats.snapshot(), self._info(), maint)
+        elif path in ("/", "/index.html"):
+            await self._overview(flow)
+        elif path == "/setup":
+            report.html_page(flow, report.render("setup.html", healthy=not self._problems(),
+                                                 **reportview.setup(_proxy_address(flow))))
+        else:
+            flow.response = http.Response.make(404, b"no such pkgcache page\n", {"Content-Type": "text/plain"})
+
+    async def _overview(self, flow: http.HTTPFlow) -> None:
+        maint = await self._maintenance_info()
+        snap = await asyncio.to_thread(self.c.stats.snapshot)
+        root = self.c.store.root if self.c.store is not None else None
+        s = self.c.settings
+        view = reportview.dashboard(snap, self._info(), maint, metrics.disk(root), s.max_size if s else 0)
+        done = flow.request.query.get("done", "")
+        result = self.results.get(int(done)) if done.isdigit() else None
+        problems = self._problems()
+        report.html_page(flow, report.render("dashboard.html", result=result, problems=problems,
+                                             healthy=not problems, csrf=self.csrf, admin=bool(self.c.admin_auth),
+                                             **view))
+
+    def _problems(self) -> list[str]:
+        return metrics.health(self.c.store.root if self.c.store is not None else None)
+
+    # -- admin actions ------------------------------------------------------------------
+
+    async def _admin(self, flow: http.HTTPFlow, action: str) -> None:
+        store = self.c.store
+        if action not in report.ACTIONS:
+            flow.response = http.Response.make(404, b"no such pkgcache action\n", {"Content-Type": "text/plain"})
             return
-        maint = await asyncio.to_thread(self._maintenance_info, store) if store is not None else {}
-        report.respond(flow, self.c.stats.snapshot(), self._info(), maint, self.csrf)
+        if not report.check_admin(flow, self.c.admin_auth, self.csrf) or store is None:
+            return
+        form = dict(flow.request.urlencoded_form.items())
+        try:
+            if action == "precache":
+                result = await self._precache(store, form, _proxy_address(flow))
+            else:
+                result = Result(action, await asyncio.to_thread(self._run, store, action, form))
+        except Exception as e:
+            log.exception("pkgcache: admin action %s failed", action)
+            result = Result(action, f"{action} failed: {e}", failed=True)
+        log.info("pkgcache: admin action %s: %s", action, result.text)
+        if "text/html" in flow.request.headers.get("accept", ""):
+            n = next(self._ids)
+            self.results[n] = result
+            for old in sorted(self.results)[:-RESULTS_KEPT]:
+                del self.results[old]
+            flow.response = http.Response.make(303, b"", {"Location": f"/?done={n}", "Cache-Control": "no-store"})
+            return
+        flow.response = http.Response.make(200, f"{result.text}\n".encode(), {"Content-Type": "text/plain"})
+
+    def _run(self, store: CacheStore, action: str, form: dict[str, str]) -> str:
+        if action == "expire":
+            res = maintenance.expire(store, now_=form.get("now") == "1")
+            return (f"expire: {len(res.deleted)} deleted ({human_size(res.freed)}), {len(res.orphaned)} orphans"
+                    + (f"; refused under {', '.join(res.refused_roots)} (index parsing failed)"
+                       if res.refused_roots else ""))
+        if action == "verify":
+            vres = maintenance.verify(store)
+            return f"verify: {vres.checked} checked, {len(vres.damaged)} damaged"
+        if action == "import":
+            folder = Path(form.get("dir", "")).expanduser()
+            if not form.get("dir") or not folder.is_dir():
+                return f"import: {form.get('dir', '')!r} is not a folder on the proxy's machine"
+            ires = maintenance.import_dir(store, folder)
+            return (f"import: {len(ires.placed)} placed, {len(ires.already)} already cached, "
+                    f"{len(ires.unmatched)} unmatched, {len(ires.failed)} failed")
+        if action == "delete":
+            key = form.get("key", "")
+            if not key or store.get_entry(key) is None:
+                return f"delete: {key!r} is not in the cache"
+            store.drop(key)
+            return f"deleted {key}"
+        self.c.stats.reset()
+        return "counters reset"
+
+    async def _precache(self, store: CacheStore, form: dict[str, str], proxy: str) -> Result:
+        """Planned now, downloaded in the background through this proxy, like `pkgcache precache`."""
+        def values(name: str) -> tuple[str, ...]:
+            return tuple(v.strip() for v in form.get(name, "").split(",") if v.strip())
+
+        selection = precache.Selection(suites=values("suite"), components=values("component"), archs=values("arch"))
+        if not selection:
+            return Result("precache", "precache: name at least a suite", failed=True)
+        p = await asyncio.to_thread(precache.plan, store, selection)
+        what = precache.describe(selection)
+        if not p.indexes:
+            return Result("precache", f"precache: no cached index matches {what}", failed=True)
+        if p.urls:
+            self.tasks.start(self._download(store, p, proxy, what), f"precache {what}")
+        return Result("precache", f"precache of {what}: {len(p.urls)} files ({human_size(p.bytes)}) being "
+                      f"downloaded, {p.cached} already cached; see downloads in progress and the log")
+
+    @staticmethod
+    async def _download(store: CacheStore, p: precache.Plan, proxy: str, what: str) -> None:
+        with TransferProgress("precache", tty=False, out=cast(IO[str], _LogLines())) as progress:
+            failed = await precache.download(p, proxy, 4, progress)
+        log.info("pkgcache: precache of %s: %s", what, progress.summary())
+        await asyncio.to_thread(maintenance.record_run, store, "precache",
+                                {"selection": what, "fetched": len(p.urls) - len(failed), "failed": len(failed)})
+
+    # -- monitoring ---------------------------------------------------------------------
 
     def _monitoring(self, flow: http.HTTPFlow, path: str) -> None:
         root = self.c.store.root if self.c.store is not None else None
@@ -61,24 +184,12 @@ class Dashboard:
         text = "ok\n" if not problems else "".join(f"unhealthy: {p}\n" for p in problems)
         flow.response = http.Response.make(503 if problems else 200, text.encode(), {"Content-Type": "text/plain"})
 
-    def _admin_action(self, store: CacheStore, action: str, key: str, now: bool) -> str:
-        if action == "expire":
-            res = maintenance.expire(store, now_=now)
-            return f"expire: {len(res.deleted)} deleted ({res.freed} bytes), {len(res.orphaned)} orphans" + (
-                f"; refused under {', '.join(res.refused_roots)} (index parsing failed)" if res.refused_roots else "")
-        if action == "verify":
-            vres = maintenance.verify(store)
-            return f"verify: {vres.checked} checked, {len(vres.damaged)} damaged"
-        if action == "delete":
-            if not key or store.get_entry(key) is None:
-                return f"delete: {key!r} is not in the cache"
-            store.drop(key)
-            return f"deleted {key}"
-        self.c.stats.reset()
-        return "counters reset"
+    async def _maintenance_info(self) -> dict[str, Any]:
+        store = self.c.store
+        return await asyncio.to_thread(self._read_maintenance, store) if store is not None else {}
 
     @staticmethod
-    def _maintenance_info(store: CacheStore) -> dict[str, Any]:
+    def _read_maintenance(store: CacheStore) -> dict[str, Any]:
         lengths = [e.length for _, e in store.entries()]
         return {"size": {"files": len(lengths), "bytes": sum(lengths)},
                 "runs": maintenance.read_json(store.root / ".pkgcache" / "maintenance.json", {}).get("runs", []),
@@ -88,11 +199,25 @@ class Dashboard:
     def _info(self) -> dict[str, Any]:
         store = self.c.store
         wanted = self.c.wanted
+        reach = self.c.reachability
         return {
-            "cache_dir": str(store.root) if store else None,
+            "cache_dir": str(store.root) if store is not None else None,
             "wanted_urls": len(wanted.entries) if wanted else 0,
             "datastore": str(wanted.datastore.root) if wanted and wanted.datastore else None,
-            "upstream": self.c.reachability.snapshot() if self.c.reachability else {},
-            "entries": len(store) if store else 0,
+            "upstream": reach.snapshot() if reach else {},
+            "offline_mode": reach.mode if reach else "off",
+            "entries": len(store) if store is not None else 0,
             "downloads_in_progress": len(self.c.flights),
         } | {k: v for src in self.c.info_sources for k, v in src().items()}
+
+
+def _proxy_address(flow: http.HTTPFlow) -> str:
+    """This proxy as the client reached it: the local address of the client's own connection."""
+    sock = flow.client_conn.sockname
+    if not sock:
+        return "http://PROXY-HOST:8080"
+    host = str(sock[0])
+    if host.startswith("::ffff:"):
+        host = host[7:]
+    return f"http://[{host}]:{sock[1]}" if ":" in host else f"http://{host}:{sock[1]}"
+

@@ -270,9 +270,23 @@ class Router:
             return
         if report.is_report_target(req):
             return  # answered by the cache addon, inside the proxy: never forwarded anywhere
+        if await self._addressed_to_proxy(flow):
+            flow.metadata[report.META_DASHBOARD] = True  # a browser not set up to use the proxy: the report
+            return
         await self._route(flow)
         if flow.response is None:
             flow.metadata[META_KEY_HOST] = await self._key_host(flow)
+
+    async def _addressed_to_proxy(self, flow: http.HTTPFlow) -> bool:
+        """A request whose target is this proxy's own listening address (a browser pointed at
+        http://PROXY-HOST:8080/): forwarding it would loop back here, so it is the report's."""
+        sock, req = flow.client_conn.sockname, flow.request
+        if not sock or not isinstance(flow.client_conn.proxy_mode, RegularMode) or req.port != sock[1]:
+            return False
+        own = str(sock[0]).removeprefix("::ffff:")
+        if req.host == own or req.host.strip("[]") == own:
+            return True
+        return own in await self.c.resolver.addresses(req.host)
 
     async def _key_host(self, flow: http.HTTPFlow) -> str:
         """Where the request really goes names its cache key; a Host header that disagrees is ignored.

@@ -1,0 +1,50 @@
+"""What the report says, in words and human units (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pkgcache_suite.proxy.reportview import dashboard, ratios, setup, upstream_words
+
+
+@pytest.mark.parametrize("counts,req,byte", [
+    ({}, "–", "–"),
+    ({"hit": 3, "miss": 1, "bytes_from_cache": 300, "bytes_from_upstream": 100}, "75.0%", "75.0%"),
+    ({"hit": 1, "coalesced": 1, "revalidated": 1, "stale": 1, "miss": 2, "failed": 1, "offline_miss": 1,
+      "pass": 50}, "50.0%", "–"),  # passed-through requests are not cacheable: not in the ratio
+])
+def test_ratios(counts: dict[str, int], req: str, byte: str) -> None:
+    r = ratios(counts)
+    assert (r["req_ratio"], r["byte_ratio"]) == (req, byte)
+
+
+@pytest.mark.parametrize("mode,hosts,word", [
+    ("auto", {}, "Online"),
+    ("auto", {"mirror.example:80": "up"}, "Online"),
+    ("auto", {"mirror.example:80": "down"}, "Unreachable"),
+    ("auto", {"mirror.example:80": "down", "other.example:80": "up"}, "Partly unreachable"),
+    ("on", {"mirror.example:80": "up"}, "Offline"),
+])
+def test_upstream_in_words(mode: str, hosts: dict[str, str], word: str) -> None:
+    assert upstream_words(mode, hosts)["word"] == word
+
+
+def test_dashboard_view_uses_human_units() -> None:
+    snap = {"total": {"hit": 9, "miss": 1, "bytes_from_cache": 3 << 20, "bytes_from_upstream": 1 << 20},
+            "daily": {"2026-11-25": {"hit": 9, "miss": 1}}, "uptime": 3725.0, "by_repo": {}, "by_client": {},
+            "recent": [{"when": 0, "event": "coalesced", "url": "http://m/a.deb", "client": "10.0.0.0/24",
+                        "bytes": 2048}]}
+    view = dashboard(snap, {"cache_dir": "/var/cache/pkgcache", "downloads_in_progress": 2},
+                     {"size": {"files": 3, "bytes": 5 << 30}}, (100 << 30, 40 << 30))
+    assert view["t"]["req_ratio"] == "90.0%" and view["t"]["from_cache"] == "3.0 MiB"
+    assert view["cache"]["size"] == "5.0 GiB" and view["cache"]["free"] == "40.0 GiB"
+    assert view["uptime"] == "1 h 2 min" and view["history"][0]["width"] == 90
+    assert view["recent"][0]["event"] == "hit, shared download" and view["recent"][0]["size"] == "2.0 KiB"
+
+
+def test_setup_lines_carry_the_proxy_address() -> None:
+    clients = setup("http://192.0.2.10:8080")["clients"]
+    names = " ".join(c["name"] for c in clients)
+    for manager in ("apt", "dnf", "zypper", "pacman", "pip", "npm"):
+        assert manager in names
+    assert all("http://192.0.2.10:8080" in c["lines"] for c in clients)
