@@ -227,7 +227,7 @@ def test_report_page_shows_maintenance_and_runs_actions(world: World, start_prox
     pkgcache(world.cache, "verify")
     with proxy.client() as c:
         page = c.get("http://pkgcache/").text
-        assert "cache size" in page and "verify" in page and "Orphans" in page and "Damaged" in page
+        assert "Cache size" in page and "Verify" in page and "Orphans" in page and "Damaged" in page
         csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
         auth = {"Authorization": "Basic " + base64.b64encode(b"admin:pw").decode()}
         r = c.post("http://pkgcache/admin/verify", data={"csrf": csrf}, headers=auth)

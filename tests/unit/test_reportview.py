@@ -48,3 +48,22 @@ def test_setup_lines_carry_the_proxy_address() -> None:
     for manager in ("apt", "dnf", "zypper", "pacman", "pip", "npm"):
         assert manager in names
     assert all("http://192.0.2.10:8080" in c["lines"] for c in clients)
+
+
+def test_the_templates_render_every_section() -> None:
+    from pkgcache_suite.proxy import report
+
+    snap = {"total": {"hit": 2, "miss": 1}, "daily": {"2026-11-25": {"hit": 2, "miss": 1}}, "uptime": 5.0,
+            "by_repo": {"mirror.example": {"hit": 2, "miss": 1}}, "by_client": {"10.0.0.0/24": {"hit": 2}},
+            "recent": [{"when": 0, "event": "hit", "url": "http://mirror.example/<a>.deb", "client": "10.0.0.0/24",
+                        "bytes": 5}]}
+    maint = {"size": {"files": 1, "bytes": 5}, "runs": [{"command": "verify", "when": 0, "checked": 1}],
+             "orphans": {"m/old.deb": 0}, "damaged": {"m/bad.deb": "size 3, expected 5"}}
+    view = dashboard(snap, {"cache_dir": "/c"}, maint, (10, 5))
+    page = report.render("dashboard.html", result=None, problems=["disk nearly full"], healthy=False,
+                         csrf="t", admin=True, **view)
+    for words in ("Hit ratio (requests)", "mirror.example", "10.0.0.0/24", "2026-11-25", "checked: 1",
+                  "m/old.deb", "size 3, expected 5", "disk nearly full", "Unhealthy"):
+        assert words in page
+    assert "http://mirror.example/&lt;a&gt;.deb" in page  # escaped
+    assert "Client setup" in report.render("setup.html", healthy=True, **setup("http://192.0.2.1:8080"))

@@ -112,6 +112,18 @@ class CacheCore:
         if self.c.fileserver.server is None:
             await self.c.fileserver.start()
         self.housekeeping.start()
+        self._say_where()
+
+    @staticmethod
+    def _say_where() -> None:
+        """One line an admin can act on: what to give clients, and where the dashboard is."""
+        server = ctx.master.addons.get("proxyserver") if ctx.master else None
+        addrs = server.listen_addrs() if server is not None and hasattr(server, "listen_addrs") else []
+        said = {("PROXY-HOST" if host in ("", "0.0.0.0", "::") else (f"[{host}]" if ":" in host else host), port)
+                for host, port, *_ in addrs}
+        for shown, port in sorted(said):
+            log.info("pkgcache: ready: clients use http://%s:%d as their proxy (apt: Acquire::http::Proxy); "
+                     "dashboard at http://%s:%d/", shown, port, shown, port)
 
     async def done(self) -> None:
         self.housekeeping.stop()
@@ -149,7 +161,12 @@ class CacheCore:
     async def _request(self, flow: http.HTTPFlow) -> None:
         req = flow.request
         if report.is_report_target(req) or flow.metadata.get(report.META_DASHBOARD):
-            await self.dashboard.answer(flow)
+            try:
+                await self.dashboard.answer(flow)
+            except Exception:  # the report is never forwarded anywhere, whatever fails
+                log.exception("pkgcache: report page %s failed", req.path)
+                flow.response = http.Response.make(500, b"pkgcache: the report page failed; see the log\n",
+                                                   {"Content-Type": "text/plain"})
             return
         store, classifier = self.c.store, self.c.classifier
         if store is None or classifier is None:
@@ -270,6 +287,8 @@ class CacheCore:
         st = self.flows.get(flow.id)
         if st is None:
             resp.stream = True  # pass-through: never buffer a body we do not keep
+            if "X-Cache" not in resp.headers:  # every answer says what the cache did; ours already do
+                resp.headers["X-Cache"] = "MISS"
             if not flow.comment:
                 flow.comment = "pkgcache: passed through (not cached)"
             return

@@ -1,0 +1,82 @@
+"""The dashboard as a person sees it: rendered by headless Chromium at the proxy's own address, with no
+proxy configured in the browser; counters and history still there after a restart; admin actions come
+back to the page with their result."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import re
+from pathlib import Path
+
+import httpx
+
+from support.browser import dump_dom
+from support.origin import Origin
+from support.proxy import wait_for
+
+DEB = "/debian/pool/main/h/hello/hello_1.0_amd64.deb"
+
+
+def _text(dom: str) -> str:
+    """What is readable on the page: tags out, whitespace folded, entities decoded."""
+    no_style = re.sub(r"<style.*?</style>", " ", dom, flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", no_style)).split())
+
+
+def test_the_dashboard_in_a_browser_and_after_a_restart(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    proxy = start_proxy("--set", "pkgcache_admin_password=pw")
+    origin.put(DEB, b"p" * 300_000)
+    with proxy.client() as c:
+        for _ in range(3):  # one miss, two hits
+            assert c.get(origin.base + DEB).status_code == 200
+    today = datetime.date.today().isoformat()
+    shot = tmp_path / "dashboard.png"
+    dom = dump_dom(f"{proxy.url}/", screenshot=shot)
+    text = _text(dom)
+    assert shot.stat().st_size > 10_000
+    assert "Hit ratio (requests) 66.7%" in text and "Hit ratio (bytes) 66.7%" in text, proxy.log_text()
+    assert "Bytes saved 585.9 KiB" in text
+    assert "Upstream Online" in text and "Healthy" in text
+    assert "Downloads in progress 0" in text and "Uptime" in text and "pkgcache 0.1.0" in text
+    assert origin.base + DEB in text and "hit" in text and "miss, downloaded" in text  # recent activity
+    assert "By client network" in text and "127.0.0.0/24" in text
+    assert f"{today} 3 66.7%" in text  # history: the day's requests and hit ratio
+    assert not re.search(r"""(src|href)=["']https?://(?!127\.0\.0\.1)""", dom), "no asset from elsewhere"
+
+    setup = _text(dump_dom(f"{proxy.url}/setup"))
+    assert f'Acquire::http::Proxy "{proxy.url}";' in setup
+    for manager in ("dnf", "zypper", "pacman", "pip", "npm"):
+        assert manager in setup
+
+    # an admin action posted from the page comes back to the page with its result
+    page = httpx.get(f"{proxy.url}/", trust_env=False).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    auth = {"Authorization": "Basic " + base64.b64encode(b"admin:pw").decode(), "Accept": "text/html"}
+    r = httpx.post(f"{proxy.url}/admin/verify", data={"csrf": csrf}, headers=auth, trust_env=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/?done=")
+    after = _text(dump_dom(f"{proxy.url}{r.headers['location']}"))
+    assert "Healthy verify: 1 checked, 0 damaged" in after  # the banner, at the top
+    assert "verify" in after.split("Maintenance", 1)[1]  # the run is listed with the last maintenance results
+
+    # restart on the same cache: the totals and the history are still there
+    proxy.stop()
+    again = start_proxy("--set", "pkgcache_admin_password=pw", cache_dir=proxy.cache_dir)
+    text = _text(dump_dom(f"{again.url}/"))
+    assert "Hit ratio (requests) 66.7%" in text and f"{today} 3 66.7%" in text
+    with again.client() as c:
+        assert c.get(origin.base + DEB).headers["x-cache"] == "HIT"
+    wait_for(lambda: f"{today} 4 75.0%" in _text(dump_dom(f"{again.url}/")), timeout=30,
+             what="the new hit to join the day's total")
+
+
+def test_the_report_host_through_the_proxy_and_the_metrics(proxy) -> None:
+    with proxy.client() as c:
+        page = c.get("http://pkgcache/")
+        assert page.status_code == 200 and "Hit ratio (requests)" in page.text
+        assert "<link" not in page.text and "<script" not in page.text
+        assert c.get("http://pkgcache/setup").status_code == 200
+        # a browser not set up for the proxy and one that is see the same page
+        direct = httpx.get(f"{proxy.url}/", trust_env=False)
+        assert direct.status_code == 200 and "Hit ratio (requests)" in direct.text

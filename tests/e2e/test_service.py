@@ -1,0 +1,113 @@
+"""The system service recipe as written (conf/systemd, conf/logrotate): systemd accepts the units, the
+service's command line with its environment starts a working cache, the maintenance unit's commands run on
+that cache, and logrotate rotates a file log.
+
+systemd is not PID 1 here, so the units are checked by `systemd-analyze verify` and their Exec lines run
+directly, with the paths moved under the test's folder (the venv's bin for /opt/pkgcache/bin). The
+service's own user is not switched to: that part is systemd's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import httpx
+
+from support.origin import Origin
+from support.proxy import ROOT, wait_for
+
+UNITS = ROOT / "conf" / "systemd"
+DEB = "/debian/pool/main/h/hello/hello_1.0_amd64.deb"
+
+
+def _bin() -> str:
+    exe = shutil.which("pkgcache")
+    assert exe, "pip install -e . puts pkgcache on PATH"
+    return os.path.dirname(exe)
+
+
+def _moved(text: str, tmp: Path, port: int) -> str:
+    return (text.replace("/opt/pkgcache/bin/", _bin() + "/").replace("/var/cache/pkgcache", str(tmp / "cache"))
+            .replace("/var/lib/pkgcache", str(tmp / "state")).replace("3142", str(port)))
+
+
+def _unit(name: str) -> tuple[dict[str, str], list[str]]:
+    """A unit's Environment= and its ExecStart= lines."""
+    text = (UNITS / name).read_text()
+    env = dict(m.split("=", 1) for m in re.findall(r"^Environment=(\S+)$", text, re.M))
+    return env, re.findall(r"^ExecStart=(.+)$", text, re.M)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_systemd_accepts_the_units(tmp_path: Path) -> None:
+    for unit in UNITS.iterdir():
+        (tmp_path / unit.name).write_text(unit.read_text().replace("/opt/pkgcache/bin/", _bin() + "/"))
+    r = subprocess.run(["systemd-analyze", "verify", *sorted(str(p) for p in tmp_path.iterdir())],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and not r.stderr.strip(), r.stderr
+    service = (UNITS / "pkgcache.service").read_text()
+    assert "User=pkgcache" in service and "CacheDirectory=pkgcache" in service
+    assert "StandardOutput=journal" in service
+    timer = (UNITS / "pkgcache-maintenance.timer").read_text()
+    assert "OnCalendar=daily" in timer and "Persistent=true" in timer
+
+
+def test_the_service_command_line_runs_a_cache_and_maintenance_runs_on_it(origin: Origin, tmp_path: Path) -> None:
+    port = _free_port()
+    env, (start,) = _unit("pkgcache.service")
+    (tmp_path / "cache").mkdir()  # what CacheDirectory= and StateDirectory= create
+    (tmp_path / "state").mkdir()
+    run_env = {**os.environ, **{k: _moved(v, tmp_path, port) for k, v in env.items()}}
+    argv = _moved(start, tmp_path, port).split() + ["--set", "pkgcache_allow_loopback=true",
+                                                     "--set", "pkgcache_allow_ports=0"]  # the test's origin
+    proc = subprocess.Popen(argv, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()  # type: ignore[arg-type]
+    try:
+        wait_for(lambda: any("pkgcache: ready" in ln for ln in lines), timeout=30, what="the service to start")
+        assert any(f"dashboard at http://PROXY-HOST:{port}/" in ln for ln in lines)
+        origin.put(DEB, b"h" * 50_000)
+        # the check the recipe gives: curl -I through the proxy shows X-Cache
+        curl = ["curl", "-sI", "-x", f"http://127.0.0.1:{port}", origin.base + DEB]
+        first = subprocess.run(curl, capture_output=True, text=True, timeout=30).stdout
+        subprocess.run(["curl", "-s", "-o", "/dev/null", "-x", f"http://127.0.0.1:{port}", origin.base + DEB],
+                       check=True, timeout=30)
+        second = subprocess.run(curl, capture_output=True, text=True, timeout=30).stdout
+        assert re.search(r"(?im)^x-cache: MISS", first) and re.search(r"(?im)^x-cache: HIT", second)
+        assert httpx.get(f"http://127.0.0.1:{port}/", trust_env=False).status_code == 200  # the dashboard
+        assert list((tmp_path / "cache").rglob("hello_1.0_amd64.deb"))  # the cache is where the unit says
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+    menv, commands = _unit("pkgcache-maintenance.service")
+    assert [c.split()[1] for c in commands] == ["expire", "verify"]
+    for command in commands:
+        r = subprocess.run(_moved(command, tmp_path, port).split(), capture_output=True, text=True, timeout=120,
+                           env={**os.environ, **{k: _moved(v, tmp_path, port) for k, v in menv.items()}})
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_logrotate_rotates_a_file_log_as_written(tmp_path: Path) -> None:
+    logs = tmp_path / "log"
+    logs.mkdir()
+    conf = tmp_path / "pkgcache.logrotate"
+    conf.write_text((ROOT / "conf" / "logrotate" / "pkgcache").read_text().replace("/var/log/pkgcache", str(logs)))
+    (logs / "pkgcache.log").write_text("pkgcache: ready\n" * 100)
+    r = subprocess.run(["logrotate", "--state", str(tmp_path / "state"), "--force", str(conf)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (logs / "pkgcache.log.1").read_text().startswith("pkgcache: ready")
+    assert (logs / "pkgcache.log").stat().st_size == 0  # truncated in place: the writer keeps its file
