@@ -147,7 +147,7 @@ def test_verify_finds_and_fixes_damage(world: World) -> None:
     r = pkgcache(world.cache, "verify")
     assert r.returncode == 1
     assert "DAMAGED" in r.stdout and world.pool["beta"].name in r.stdout
-    assert "Packages" in r.stdout  # checked against the index that lists it
+    assert f"/binary-{ARCH}/" in r.stdout  # checked against the index that lists it (by-hash, as apt got it)
     r = pkgcache(world.cache, "verify", "--fix=delete")
     assert r.returncode == 0 and not beta.exists()
     assert pkgcache(world.cache, "verify").returncode == 0
@@ -177,17 +177,47 @@ def test_import_places_matching_debs_and_leaves_the_rest(world: World, tmp_path:
 
 def test_precache_downloads_what_an_index_lists(origin: Origin, start_proxy, tmp_path: Path) -> None:
     w = World(origin, start_proxy(), tmp_path)
-    w.update_and_get()  # indexes only
+    w.update_and_get()  # indexes only, fetched by apt by-hash
     assert cached_debs(w.cache) == set()
-    pattern = "*/dists/stable/main/binary-*/*"
-    r = pkgcache(w.cache, "precache", "--estimate", "--proxy", w.proxy.url, pattern)
-    assert r.returncode == 0 and "list 3 files to fetch" in r.stdout
+    assert list(w.cache.rglob("by-hash/SHA256/*")) and not list(w.cache.rglob("binary-*/Packages*"))
+    select = ("--suite", "stable", "--component", "main", "--arch", ARCH)
+    r = pkgcache(w.cache, "precache", "--estimate", "--proxy", w.proxy.url, *select)
+    assert r.returncode == 0 and "list 3 files to fetch" in r.stdout, r.stdout + r.stderr
     assert cached_debs(w.cache) == set()
-    r = pkgcache(w.cache, "precache", "--proxy", w.proxy.url, pattern)
+    r = pkgcache(w.cache, "precache", "--proxy", w.proxy.url, *select)
     assert r.returncode == 0, r.stdout + r.stderr
     assert cached_debs(w.cache) == {w.pool[n].name for n in ("alpha", "beta", "gamma")}
-    r = pkgcache(w.cache, "precache", "--estimate", "--proxy", w.proxy.url, pattern)
-    assert "list 0 files to fetch" in r.stdout and "3 already cached" in r.stdout
+    assert "3 files" in r.stdout and "0 failed" in r.stdout and "ok: " not in r.stderr  # a summary, no per-file lines
+    # the README's pattern matches the index's name although apt fetched it by-hash
+    r = pkgcache(w.cache, "precache", "--estimate", "--proxy", w.proxy.url, "*/dists/*/main/binary-*/Packages*")
+    assert "list 1 files to fetch" in r.stdout and "3 already cached" in r.stdout  # delta, from oldstable
+
+
+def test_precache_with_the_proxy_down_says_so_once(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    w = World(origin, start_proxy(), tmp_path)
+    w.update_and_get()
+    url = w.proxy.url
+    w.proxy.stop()
+    r = pkgcache(w.cache, "precache", "--proxy", url, "--suite", "stable")
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "cannot start, the proxy does not answer" in r.stderr, r.stderr
+
+
+def test_pinned_files_outlive_expire(world: World) -> None:
+    w = world
+    w.pool["epsilon"] = build_deb(w.repo, "epsilon", "1.0", 5_000)
+    w.publish("oldstable", ["epsilon"])  # delta is listed nowhere now
+    w.update_and_get()
+    r = pkgcache(w.cache, "pin", "*/pool/main/d/delta/*")
+    assert r.returncode == 0 and "*/pool/main/d/delta/*" in r.stdout
+    r = pkgcache(w.cache, "expire", "--now")
+    assert r.returncode == 0, r.stdout
+    assert w.pool["delta"].name in cached_debs(w.cache)
+    r = pkgcache(w.cache, "pin", "--remove", "*/nothing/*")
+    assert r.returncode == 1 and "not pinned" in r.stderr
+    pkgcache(w.cache, "pin", "--remove", "*/pool/main/d/delta/*")
+    pkgcache(w.cache, "expire", "--now")
+    assert w.pool["delta"].name not in cached_debs(w.cache)
 
 
 def test_failed_index_parse_deletes_nothing(world: World) -> None:

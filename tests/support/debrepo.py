@@ -55,8 +55,10 @@ def write_indexes(repo: Path, suite: str = "stable", by_hash: bool = False) -> N
     (bin_dir / "Packages").write_bytes(pk)
     subprocess.run(["gzip", "-9fk", str(bin_dir / "Packages")], check=True)
     subprocess.run(["xz", "-fk", str(bin_dir / "Packages")], check=True)
+    # like Debian's archives, MD5Sum and SHA256 only: apt asks by-hash for its strongest listed hash
+    no_sha512 = ["-o", "APT::FTPArchive::SHA512=false", "-o", "APT::FTPArchive::Release::SHA512=false"]
     rel = subprocess.run(
-        ["apt-ftparchive", "-o", f"APT::FTPArchive::Release::Suite={suite}",
+        ["apt-ftparchive", *(no_sha512 if by_hash else []), "-o", f"APT::FTPArchive::Release::Suite={suite}",
          "-o", f"APT::FTPArchive::Release::Codename={suite}",
          "-o", "APT::FTPArchive::Release::Components=main",
          "-o", f"APT::FTPArchive::Release::Architectures={ARCH}",
