@@ -254,7 +254,8 @@ def test_cli_lists_cached_files(origin: Origin, proxy: Proxy) -> None:
     assert origin.base + DEB in out and "1 entries, 1.2 KiB" in out
 
 
-def test_options_are_visible_in_mitmweb(tmp_path: Path) -> None:
+def test_options_are_visible_in_mitmweb(origin: Origin, tmp_path: Path) -> None:
+    """mitmweb shows the pkgcache options, and a streamed miss in its flow list with its real size."""
     import re
     import shutil
     import socket
@@ -272,7 +273,8 @@ def test_options_are_visible_in_mitmweb(tmp_path: Path) -> None:
         web_port = sock.getsockname()[1]
     proc = subprocess.Popen([mitmweb, "-s", str(ENTRY), "--no-web-open-browser", "--listen-host", "127.0.0.1",
                              "--listen-port", "0", "--web-port", str(web_port), "--set", f"pkgcache_dir={tmp_path / 'c'}",
-                             "--set", f"pkgcache_datastore={tmp_path / 'ds'}"],
+                             "--set", f"pkgcache_datastore={tmp_path / 'ds'}", "--set", "pkgcache_allow_loopback=true",
+                             "--set", "pkgcache_allow_ports=0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
@@ -288,6 +290,20 @@ def test_options_are_visible_in_mitmweb(tmp_path: Path) -> None:
         opts = r.json()
         assert opts["pkgcache_dir"]["value"] == str(tmp_path / "c")
         assert {"pkgcache_offline", "pkgcache_conf", "pkgcache_filter"} <= set(opts)
+        port = int(re.search(r"HTTP\(S\) proxy listening at 127\.0\.0\.1:(\d+)", "".join(lines)).group(1))
+        origin.put(DEB, b"s" * 3_000_000)  # larger than pkgcache_memory_hit_max: streamed from upstream
+        with httpx.Client(proxy=f"http://127.0.0.1:{port}", trust_env=False) as c:
+            assert c.get(origin.base + DEB).headers["x-cache"] == "MISS"
+        flows_url = f"http://127.0.0.1:{web_port}/flows" + (f"?{query}" if query else "")
+
+        def listed() -> list:
+            with httpx.Client(trust_env=False) as c:
+                return [f for f in c.get(flows_url).json() if f["request"]["path"].endswith(".deb")]
+
+        wait_for(lambda: listed() and listed()[0]["response"]["contentLength"], what="the flow in mitmweb")
+        flow = listed()[0]
+        assert flow["response"]["contentLength"] == 3_000_000  # not 0: the stored body is shown
+        assert "MISS" in flow["comment"] and "2.9 MiB" in flow["comment"] and flow["marked"]
     finally:
         proc.terminate()
         proc.wait(10)
