@@ -309,20 +309,28 @@ def test_options_are_visible_in_mitmweb(origin: Origin, tmp_path: Path) -> None:
         proc.wait(10)
 
 
-def test_pkgcache_serve_starts_mitmdump_with_the_suite(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["--cache-dir", "--set"])
+def test_pkgcache_serve_starts_mitmdump_with_the_suite(tmp_path: Path, how: str) -> None:
+    """From a virtual environment's bin without it on PATH, the cache root named either way."""
+    import os
     import subprocess
+    import sys
     import threading
 
     from support.proxy import wait_for
 
-    proc = subprocess.Popen(["pkgcache", "--cache-dir", str(tmp_path / "c"), "serve", "--listen-host", "127.0.0.1",
-                             "--listen-port", "0", "--set", f"pkgcache_datastore={tmp_path / 'ds'}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    exe = str(Path(sys.executable).with_name("pkgcache"))
+    root = ["--cache-dir", str(tmp_path / "c")] if how == "--cache-dir" else []
+    named = ["--set", f"pkgcache_dir={tmp_path / 'c'}"] if how == "--set" else []
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}  # the mitmdump beside pkgcache is the one used
+    proc = subprocess.Popen([exe, *root, "serve", "--listen-host", "127.0.0.1", "--listen-port", "0", *named,
+                             "--set", f"pkgcache_datastore={tmp_path / 'ds'}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()  # type: ignore[arg-type]
     try:
-        wait_for(lambda: any("proxy listening" in ln for ln in lines), timeout=60, what="the proxy to start")
-        assert any(f"cache at {tmp_path / 'c'}" in ln for ln in lines)
+        wait_for(lambda: any("pkgcache: ready" in ln for ln in lines), timeout=60, what="the proxy to start")
+        assert any(f"cache at {tmp_path / 'c'}" in ln for ln in lines), lines
     finally:
         proc.terminate()
         proc.wait(10)

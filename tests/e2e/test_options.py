@@ -78,3 +78,13 @@ def test_sizes_take_units(tmp_path: Path) -> None:
         [0, 65536, 512 << 10, 1 << 20, 1 << 20, 2 << 20]
     with pytest.raises(ValueError, match="at most 64M"):
         parse_size("x", "1G", 64 << 20)
+
+
+def test_an_option_given_twice_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    """mitmproxy would refuse it after the suite loaded and run as a plain proxy that caches nothing."""
+    r = _run(tmp_path, "--set", f"pkgcache_dir={tmp_path / 'a'}", "--set", f"pkgcache_dir={tmp_path / 'b'}")
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    lines = [ln for ln in out.splitlines() if "pkgcache: bad option:" in ln]
+    assert len(lines) == 1 and "pkgcache_dir is given 2 times" in lines[0], out
+    assert "Traceback" not in out and "listening" not in out, out

@@ -19,14 +19,20 @@ ENTRY_SCRIPT = Path(__file__).resolve().parents[2] / "pkgcache.py"
 
 
 def _serve(args: argparse.Namespace, extra: list[str]) -> int:
-    tool = shutil.which(args.tool)
+    # the front end installed beside this Python (the virtual environment's), not another one on PATH
+    beside = Path(sys.executable).parent / args.tool
+    tool = str(beside) if beside.is_file() else shutil.which(args.tool)
     if tool is None:
-        print(f"pkgcache: {args.tool} not found on PATH (pip install mitmproxy)", file=sys.stderr)
+        print(f"pkgcache: {args.tool} not found beside {sys.executable} or on PATH (pip install mitmproxy)",
+              file=sys.stderr)
         return 2
     if not ENTRY_SCRIPT.is_file():
         print(f"pkgcache: entry script {ENTRY_SCRIPT} missing; install with pip install -e .", file=sys.stderr)
         return 2
-    argv = [tool, "-s", str(ENTRY_SCRIPT), "--set", f"pkgcache_dir={args.cache_dir}", *extra]
+    # mitmproxy refuses an option set twice, and would then run without pkgcache: the cache root is given
+    # once, by --set if the arguments for mitmdump name it, else from --cache-dir / PKGCACHE_DIR
+    named = any(a.startswith("pkgcache_dir=") for a in extra)
+    argv = [tool, "-s", str(ENTRY_SCRIPT), *([] if named else ["--set", f"pkgcache_dir={args.cache_dir}"]), *extra]
     os.execv(tool, argv)
     return 0  # not reached
 

@@ -75,6 +75,7 @@ class CacheCore:
     def load(self, loader: Any) -> None:
         for name, typ, default, help_ in options.OPTIONS:
             loader.add_option(name, typ, default, help_)
+        options.refuse_repeated(ctx.options, self.c.fail_fast)
 
     def configure(self, updated: set[str]) -> None:
         """Parse only what changed; the store and the classifier are rebuilt only when their options did."""

@@ -41,6 +41,17 @@ OPTIONS: list[tuple[str, type, Any, str]] = [
 NAMES = {name for name, *_ in OPTIONS}
 
 
+def refuse_repeated(opts: Any, fail_fast: bool) -> None:
+    """An option given twice on the command line (``--set pkgcache_dir=a --set pkgcache_dir=b``): mitmproxy
+    would refuse it after the suite has loaded and then run as a plain proxy, caching nothing, without a word.
+    Checked when the suite loads, before that happens."""
+    for name, value in getattr(opts, "deferred", {}).items():
+        values = getattr(value, "val", None)
+        if name.startswith("pkgcache_") and isinstance(values, list) and len(values) > 1:
+            reject(ValueError(f"{name} is given {len(values)} times ({', '.join(map(repr, values))}): "
+                              "give it once"), fail_fast, False)
+
+
 def settings(opts: Any) -> Settings:
     """Parse the options into Settings; ValueError names the option and what is wrong."""
     return parse(opts)
