@@ -24,6 +24,7 @@ BAD = {
     "pkgcache_conf": ("{missing}", "pkgcache_conf"),
     "pkgcache_allow_ports": ("http", "expected port numbers"),
     "pkgcache_allow_clients": ("10.0.0.0/33", "not an address or network"),
+    "pkgcache_trusted_front": ("front.example", "not an address or network"),
     "pkgcache_force_managed": ("maybe", "expected true or false"),
     "pkgcache_intercept_hosts": ("mirror example", "expected host names"),
     "pkgcache_allow_loopback": ("perhaps", "expected true or false"),

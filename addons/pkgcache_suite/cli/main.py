@@ -31,7 +31,18 @@ def _serve(args: argparse.Namespace, extra: list[str]) -> int:
         return 2
     # mitmproxy refuses an option set twice, and would then run without pkgcache: the cache root is given
     # once, by --set if the arguments for mitmdump name it, else from --cache-dir / PKGCACHE_DIR
-    named = any(a.startswith("pkgcache_dir=") for a in extra)
+    named = [a.partition("=")[2] for a in extra if a.startswith("pkgcache_dir=")]
+    if args.workers:
+        from pkgcache_suite.tier.supervisor import run_tier
+
+        if args.tool != "mitmdump":
+            print("pkgcache serve: --workers runs mitmdump workers; inspect one with mitmweb on its own",
+                  file=sys.stderr)
+            return 2
+        extra = [a for i, a in enumerate(extra) if not a.startswith("pkgcache_dir=")
+                 and not (a == "--set" and i + 1 < len(extra) and extra[i + 1].startswith("pkgcache_dir="))]
+        return run_tier(Path(named[-1] if named else args.cache_dir).expanduser(), args.workers, extra, tool,
+                        ENTRY_SCRIPT)
     argv = [tool, "-s", str(ENTRY_SCRIPT), *([] if named else ["--set", f"pkgcache_dir={args.cache_dir}"]), *extra]
     os.execv(tool, argv)
     return 0  # not reached
@@ -243,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run mitmdump (or --tool mitmweb) with pkgcache; other args go to it")
     s.add_argument("--tool", default="mitmdump", choices=["mitmdump", "mitmweb", "mitmproxy"],
                    help="which mitmproxy front end runs the proxy (default: %(default)s)")
+    s.add_argument("--workers", type=int, nargs="?", const=os.cpu_count() or 1, default=0, metavar="N",
+                   help="run a production tier: HAProxy and nginx (hits straight from disk) in front of N "
+                   "pkgcache workers (N defaults to the number of cores); without it, one embedded proxy")
     s.set_defaults(func=_serve)
     ls = sub.add_parser("ls", help="list cached files")
     ls.add_argument("--bytes", action="store_true", help="sizes as exact byte counts instead of KiB/MiB/GiB")

@@ -22,13 +22,13 @@ def parse_ports(value: str) -> set[int]:
     return ports
 
 
-def parse_networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+def parse_networks(value: str, name: str = "pkgcache_allow_clients") -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     nets = []
     for item in value.replace(",", " ").split():
         try:
             nets.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
-            raise ValueError(f"pkgcache_allow_clients: {item!r} is not an address or network") from None
+            raise ValueError(f"{name}: {item!r} is not an address or network") from None
     return nets
 
 

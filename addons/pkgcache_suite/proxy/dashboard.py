@@ -26,6 +26,7 @@ from pkgcache_suite.maintenance import precache
 from pkgcache_suite.maintenance import tasks as maintenance
 from pkgcache_suite.progress import TransferProgress
 from pkgcache_suite.proxy import metrics, report, reportview
+from pkgcache_suite.proxy.flowinfo import META_VIA
 from pkgcache_suite.storage import CacheStore
 from pkgcache_suite.units import human_size
 
@@ -212,7 +213,11 @@ class Dashboard:
 
 
 def _proxy_address(flow: http.HTTPFlow) -> str:
-    """This proxy as the client reached it: the local address of the client's own connection."""
+    """This proxy as the client reached it: the local address of the client's own connection (or of its
+    connection to the tier's front)."""
+    via = flow.metadata.get(META_VIA)
+    if via:
+        return f"http://{via}"
     sock = flow.client_conn.sockname
     if not sock:
         return "http://PROXY-HOST:8080"

@@ -7,7 +7,14 @@ import ipaddress
 from mitmproxy import http
 
 
+META_CLIENT = "pkgcache_client"  # the client behind a trusted front, set by the router
+META_VIA = "pkgcache_via"  # host:port the client connected to, when a trusted front says so
+
+
 def client_address(flow: http.HTTPFlow, unknown: str = "?") -> str:
+    forwarded = flow.metadata.get(META_CLIENT)
+    if forwarded:
+        return str(forwarded)
     peer = flow.client_conn.peername
     return str(peer[0]) if peer else unknown
 

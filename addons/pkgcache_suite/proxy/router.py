@@ -25,11 +25,14 @@ from pkgcache_suite.policy.limits import check_request
 from pkgcache_suite.context import CacheContext
 from pkgcache_suite.policy.destinations import is_local_address, parse_ip
 from pkgcache_suite.transfer.watchdog import abort_server
-from pkgcache_suite.proxy.flowinfo import client_address
+from pkgcache_suite.proxy.flowinfo import META_CLIENT, META_VIA, client_address
+from pkgcache_suite.tier.config import AUTHORITY, DIRECT, VIA
 from pkgcache_suite.repos.config import RepoConfig, parse_conf, Repository, TargetHealth
 from pkgcache_suite.policy.cachekey import cache_key, key_for_url
 
 log = logging.getLogger("pkgcache")
+
+TIER_HEADERS = ("x-forwarded-for", AUTHORITY.lower(), DIRECT.lower(), VIA.lower())
 
 META_REPO = "pkgcache_repo"
 META_REPO_PATH = "pkgcache_repo_path"
@@ -54,6 +57,7 @@ class Router:
         self.health = TargetHealth()
         self.allow_ports: set[int] = {80, 443}
         self.allow_clients: list[Any] = []
+        self.trusted_front: list[Any] = []
         self.force_managed = False
         self.intercept: list[str] = []
         self.allow_loopback = False
@@ -65,6 +69,9 @@ class Router:
                           "Ports clients may name in URLs and CONNECT (0 = any); AllowUserPorts in a config wins.")
         loader.add_option("pkgcache_allow_clients", str, "",
                           "Client addresses/networks allowed to use the proxy (comma-separated); empty = all.")
+        loader.add_option("pkgcache_trusted_front", str, "",
+                          "Addresses of a front (HAProxy, nginx; comma-separated) whose X-Forwarded-For names the "
+                          "client: access control and the counters use that client. Empty: believe no one.")
         loader.add_option("pkgcache_force_managed", str, "false",
                           "Refuse URLs that belong to no configured repository (apt-cacher-ng's ForceManaged).")
         loader.add_option("pkgcache_intercept_hosts", str, "",
@@ -103,6 +110,8 @@ class Router:
             self.allow_ports = ports if ports is not None else parse_ports(o.pkgcache_allow_ports)
         if "pkgcache_allow_clients" in updated:
             self.allow_clients = parse_networks(o.pkgcache_allow_clients)
+        if "pkgcache_trusted_front" in updated:
+            self.trusted_front = parse_networks(o.pkgcache_trusted_front, "pkgcache_trusted_front")
         if conf or "pkgcache_force_managed" in updated:
             fm = self.cfg.force_managed
             self.force_managed = fm if fm is not None else parse_bool("pkgcache_force_managed", o.pkgcache_force_managed)
@@ -154,8 +163,29 @@ class Router:
     # -- access ---------------------------------------------------------------------
 
     def _client_ok(self, flow: http.HTTPFlow) -> bool:
+        self._take_forwarded(flow)
+        return client_allowed(client_address(flow, ""), self.allow_clients)
+
+    def _take_forwarded(self, flow: http.HTTPFlow) -> None:
+        """Behind a trusted front, the client is the last address its X-Forwarded-For names (the front
+        replaces whatever the client sent), and the front says when a request was addressed to the proxy
+        itself and at which address; from anyone else these headers mean nothing.  They are dropped either
+        way: upstream learns nothing of the tier's inside."""
+        h = flow.request.headers
+        said = {name: h.get_all(name) for name in TIER_HEADERS if name in h}
+        for name in said:
+            del h[name]
         peer = flow.client_conn.peername
-        return client_allowed(str(peer[0]) if peer else None, self.allow_clients)
+        if not said or not self.trusted_front or not client_allowed(str(peer[0]) if peer else None,
+                                                                    self.trusted_front):
+            return
+        last = said.get("x-forwarded-for", [""])[-1].split(",")[-1].strip()
+        if last:
+            flow.metadata[META_CLIENT] = last
+        if said.get(DIRECT.lower()):
+            flow.metadata[report.META_DASHBOARD] = True
+        if via := said.get(VIA.lower(), [""])[-1].strip():
+            flow.metadata[META_VIA] = via
 
     def _port_ok(self, port: int) -> bool:
         return port_allowed(port, self.allow_ports)
@@ -270,7 +300,7 @@ class Router:
             return
         if report.is_report_target(req):
             return  # answered by the cache addon, inside the proxy: never forwarded anywhere
-        if await self._addressed_to_proxy(flow):
+        if flow.metadata.get(report.META_DASHBOARD) or await self._addressed_to_proxy(flow):
             flow.metadata[report.META_DASHBOARD] = True  # a browser not set up to use the proxy: the report
             return
         await self._route(flow)

@@ -8,11 +8,11 @@ and the janitor's :func:`sweep_partials` and :func:`reconcile`.
 """
 
 from pkgcache_suite.storage.entry import Entry
-from pkgcache_suite.storage.janitor import reconcile, sweep_partials
+from pkgcache_suite.storage.janitor import reconcile, republish, sweep_partials
 from pkgcache_suite.storage.placing import VerifyError, file_sha256, place_file
 from pkgcache_suite.storage.private import PRIVATE, Lock, StoreError, fd_locked_by_other, private_id
 from pkgcache_suite.storage.store import CacheStore
 from pkgcache_suite.storage.writer import Writer
 
 __all__ = ["PRIVATE", "CacheStore", "Entry", "Lock", "StoreError", "VerifyError", "Writer", "fd_locked_by_other",
-           "file_sha256", "place_file", "private_id", "reconcile", "sweep_partials"]
+           "file_sha256", "place_file", "private_id", "reconcile", "republish", "sweep_partials"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from pkgcache_suite.storage.entry import Entry
 from pkgcache_suite.storage.placing import file_sha256
 from pkgcache_suite.storage.private import _NOFOLLOW, PRIVATE, StoreError, fd_locked_by_other
+from pkgcache_suite.storage.published import publishable
 from pkgcache_suite.storage.store import CacheStore
 
 log = logging.getLogger("pkgcache")
@@ -119,8 +120,36 @@ def _adopt_or_remove(store: CacheStore, key: str, path: Path) -> str:
                                      fetched=now, validated=now))
                 log.info("pkgcache: indexed %s: a cached index vouches for it", key)
                 return "indexed"
+        store.published.unpublish(key)
         path.unlink()
     except OSError:
         return "removed"
     log.warning("pkgcache: removed %s: it was in the cache tree without an index entry", key)
     return "removed"
+
+
+def republish(store: CacheStore) -> dict[str, int]:
+    """Make the published tree match the index: a link for every publishable committed file, none for
+    anything else (a cache used without a front, or changed while the front was down)."""
+    pub = store.published
+    pub.enable()
+    counts = {"published": 0, "removed": 0}
+    keep: set[str] = set()
+    for key, entry in store.entries():
+        if not publishable(key, entry.kind):
+            continue
+        body, link = store.body_path(key), pub.path(key)
+        try:
+            if not (link.exists() and os.path.samefile(body, link)):
+                pub.publish(key, entry.kind, str(body))
+                counts["published"] += 1
+            keep.add(key)
+        except (OSError, StoreError) as e:
+            log.warning("pkgcache: %s not published for the front: %s", key, e)
+    for dirpath, _dirs, files in os.walk(pub.root):
+        for name in files:
+            path = Path(dirpath) / name
+            if path.relative_to(pub.root).as_posix() not in keep:
+                path.unlink(missing_ok=True)
+                counts["removed"] += 1
+    return counts

@@ -24,9 +24,12 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import stat
 import threading
+import time
+from email.utils import parsedate_to_datetime
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -38,7 +41,10 @@ from pkgcache_suite.storage.entry import Entry
 from pkgcache_suite.storage.private import (
     _NOFOLLOW, PRIVATE, Lock, StoreError, fd_locked_by_other, open_private, private_id, read_private,
 )
+from pkgcache_suite.storage.published import Published
 from pkgcache_suite.storage.writer import Writer
+
+log = logging.getLogger("pkgcache")
 
 MISSING_KEPT = 30 * 86400.0
 
@@ -69,6 +75,7 @@ class CacheStore:
         self._refs: diskcache.Cache | None = None
         self._missing: diskcache.Cache | None = None
         self._used: diskcache.Cache | None = None
+        self.published = Published(self.root / PRIVATE)
 
     def close(self) -> None:
         self.index.close()
@@ -209,6 +216,17 @@ class CacheStore:
     def put_entry(self, entry: Entry) -> None:
         self._forget_memo(entry.key)
         self.index.set(entry.key, asdict(entry))
+        try:
+            if entry.last_modified and (when := parsedate_to_datetime(entry.last_modified)):
+                # the body's mtime is upstream's Last-Modified: a front serving the file by itself then
+                # answers If-Modified-Since exactly as pkgcache does
+                os.utime(self.body_path(entry.key), (time.time(), when.timestamp()))
+        except (OSError, ValueError, TypeError, StoreError):
+            pass
+        try:
+            self.published.publish(entry.key, entry.kind, str(self.body_path(entry.key)))
+        except OSError as e:  # the front then leaves it to the workers: slower, never wrong
+            log.warning("pkgcache: %s not published for the front: %s", entry.key, e)
 
     def touch(self, key: str, **changes: Any) -> None:
         self._forget_memo(key)
@@ -218,7 +236,9 @@ class CacheStore:
             self.index.set(key, d)
 
     def forget(self, key: str) -> None:
-        """Remove key from the index, leaving any body in place (it is then a miss)."""
+        """Remove key from the index, leaving any body in place (it is then a miss); the front stops
+        serving it first."""
+        self.published.unpublish(key)
         self._forget_memo(key)
         self.index.delete(key)
 

@@ -1,0 +1,96 @@
+"""Hits the front served, read from nginx's log and added to the tier's shared counters.
+
+nginx writes one line per request it answered from the published tree
+(``$msec $status $bytes $client URL``).  The supervisor reads the new lines
+about once a second and counts each as a hit, so the dashboard, stats.json and
+/metrics of any worker show the whole tier.  When the file grows large it is
+renamed, nginx is told to reopen its log, and the old one is read to its end
+first: nothing is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pkgcache_suite.policy.cachekey import UnsafeURL, key_for_url
+from pkgcache_suite.stats import Stats
+
+log = logging.getLogger("pkgcache")
+
+ROTATE_AT = 16 << 20
+SETTLE = 2.0  # seconds nginx may still write to a renamed log after being told to reopen
+
+
+def network_of(address: str) -> str:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "unknown"
+    return str(ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 64}", strict=False))
+
+
+class FrontLog:
+    def __init__(self, path: Path, stats: Stats, reopen: Callable[[], None]) -> None:
+        self.path, self.stats, self.reopen = path, stats, reopen
+        self.offset = 0
+        self._old: tuple[Path, int, float] | None = None  # a rotated log still being finished
+        self.counted = 0
+
+    def read(self) -> int:
+        """Count what was logged since the last call; returns how many hits."""
+        n = 0
+        if self._old is not None:
+            old, offset, since = self._old
+            got, offset = self._consume(old, offset)
+            n += got
+            self._old = (old, offset, since)
+            if time.monotonic() - since > SETTLE:
+                old.unlink(missing_ok=True)
+                self._old = None
+        got, self.offset = self._consume(self.path, self.offset)
+        n += got
+        if self.offset > ROTATE_AT and self._old is None:
+            rotated = self.path.with_suffix(".old")
+            os.replace(self.path, rotated)
+            self._old = (rotated, self.offset, time.monotonic())
+            self.offset = 0
+            self.reopen()
+        if n:
+            self.stats.flush()
+        self.counted += n
+        return n
+
+    def _consume(self, path: Path, offset: int) -> tuple[int, int]:
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            return 0, offset
+        end = data.rfind(b"\n") + 1  # a line nginx is still writing waits for the next call
+        n = 0
+        for line in data[:end].decode("utf-8", "replace").splitlines():
+            n += self._count(line)
+        return n, offset + end
+
+    def _count(self, line: str) -> int:
+        parts = line.split(" ")
+        if len(parts) != 5 or not parts[1].isdigit() or not parts[2].isdigit():
+            return 0
+        _, status, sent, client, url = parts
+        if status not in ("200", "206", "304"):
+            return 0  # a 416 or 412 is answered, but nothing was served
+        try:
+            key = key_for_url(url)
+        except (UnsafeURL, ValueError):
+            return 0
+        host = urlsplit(url).hostname or ""
+        self.stats.count("hit", "immutable", host, from_cache=int(sent), repo=key.split("/", 1)[0],
+                         client=network_of(client), url=url)
+        return 1
