@@ -4,7 +4,8 @@ A mirror may re-publish a file under the same name.  When a refreshed
 Packages/Sources/primary index is stored, the copies it lists with another
 size or SHA-256 are dropped on a worker thread; package hits of the same
 repository wait for that (at most 30 s), so no client is served the old bytes
-under the new index.  What the index lists is then recorded for the checks on
+under the new index; a front (nginx) passes that origin's requests to the
+workers meanwhile.  What the index lists is then recorded for the checks on
 commit.
 """
 
@@ -29,6 +30,7 @@ class StaleCopies:
         self._store = store
         self._pending: list[str] = []
         self._roots: set[str] = set()
+        self._held: set[str] = set()  # origins the front leaves to the workers while the check runs
         self._task: asyncio.Task[None] | None = None
         self.tasks = Tasks()
 
@@ -41,6 +43,14 @@ class StaleCopies:
             return
         self._pending.append(key)
         self._roots.add(root)
+        store = self._store()
+        if store is not None and root.split("/", 1)[0] not in self._held:
+            origin = root.split("/", 1)[0]
+            try:
+                store.published.hold(origin)  # before the client has the index's last byte
+                self._held.add(origin)
+            except OSError as e:
+                log.warning("pkgcache: the front could not be told to wait for the check of %s: %s", key, e)
         if self._task is None or self._task.done():
             self._task = self.tasks.start(self._run(), "stale-copy check")
 
@@ -56,6 +66,14 @@ class StaleCopies:
                 await asyncio.wait_for(asyncio.shield(self._task), WAIT)
             except (TimeoutError, asyncio.TimeoutError):
                 pass
+
+    @staticmethod
+    async def settle_elsewhere(store: CacheStore, origin: str) -> None:
+        """Wait (bounded) while another process sharing the cache checks a refreshed index of origin."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + WAIT
+        while store.published.held(origin) and loop.time() < end:
+            await asyncio.sleep(0.05)
 
     async def _run(self) -> None:
         try:
@@ -74,3 +92,8 @@ class StaleCopies:
         finally:
             self._roots.clear()
             self._pending.clear()
+            store = self._store()
+            for origin in self._held:
+                if store is not None:
+                    store.published.release(origin)
+            self._held.clear()

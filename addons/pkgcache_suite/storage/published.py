@@ -20,6 +20,7 @@ import secrets
 from pathlib import Path
 
 FRONT = "front"
+HOLD = ".pkgcache-checking"  # no key has a segment starting with .pkgcache: never a published file
 
 
 def publishable(key: str, kind: str) -> bool:
@@ -58,6 +59,29 @@ class Published:
             os.unlink(self.path(key))
         except (FileNotFoundError, NotADirectoryError):
             pass
+
+    def hold(self, origin: str) -> None:
+        """While a refreshed index of this origin is checked for stale copies, the front passes the origin's
+        requests to the workers, which wait for the check (one marker per process: checks may overlap)."""
+        if not self.enabled:
+            return
+        marker = self.root / origin / HOLD / str(os.getpid())
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+
+    def held(self, origin: str) -> bool:
+        """A process sharing this cache is checking a refreshed index of origin (see hold)."""
+        return self.enabled and (self.root / origin / HOLD).is_dir()
+
+    def release(self, origin: str) -> None:
+        if not self.enabled:
+            return
+        held = self.root / origin / HOLD
+        (held / str(os.getpid())).unlink(missing_ok=True)
+        try:
+            held.rmdir()
+        except OSError:
+            pass  # another process still checks
 
     def enable(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pkgcache_suite.storage.published import HOLD
+
 AUTHORITY = "X-Pkgcache-Authority"  # host[:port] of the requested URL, set by HAProxy from the request line
 DIRECT = "X-Pkgcache-Direct"  # set by HAProxy on a request addressed to the proxy itself (a plain browser)
 VIA = "X-Pkgcache-Via"  # the address the client connected to, for the setup page
@@ -130,11 +132,15 @@ http {{
     server {{
         listen 127.0.0.1:{t.nginx_port};
         root {t.published};
+        error_page 418 = @workers;
         location / {{
+            # a refreshed index of this origin is being checked for stale copies: the workers wait for it
+            if (-d $document_root/$pkgcache_origin/{HOLD}) {{ return 418; }}
             try_files /$pkgcache_origin$uri @workers;
             add_header X-Cache HIT always;
             access_log {t.front_log} pkgcache_hit;
         }}
+        location ~ /\.pkgcache {{ return 418; }}
         location @workers {{
             proxy_pass http://pkgcache_workers;
             proxy_http_version 1.1;
