@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Benchmark the core cache by hand: prints figures, asserts nothing.
 
-Starts a local origin and a stock ``mitmdump -s addons/pkgcache.py`` (and
-apt-cacher-ng, where installed, on the same files) and measures:
+Starts a local origin, then in turn a stock ``mitmdump -s addons/pkgcache.py``
+(the embedded default), the production tier ``pkgcache serve --workers 2``
+(HAProxy and nginx in front of two workers) and apt-cacher-ng, where installed,
+on the same files, and measures for each:
 
 * 1 GiB miss and hit throughput for one client (curl);
 * requests/s for 100 KB hits over 16 keep-alive connections (wrk, else httpx);
-* upstream requests for 16 concurrent cold clients of one file;
-* peak RSS of the proxy while 4 clients read a 1 GiB hit.
+* upstream requests for 16 concurrent cold clients of one 64 MiB file, and their wall time;
+* peak RSS of the proxy (all processes of the tier) while 4 clients read a 1 GiB hit.
+
+Then the ratios of each pkgcache setup to apt-cacher-ng, measured in the same run.
 
 Everything talks to 127.0.0.1 only.  Usage: python3 bench/bench_core.py [--size-mib 1024]
 """
@@ -30,6 +34,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support.proxy import Proxy  # noqa: E402
 from support.origin import Behaviour, Origin, make_file  # noqa: E402
+from support.tier import TierProcess  # noqa: E402
 
 BIG = "/debian/pool/main/b/big/big_1.0_all.deb"
 SMALL = "/debian/pool/main/s/small/small_{}_all.deb"
@@ -86,14 +91,42 @@ def rps_httpx(proxy: str, url: str, seconds: int = 10) -> float:
     return count / (time.perf_counter() - t)
 
 
-def cold_clients(proxy: str, origin: Origin, path: str, n: int = 16) -> int:
+def cold_clients(proxy: str, origin: Origin, path: str, n: int = 16) -> tuple[int, float]:
+    """Upstream requests and wall time for n clients starting together on one uncached file."""
     origin.log.clear()
     threads = [threading.Thread(target=curl_get, args=(proxy, origin.base + path)) for _ in range(n)]
+    t = time.perf_counter()
     for th in threads:
         th.start()
     for th in threads:
         th.join()
-    return origin.count(path)
+    return origin.count(path), time.perf_counter() - t
+
+
+def tree(pid: int) -> list[int]:
+    """pid and all its descendants (a tier is a supervisor, HAProxy, nginx and its workers, the workers)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            children = []
+        todo += [int(c) for c in children]
+    return out
+
+
+def rss_kb(pids: list[int]) -> int:
+    total = 0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
 
 
 def peak_rss_4_readers(pid: int, proxy: str, url: str) -> float:
@@ -102,9 +135,7 @@ def peak_rss_4_readers(pid: int, proxy: str, url: str) -> float:
     for th in threads:
         th.start()
     while any(th.is_alive() for th in threads):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                peak = max(peak, int(line.split()[1]))
+        peak = max(peak, rss_kb(tree(pid)))
         time.sleep(0.05)
     return peak / 1024
 
@@ -178,7 +209,7 @@ def run_suite(name: str, proxy_url: str, proxy_port: int, pid: int | None, origi
     make_file(origin.root / cold.lstrip("/"), 64 * 1024 * 1024, seed=3)
     os.sync()
     origin.behaviours[cold] = Behaviour(chunk_delay=0.002)
-    res["upstream requests, 16 cold clients"] = cold_clients(proxy_url, origin, cold)
+    res["upstream requests, 16 cold clients"], res["wall s, 16 cold clients"] = cold_clients(proxy_url, origin, cold)
     if pid:
         res["peak RSS MB, 4 x 1 GiB hit readers"] = peak_rss_4_readers(pid, proxy_url, origin.base + big)
     print(f"\n== {name}")
@@ -187,10 +218,27 @@ def run_suite(name: str, proxy_url: str, proxy_port: int, pid: int | None, origi
     return res
 
 
+def report(results: dict[str, dict[str, float]]) -> None:
+    """One table, side by side, with each pkgcache setup's ratio to apt-cacher-ng."""
+    names = [n for n in ("embedded", "tier", "acng") if results.get(n)]
+    rows = list(dict.fromkeys(k for n in names for k in results[n]))
+    ratios = [n for n in ("embedded", "tier") if n in names and "acng" in names]
+    head = f"{'measure':<38}" + "".join(f"{n:>12}" for n in names) + "".join(f"{n + '/acng':>15}" for n in ratios)
+    print("\n" + head + "\n" + "-" * len(head))
+    for k in rows:
+        line = f"{k:<38}" + "".join(f"{results[n].get(k, float('nan')):12.1f}" for n in names)
+        for n in ratios:
+            theirs = results["acng"].get(k)
+            line += f"{results[n][k] / theirs:15.2f}" if theirs and k in results[n] else f"{'':>15}"
+        print(line)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--no-acng", action="store_true", help="skip apt-cacher-ng even if installed")
+    ap.add_argument("--no-tier", action="store_true", help="skip pkgcache serve --workers")
+    ap.add_argument("--workers", type=int, default=2, help="workers of the tier (default: 2)")
     args = ap.parse_args()
     size = args.size_mib * 1024 * 1024
     work = Path(tempfile.mkdtemp(prefix="pkgcache-bench-"))
@@ -202,21 +250,27 @@ def main() -> None:
         (origin.root / SMALL.format("x").lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
         (origin.root / SMALL.format("x").lstrip("/")).write_bytes(os.urandom(100 * 1024))
         os.sync()  # let the kernel write the test file back now, not during the miss measurement
+        results: dict[str, dict[str, float]] = {}
         proxy = Proxy(work / "cache")
         try:
-            mine = run_suite("pkgcache (stock mitmdump)", proxy.url, proxy.port, proxy.proc.pid, origin, size, "p")
+            results["embedded"] = run_suite("pkgcache, embedded (stock mitmdump)", proxy.url, proxy.port,
+                                            proxy.proc.pid, origin, size, "p")
         finally:
             proxy.stop()
+        if not args.no_tier:
+            tier = TierProcess(work / "tier-cache", args.workers)
+            try:
+                results["tier"] = run_suite(f"pkgcache serve --workers {args.workers}", tier.url, tier.port,
+                                            tier.proc.pid, origin, size, "t")
+            finally:
+                tier.stop()
         if shutil.which("apt-cacher-ng") and not args.no_acng:
             acng = AptCacherNg(work / "acng")
             try:
-                theirs = run_suite("apt-cacher-ng", acng.url, acng.port, acng.proc.pid, origin, size, "a")
+                results["acng"] = run_suite("apt-cacher-ng", acng.url, acng.port, acng.proc.pid, origin, size, "a")
             finally:
                 acng.stop()
-            print("\n== pkgcache / apt-cacher-ng")
-            for k in mine:
-                if k in theirs and theirs[k]:
-                    print(f"  {k:<38} {mine[k] / theirs[k]:10.2f}")
+        report(results)
         origin.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -32,8 +32,16 @@ def _blank() -> dict[str, int]:
     return dict.fromkeys(FIELDS, 0)
 
 
+_day: tuple[int, str] = (0, "")
+
+
 def today() -> str:
-    return time.strftime("%Y-%m-%d")
+    """The local date, worked out once a minute (every request is counted under it)."""
+    global _day
+    minute = int(time.time() // 60)
+    if _day[0] != minute:
+        _day = (minute, time.strftime("%Y-%m-%d"))
+    return _day[1]
 
 
 class Stats:
@@ -80,7 +88,8 @@ class Stats:
                     self._pending[(day, dim, name, "bytes_from_upstream")] += from_upstream
             if url:
                 self._recent.append((time.time(), event, url, client, from_cache + from_upstream))
-                del self._recent[:-RECENT_SHOWN * 4]
+                if len(self._recent) > RECENT_SHOWN * 8:
+                    del self._recent[:-RECENT_SHOWN * 4]
         if time.monotonic() - self._last_flush >= FLUSH_EVERY:
             self.flush()
 

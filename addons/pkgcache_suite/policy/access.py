@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 
@@ -49,3 +50,15 @@ def client_allowed(peer: str | None, networks: list[ipaddress.IPv4Network | ipad
 
 def port_allowed(port: int, allowed: set[int]) -> bool:
     return 0 in allowed or port in allowed
+
+
+@functools.lru_cache(maxsize=4096)
+def network_of(address: str) -> str:
+    """A client's /24 (IPv4) or /64 (IPv6): what the report groups clients by (a lab, a CI subnet)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "unknown"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return str(ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 64}", strict=False))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from mitmproxy import http
+
+from pkgcache_suite.policy.access import network_of
 
 
 META_CLIENT = "pkgcache_client"  # the client behind a trusted front, set by the router
@@ -21,12 +21,4 @@ def client_address(flow: http.HTTPFlow, unknown: str = "?") -> str:
 
 def client_network(flow: http.HTTPFlow) -> str:
     """The client's /24 (IPv4) or /64 (IPv6): what the report groups clients by (a lab, a CI subnet)."""
-    address = client_address(flow, "")
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return "unknown"
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    prefix = 24 if ip.version == 4 else 64
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+    return network_of(client_address(flow, ""))

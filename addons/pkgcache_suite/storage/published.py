@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from pathlib import Path
 
 FRONT = "front"
@@ -34,10 +35,15 @@ class Published:
 
     def __init__(self, private_dir: Path) -> None:
         self.root = private_dir / FRONT
+        self._enabled: tuple[float, bool] = (0.0, False)
 
     @property
     def enabled(self) -> bool:
-        return self.root.is_dir()
+        """Whether a front uses this cache (asked of the file system at most once a second: hits ask too)."""
+        now = time.monotonic()
+        if now - self._enabled[0] > 1.0:
+            self._enabled = (now, self.root.is_dir())
+        return self._enabled[1]
 
     def path(self, key: str) -> Path:
         return self.root / key
@@ -85,3 +91,4 @@ class Published:
 
     def enable(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        self._enabled = (time.monotonic(), True)

@@ -60,6 +60,7 @@ def haproxy_cfg(t: Tier) -> str:
         "    retries 3",
         "    option redispatch",
         "    retry-on conn-failure empty-response",
+        "    option splice-auto",  # large bodies move between sockets in the kernel
         "frontend pkgcache",
         f"    bind {bind}",
         "    acl absolute url_beg -i http://",
@@ -148,6 +149,7 @@ http {{
             proxy_set_header Host $http_{AUTHORITY.lower().replace('-', '_')};
             proxy_set_header X-Forwarded-For $http_x_forwarded_for;
             proxy_buffering off;
+            proxy_buffer_size 256k;  # a streamed miss moves in large reads, not 4 KiB ones
             proxy_request_buffering off;
             proxy_read_timeout 300s;
             proxy_next_upstream error timeout;

@@ -10,7 +10,6 @@ first: nothing is lost or counted twice.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import time
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pkgcache_suite.policy.access import network_of
 from pkgcache_suite.policy.cachekey import UnsafeURL, key_for_url
 from pkgcache_suite.stats import Stats
 
@@ -25,14 +25,6 @@ log = logging.getLogger("pkgcache")
 
 ROTATE_AT = 16 << 20
 SETTLE = 2.0  # seconds nginx may still write to a renamed log after being told to reopen
-
-
-def network_of(address: str) -> str:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return "unknown"
-    return str(ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 64}", strict=False))
 
 
 class FrontLog:
