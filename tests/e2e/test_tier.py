@@ -104,7 +104,7 @@ def test_client_rules_apply_at_the_front(origin: Origin, start_tier, tmp_path: P
     refused = start_tier("--set", "pkgcache_allow_clients=192.0.2.0/24", cache_dir=tier.cache_dir)
     with refused.client() as c:
         r = c.get(origin.base + DEB)  # published, but this client may not use the proxy at all
-        assert r.status_code == 403 and "client address not allowed" in r.text
+        assert r.status_code == 403 and "client address not allowed" in r.text and r.headers["x-cache"] == "MISS"
         assert c.get("http://pkgcache/").status_code == 403
     assert len(refused.front_hits()) == hits_before and origin.count(DEB) == 1
     refused.stop()
@@ -221,3 +221,23 @@ def test_a_republished_file_is_dropped_and_never_served_old_by_the_front(origin:
     wait_for(lambda: "dropped stale copy" in tier.log_text() or origin.count(path) == 2, timeout=10,
              what="the stale copy to be dropped")
     assert origin.count(path) == 2
+
+
+def test_the_generated_configurations_are_valid(tmp_path: Path) -> None:
+    """Checked by the engines themselves, with the access rules and several workers in."""
+    import ipaddress
+    import subprocess
+
+    from pkgcache_suite.tier.config import Tier, haproxy_cfg, nginx_conf
+
+    (tmp_path / "front").mkdir()
+    t = Tier(listen_host="127.0.0.1", listen_port=18080, workers=[18081, 18082, 18083], nginx_port=18084,
+             published=tmp_path / "front", run_dir=tmp_path, allow_clients=[ipaddress.ip_network("192.0.2.0/24")],
+             allow_ports={80, 443})
+    (tmp_path / "haproxy.cfg").write_text(haproxy_cfg(t))
+    (tmp_path / "nginx.conf").write_text(nginx_conf(t))
+    r = subprocess.run(["haproxy", "-c", "-f", str(tmp_path / "haproxy.cfg")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-e", "stderr", "-c", str(tmp_path / "nginx.conf")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -25,14 +25,13 @@ from pkgcache_suite.policy.limits import check_request
 from pkgcache_suite.context import CacheContext
 from pkgcache_suite.policy.destinations import is_local_address, parse_ip
 from pkgcache_suite.transfer.watchdog import abort_server
-from pkgcache_suite.proxy.flowinfo import META_CLIENT, META_VIA, client_address
-from pkgcache_suite.tier.config import AUTHORITY, DIRECT, VIA
+from pkgcache_suite.proxy.flowinfo import client_address
+from pkgcache_suite.proxy.front import addressed_to_proxy, take_forwarded
 from pkgcache_suite.repos.config import RepoConfig, parse_conf, Repository, TargetHealth
 from pkgcache_suite.policy.cachekey import cache_key, key_for_url
 
 log = logging.getLogger("pkgcache")
 
-TIER_HEADERS = ("x-forwarded-for", AUTHORITY.lower(), DIRECT.lower(), VIA.lower())
 
 META_REPO = "pkgcache_repo"
 META_REPO_PATH = "pkgcache_repo_path"
@@ -163,29 +162,8 @@ class Router:
     # -- access ---------------------------------------------------------------------
 
     def _client_ok(self, flow: http.HTTPFlow) -> bool:
-        self._take_forwarded(flow)
+        take_forwarded(flow, self.trusted_front)
         return client_allowed(client_address(flow, ""), self.allow_clients)
-
-    def _take_forwarded(self, flow: http.HTTPFlow) -> None:
-        """Behind a trusted front, the client is the last address its X-Forwarded-For names (the front
-        replaces whatever the client sent), and the front says when a request was addressed to the proxy
-        itself and at which address; from anyone else these headers mean nothing.  They are dropped either
-        way: upstream learns nothing of the tier's inside."""
-        h = flow.request.headers
-        said = {name: h.get_all(name) for name in TIER_HEADERS if name in h}
-        for name in said:
-            del h[name]
-        peer = flow.client_conn.peername
-        if not said or not self.trusted_front or not client_allowed(str(peer[0]) if peer else None,
-                                                                    self.trusted_front):
-            return
-        last = said.get("x-forwarded-for", [""])[-1].split(",")[-1].strip()
-        if last:
-            flow.metadata[META_CLIENT] = last
-        if said.get(DIRECT.lower()):
-            flow.metadata[report.META_DASHBOARD] = True
-        if via := said.get(VIA.lower(), [""])[-1].strip():
-            flow.metadata[META_VIA] = via
 
     def _port_ok(self, port: int) -> bool:
         return port_allowed(port, self.allow_ports)
@@ -300,23 +278,12 @@ class Router:
             return
         if report.is_report_target(req):
             return  # answered by the cache addon, inside the proxy: never forwarded anywhere
-        if flow.metadata.get(report.META_DASHBOARD) or await self._addressed_to_proxy(flow):
+        if flow.metadata.get(report.META_DASHBOARD) or await addressed_to_proxy(flow, self.c.resolver):
             flow.metadata[report.META_DASHBOARD] = True  # a browser not set up to use the proxy: the report
             return
         await self._route(flow)
         if flow.response is None:
             flow.metadata[META_KEY_HOST] = await self._key_host(flow)
-
-    async def _addressed_to_proxy(self, flow: http.HTTPFlow) -> bool:
-        """A request whose target is this proxy's own listening address (a browser pointed at
-        http://PROXY-HOST:8080/): forwarding it would loop back here, so it is the report's."""
-        sock, req = flow.client_conn.sockname, flow.request
-        if not sock or not isinstance(flow.client_conn.proxy_mode, RegularMode) or req.port != sock[1]:
-            return False
-        own = str(sock[0]).removeprefix("::ffff:")
-        if req.host == own or req.host.strip("[]") == own:
-            return True
-        return own in await self.c.resolver.addresses(req.host)
 
     async def _key_host(self, flow: http.HTTPFlow) -> str:
         """Where the request really goes names its cache key; a Host header that disagrees is ignored.

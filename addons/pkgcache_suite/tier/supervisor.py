@@ -114,7 +114,7 @@ class Supervisor:
                     published=self.root / PRIVATE / "front", run_dir=run, allow_clients=self.args.allow_clients,
                     allow_ports=self.args.allow_ports(parse_conf(conf).allow_ports if conf else None), user=user,
                     nginx_workers=max(1, min(self.workers, os.cpu_count() or 1)),
-                    maxconn=max(256, min(20000, (resource.getrlimit(resource.RLIMIT_NOFILE)[1] - 200) // 2)))
+                    maxconn=max(256, min(2000, (resource.getrlimit(resource.RLIMIT_NOFILE)[1] - 500) // 4)))
 
     def build(self, t: Tier) -> None:
         (t.run_dir / "haproxy.cfg").write_text(haproxy_cfg(t))

@@ -1,0 +1,107 @@
+"""The tier's pure parts: what the front's configuration says, which arguments go where, how the front's hit
+log becomes counters."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from pkgcache_suite.stats import Stats
+from pkgcache_suite.tier.args import TierArgsError, split_args
+from pkgcache_suite.tier.config import Tier, haproxy_cfg, nginx_conf
+from pkgcache_suite.tier.frontlog import FrontLog
+
+
+def _tier(tmp: Path, **kw) -> Tier:
+    return Tier(listen_host="", listen_port=3142, workers=[4001, 4002], nginx_port=4003, published=tmp / "front",
+                run_dir=tmp, **kw)
+
+
+def test_haproxy_sends_plain_gets_to_nginx_and_the_rest_to_the_workers(tmp_path: Path) -> None:
+    cfg = haproxy_cfg(_tier(tmp_path))
+    assert "bind *:3142" in cfg
+    assert "use_backend files if get_or_head absolute !has_query" in cfg and "default_backend workers" in cfg
+    assert "balance uri whole" in cfg and "hash-type consistent" in cfg
+    assert "server w0 127.0.0.1:4001" in cfg and "server w1 127.0.0.1:4002" in cfg
+    assert "http-request del-header X-Forwarded-For" in cfg and "option forwardfor" in cfg
+    assert "allowed_client" not in cfg and "allowed_port" not in cfg  # no rules given: none enforced
+
+
+@pytest.mark.parametrize("clients,ports,expect,absent", [
+    (["192.0.2.0/24"], None, "acl allowed_client src 192.0.2.0/24", "allowed_port"),
+    ([], {80, 443}, "acl allowed_port url_port 80 443", "allowed_client"),
+    ([], {0}, "", "allowed_port"),  # 0: any port
+])
+def test_access_rules_become_the_fronts(tmp_path: Path, clients: list[str], ports: set[int] | None, expect: str,
+                                        absent: str) -> None:
+    cfg = haproxy_cfg(_tier(tmp_path, allow_clients=[ipaddress.ip_network(c) for c in clients], allow_ports=ports))
+    assert expect in cfg and absent not in cfg
+
+
+def test_nginx_serves_the_published_tree_and_passes_the_rest(tmp_path: Path) -> None:
+    conf = nginx_conf(_tier(tmp_path, user="root"))
+    assert f"root {tmp_path / 'front'};" in conf and "try_files /$pkgcache_origin$uri @workers;" in conf
+    assert "open_file_cache off;" in conf and "disable_symlinks on;" in conf
+    assert "hash $http_x_pkgcache_authority$request_uri consistent;" in conf
+    assert "proxy_buffering off;" in conf and "user root;" in conf
+    assert "add_header X-Cache HIT always;" in conf
+
+
+@pytest.mark.parametrize("extra,host,port,workers", [
+    ([], "", 8080, []),
+    (["--listen-host", "192.0.2.10", "-p", "3142"], "192.0.2.10", 3142, []),
+    (["--listen-port=3142", "--set", "pkgcache_allow_clients=10.0.0.0/8"], "", 3142,
+     ["--set", "pkgcache_allow_clients=10.0.0.0/8"]),
+    (["--mode", "regular", "--set", "a=b", "-v"], "", 8080, ["--set", "a=b", "-v"]),
+])
+def test_split_args(extra: list[str], host: str, port: int, workers: list[str]) -> None:
+    a = split_args(extra)
+    assert (a.listen_host, a.listen_port, a.worker_args) == (host, port, workers)
+
+
+@pytest.mark.parametrize("extra", [["--mode", "transparent"], ["-p", "http"], ["--listen-port", "99999"]])
+def test_split_args_refuses(extra: list[str]) -> None:
+    with pytest.raises(TierArgsError):
+        split_args(extra)
+
+
+def test_the_fronts_hit_log_becomes_hits_once(tmp_path: Path) -> None:
+    log = tmp_path / "front-hits.log"
+    stats = Stats(tmp_path)
+    reopened: list[bool] = []
+    front = FrontLog(log, stats, lambda: reopened.append(True))
+    log.write_text("1.0 200 1000 10.1.2.3 http://mirror.example/debian/pool/a.deb\n"
+                   "1.1 206 10 10.1.2.3 http://mirror.example:8080/debian/pool/b.deb\n"
+                   "1.2 416 0 10.1.2.3 http://mirror.example/debian/pool/a.deb\n"
+                   "garbage\n"
+                   "1.3 200 5 10.1.2.3 http://mirror.example/debian/pool/c")  # still being written
+    assert front.read() == 2
+    assert front.read() == 0  # nothing counted twice
+    with open(log, "a") as f:
+        f.write(".deb\n")
+    assert front.read() == 1
+    snap = stats.snapshot()
+    assert snap["total"]["hit"] == 3 and snap["total"]["bytes_from_cache"] == 1015
+    assert snap["by_client"]["10.1.2.0/24"]["hit"] == 3 and "mirror.example_8080" in snap["by_repo"]
+
+
+def test_a_large_hit_log_is_rotated_without_losing_lines(tmp_path: Path, monkeypatch) -> None:
+    from pkgcache_suite.tier import frontlog
+
+    monkeypatch.setattr(frontlog, "ROTATE_AT", 100)
+    monkeypatch.setattr(frontlog, "SETTLE", 0.0)
+    log = tmp_path / "front-hits.log"
+    stats = Stats(tmp_path)
+    reopened: list[bool] = []
+    front = FrontLog(log, stats, lambda: reopened.append(True))
+    line = "1.0 200 1 10.1.2.3 http://mirror.example/debian/pool/a.deb\n"
+    log.write_text(line * 3)
+    assert front.read() == 3 and reopened == [True] and not log.exists()
+    old = log.with_suffix(".old")
+    with open(old, "a") as f:  # nginx wrote one more line before it reopened
+        f.write(line)
+    log.write_text(line)
+    assert front.read() == 2 and not old.exists()
+    assert stats.snapshot()["total"]["hit"] == 5
