@@ -80,3 +80,27 @@ def test_the_report_host_through_the_proxy_and_the_metrics(proxy) -> None:
         # a browser not set up for the proxy and one that is see the same page
         direct = httpx.get(f"{proxy.url}/", trust_env=False)
         assert direct.status_code == 200 and "Hit ratio (requests)" in direct.text
+
+
+def test_import_and_precache_from_the_page_come_back_with_their_result(origin: Origin, start_proxy,
+                                                                      tmp_path: Path) -> None:
+    proxy = start_proxy("--set", "pkgcache_admin_password=pw")
+    page = httpx.get(f"{proxy.url}/", trust_env=False).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    auth = {"Authorization": "Basic " + base64.b64encode(b"admin:pw").decode(), "Accept": "text/html"}
+    folder = tmp_path / "debs"
+    folder.mkdir()
+    (folder / "stray_1.0_all.deb").write_bytes(b"not listed by any cached index")
+    results = []
+    for action, form in (("import", {"dir": str(folder)}), ("import", {"dir": str(tmp_path / "nowhere")}),
+                         ("precache", {"suite": "bookworm", "component": "main", "arch": "amd64"})):
+        r = httpx.post(f"{proxy.url}/admin/{action}", data={"csrf": csrf, **form}, headers=auth, trust_env=False)
+        assert r.status_code == 303
+        results.append(_text(httpx.get(f"{proxy.url}{r.headers['location']}", trust_env=False).text))
+    assert "import: 0 placed, 0 already cached, 1 unmatched, 0 failed" in results[0]
+    assert "is not a folder on the proxy's machine" in results[1]
+    assert "precache: no cached index matches suite bookworm component main architecture amd64" in results[2]
+    # a script gets the result as text
+    r = httpx.post(f"{proxy.url}/admin/import", data={"csrf": csrf, "dir": str(folder)},
+                   headers={"Authorization": auth["Authorization"]}, trust_env=False)
+    assert r.status_code == 200 and r.text.startswith("import: ")

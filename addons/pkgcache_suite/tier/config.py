@@ -114,7 +114,7 @@ events {{ worker_connections 8192; }}
 http {{
     access_log off;
     sendfile on;
-    tcp_nopush on;
+    sendfile_max_chunk 0;  # one sendfile call per body where the socket takes it: about twice as fast here
     keepalive_requests 100000;
     open_file_cache off;  # a file pkgcache takes back is never served again
     disable_symlinks on;
