@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from support.origin import Origin
-from support.proxy import Proxy, wait_for
+from support.proxy import wait_for
 from support.recipes import block
 from support.tier import free_port
 

@@ -241,3 +241,26 @@ def test_the_generated_configurations_are_valid(tmp_path: Path) -> None:
     r = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-e", "stderr", "-c", str(tmp_path / "nginx.conf")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_offline_every_miss_is_answered_and_recorded_by_the_tier(origin: Origin, start_tier, tmp_path: Path) -> None:
+    """Both workers answer misses locally; their wanted lists meet in one file, none lost."""
+    import json
+
+    ds = tmp_path / "stick"
+    tier = start_tier("--set", "pkgcache_offline=on", "--set", f"pkgcache_datastore={ds}")
+    paths = [f"/debian/pool/main/o/off{i}/off{i}_1_all.deb" for i in range(12)]
+    with tier.client() as c:
+        for p in paths:
+            r = c.get(origin.base + p)
+            assert r.status_code == 404 and r.headers["x-cache"] == "MISS" and "offline" in r.text
+    assert origin.log == []  # never asked upstream
+
+    def wanted() -> set[str]:
+        try:
+            return {w["url"] for w in json.loads((ds / "wanted.json").read_text())["wanted"]}
+        except (OSError, ValueError, KeyError):
+            return set()
+
+    wait_for(lambda: wanted() == {origin.base + p for p in paths}, timeout=20,
+             what="every worker's offline misses in the one wanted list")

@@ -9,6 +9,7 @@ travels to the connected machine.  Saving is debounced so a burst of misses
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ class WantedList:
         self.on_datastore_error: Callable[[Exception], None] | None = None
         self._save_handle: asyncio.TimerHandle | None = None
         self._dirty = False
+        self._dropped: set[str] = set()
         try:
             doc = read_json(local_path, {"wanted": []})
             for w in doc.get("wanted", []):
@@ -60,6 +62,7 @@ class WantedList:
         return new
 
     def drop(self, urls: list[str]) -> int:
+        self._dropped.update(urls)  # another process's older copy of the list must not bring them back
         n = sum(1 for u in urls if self.entries.pop(u, None) is not None)
         if n:
             self._changed()
@@ -93,10 +96,31 @@ class WantedList:
     def as_list(self) -> list[dict[str, Any]]:
         return sorted(self.entries.values(), key=lambda w: w["first_seen"])
 
+    def _merge_shared(self) -> None:
+        """Workers of one tier share the list file: add what the others recorded before writing the union."""
+        try:
+            doc = read_json(self.local_path, {"wanted": []})
+        except DatastoreError:
+            return
+        for w in doc.get("wanted", []):
+            if isinstance(w, dict) and isinstance(w.get("url"), str) and w["url"] not in self._dropped:
+                self.entries.setdefault(w["url"], w)
+
     def save(self) -> None:
         self._save_handle = None
         if not self._dirty:
             return
+        lock = self.local_path.with_name(self.local_path.name + ".lock")
+        try:
+            with open(lock, "a") as held:
+                fcntl.flock(held, fcntl.LOCK_EX)  # one writer at a time among the processes sharing the cache
+                self._merge_shared()
+                self._write()
+        except OSError as e:
+            log.error("pkgcache: cannot lock the local wanted list %s: %s", lock, e)
+            self._write()
+
+    def _write(self) -> None:
         items = self.as_list()
         try:
             atomic_write_json(self.local_path, {"version": 1, "hints": self.hints, "wanted": items})

@@ -146,7 +146,7 @@ http {{
             add_header X-Cache HIT always;
             access_log {t.front_log} pkgcache_hit;
         }}
-        location ~ /\.pkgcache {{ return 418; }}
+        location ~ /\\.pkgcache {{ return 418; }}
         location @workers {{
             proxy_pass http://pkgcache_workers;
             proxy_http_version 1.1;
