@@ -105,3 +105,21 @@ def test_a_large_hit_log_is_rotated_without_losing_lines(tmp_path: Path, monkeyp
     log.write_text(line)
     assert front.read() == 2 and not old.exists()
     assert stats.snapshot()["total"]["hit"] == 5
+
+
+def test_a_child_that_keeps_dying_stops_the_tier(tmp_path: Path) -> None:
+    import time
+
+    from pkgcache_suite.tier.args import TierArgs
+    from pkgcache_suite.tier.supervisor import CRASH_LIMIT, Child, Supervisor
+
+    sup = Supervisor(tmp_path, 1, TierArgs(), "mitmdump", tmp_path / "pkgcache.py")
+    child = Child("worker 0", ["false"], 1)
+    sup.children.append(child)
+    child.start()
+    for _ in range(CRASH_LIMIT + 1):
+        assert child.proc is not None
+        child.proc.wait(10)
+        sup._keep_alive()
+        time.sleep(0.01)
+    assert sup.failed and sup.stopping and child.restarts == CRASH_LIMIT

@@ -36,6 +36,7 @@ log = logging.getLogger("pkgcache")
 
 POLL = 0.5
 START_TIMEOUT = 60.0
+CRASH_LIMIT, CRASH_WINDOW = 5, 60  # a child that dies more often than this is broken, not unlucky
 
 
 def free_port() -> int:
@@ -65,6 +66,7 @@ class Child:
     port: int
     proc: subprocess.Popen[str] | None = None
     restarts: int = 0
+    deaths: list[float] = field(default_factory=list)
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -96,6 +98,7 @@ class Supervisor:
     entry: Path
     children: list[Child] = field(default_factory=list)
     stopping: bool = False
+    failed: bool = False  # a child kept dying: the tier stopped
 
     def tier(self) -> Tier:
         store = CacheStore(self.root)
@@ -178,11 +181,19 @@ class Supervisor:
             self.stop()
             front.read()
             stats.close()
-        return 0
+        return 1 if self.failed else 0
 
     def _keep_alive(self) -> None:
         for child in self.children:
             if child.proc is not None and child.proc.poll() is not None and not self.stopping:
+                now = time.monotonic()
+                child.deaths = [t for t in child.deaths if now - t < CRASH_WINDOW] + [now]
+                if len(child.deaths) > CRASH_LIMIT:
+                    log.error("pkgcache: %s exited %d times within %d s; stopping the tier", child.name,
+                              len(child.deaths), CRASH_WINDOW)
+                    self.failed = True
+                    self.stopping = True
+                    return
                 log.error("pkgcache: %s (port %d) exited with status %s; starting it again", child.name, child.port,
                           child.proc.returncode)
                 child.restarts += 1
