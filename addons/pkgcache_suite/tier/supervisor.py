@@ -67,8 +67,11 @@ class Child:
     proc: subprocess.Popen[str] | None = None
     restarts: int = 0
     deaths: list[float] = field(default_factory=list)
+    leftovers: list[Path] = field(default_factory=list)  # removed before each start (a killed nginx's socket)
 
     def start(self) -> None:
+        for path in self.leftovers:
+            path.unlink(missing_ok=True)
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      start_new_session=True)
         threading.Thread(target=self._relay, args=(self.proc,), daemon=True, name=f"{self.name} output").start()
@@ -130,7 +133,8 @@ class Supervisor:
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
         self.children.append(Child("nginx", [nginx, "-p", str(t.run_dir), "-e", "stderr", "-c",
-                                             str(t.run_dir / "nginx.conf")], t.nginx_port))
+                                             str(t.run_dir / "nginx.conf")], t.nginx_port,
+                                   leftovers=[t.nginx_socket] if t.nginx_socket else []))
         self.children.append(Child("haproxy", [haproxy, "-db", "-f", str(t.run_dir / "haproxy.cfg")],
                                    t.listen_port))
 
