@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 from pathlib import Path
@@ -22,6 +21,7 @@ import httpx
 
 from support.origin import Origin
 from support.proxy import ROOT, wait_for
+from support.tier import free_port
 
 UNITS = ROOT / "conf" / "systemd"
 DEB = "/debian/pool/main/h/hello/hello_1.0_amd64.deb"
@@ -45,12 +45,6 @@ def _unit(name: str) -> tuple[dict[str, str], list[str]]:
     return env, re.findall(r"^ExecStart=(.+)$", text, re.M)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_systemd_accepts_the_units(tmp_path: Path) -> None:
     for unit in UNITS.iterdir():
         (tmp_path / unit.name).write_text(unit.read_text().replace("/opt/pkgcache/bin/", _bin() + "/"))
@@ -65,7 +59,7 @@ def test_systemd_accepts_the_units(tmp_path: Path) -> None:
 
 
 def test_the_service_command_line_runs_a_cache_and_maintenance_runs_on_it(origin: Origin, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env, (start,) = _unit("pkgcache.service")
     (tmp_path / "cache").mkdir()  # what CacheDirectory= and StateDirectory= create
     (tmp_path / "state").mkdir()

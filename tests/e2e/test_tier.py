@@ -71,9 +71,11 @@ def test_an_index_is_revalidated_by_a_worker(origin: Origin, start_tier) -> None
     origin.put(INDEX, b"Origin: test\nSuite: stable\n")
     tier = start_tier()
     with tier.client() as c:
-        assert c.get(origin.base + INDEX).headers["x-cache"] == "MISS"
+        first = c.get(origin.base + INDEX)
+        assert first.status_code == 200 and first.headers["x-cache"] == "MISS"
         again, front = served_by_front(tier, lambda: c.get(origin.base + INDEX))
-        assert again.headers["x-cache"] == "REVALIDATED" and not front
+        assert again.status_code == 200 and again.headers["x-cache"] == "REVALIDATED" and not front, (
+            again.status_code, again.headers, again.text[:300], [r.path for r in origin.log], tier.log_text())
     conditional = [r for r in origin.log if r.path == INDEX][-1]
     assert conditional.headers.get("if-modified-since") or conditional.headers.get("if-none-match")
     assert not list((tier.cache_dir / ".pkgcache" / "front").rglob("InRelease"))  # never published
