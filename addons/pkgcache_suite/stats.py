@@ -52,6 +52,7 @@ class Stats:
         self._recent: list[Activity] = []
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
+        self._mem: dict[CountKey, int] | None = None  # everything counted while no store is attached
         if private_dir is not None:
             self.attach(private_dir)
 
@@ -70,8 +71,6 @@ class Stats:
             self._pending.update(self._mem)
             self._mem = None
         self.flush()
-
-    _mem: dict[CountKey, int] | None = None  # everything counted while no store is attached
 
     def count(self, event: str, kind: str, host: str, from_cache: int = 0, from_upstream: int = 0,
               repo: str = "", client: str = "", url: str = "") -> None:
