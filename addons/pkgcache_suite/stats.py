@@ -133,8 +133,9 @@ class Stats:
         """Totals, per dimension, daily history and recent activity of the whole cache root."""
         self.flush()
         if self.store is not None:
-            totals, daily = self.store.totals(), self.store.daily(HISTORY_DAYS)
-            recent, since = self.store.recent(RECENT_SHOWN), self.store.since()
+            with self._lock:  # one connection, used from the event loop and from worker threads
+                totals, daily = self.store.totals(), self.store.daily(HISTORY_DAYS)
+                recent, since = self.store.recent(RECENT_SHOWN), self.store.since()
         else:
             recent = [{"when": ts, "event": ev, "url": url, "client": client, "bytes": n}
                       for ts, ev, url, client, n in reversed(self._recent[-RECENT_SHOWN:])]
