@@ -104,7 +104,7 @@ def test_concurrent_offline_misses_make_one_wanted_entry(origin: Origin, start_p
     assert entry["count"] == 16 and entry["headers"]["accept"] == "application/x-test"
     assert entry["clients"] == ["127.0.0.1"]
     assert origin.log == []  # offline=on never contacts upstream
-    wait_for(lambda: "wrote 1 wanted URLs to" in proxy.log_text(), what="the log line of the write")
+    wait_for(lambda: "is complete (1 URLs): safe to remove" in proxy.log_text(), what="the log line of the write")
 
 
 def test_cached_files_are_served_offline_and_indexes_stale(origin: Origin, start_proxy, tmp_path: Path) -> None:
@@ -352,3 +352,33 @@ def test_offline_miss_of_a_remapped_repository_is_imported_into_its_namespace(or
             r = c.get(mirror + DEB)
             assert r.status_code == 200 and r.content == body and r.headers["x-cache"] == "HIT"
     assert (proxy.cache_dir / "_repo_debrep" / DEB.split("/debian/", 1)[1]).is_file()
+
+
+def test_the_stick_is_never_behind(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    """Pulled out the moment the client exits, the stick already carries every miss the client met; the log
+    then says it is safe to remove."""
+    stick = tmp_path / "stick"
+    proxy = start_proxy("--set", "pkgcache_offline=on", "--set", f"pkgcache_datastore={stick}")
+    urls = [f"{origin.base}/debian/pool/main/s/s{i}/s{i}_1_all.deb" for i in range(15)]
+    for url in urls:  # a client run: one request after another, then the client exits
+        r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-x", proxy.url, url],
+                           capture_output=True, text=True, timeout=30)
+        assert r.stdout == "404"
+    on_stick = json.loads((stick / "wanted.json").read_text())  # read at once: the stick is pulled out now
+    assert {w["url"] for w in on_stick["wanted"]} == set(urls)
+    wait_for(lambda: "safe to remove" in proxy.log_text(), timeout=10, what="the log to say the stick may go")
+    import httpx
+
+    page = httpx.get(f"{proxy.url}/", trust_env=False).text  # and the page
+    assert "15 URLs in the wanted list; the datastore is up to date: safe to remove" in page
+
+
+def test_each_cache_has_its_own_default_datastore(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    a = start_proxy("--set", "pkgcache_offline=on", "--set", "pkgcache_datastore=", cache_dir=tmp_path / "a")
+    b = start_proxy("--set", "pkgcache_offline=on", "--set", "pkgcache_datastore=", cache_dir=tmp_path / "b")
+    for proxy, name in ((a, "one"), (b, "two")):
+        with proxy.client() as c:
+            assert c.get(f"{origin.base}/debian/pool/main/{name}_1_all.deb").status_code == 404
+    for root, name in ((tmp_path / "a", "one"), (tmp_path / "b", "two")):
+        listed = json.loads((root / ".pkgcache" / "datastore" / "wanted.json").read_text())["wanted"]
+        assert [w["url"] for w in listed] == [f"{origin.base}/debian/pool/main/{name}_1_all.deb"]

@@ -67,3 +67,14 @@ def test_the_templates_render_every_section() -> None:
         assert words in page
     assert "http://mirror.example/&lt;a&gt;.deb" in page  # escaped
     assert "Client setup" in report.render("setup.html", healthy=True, **setup("http://192.0.2.1:8080"))
+
+
+@pytest.mark.parametrize("info,words", [
+    ({"wanted_urls": 3, "datastore": "/media/stick/pkgcache", "datastore_safe_to_remove": True},
+     "3 URLs in the wanted list; the datastore is up to date: safe to remove"),
+    ({"wanted_urls": 1, "datastore": "/media/stick/pkgcache", "datastore_safe_to_remove": False},
+     "1 URL in the wanted list; being written to the datastore"),
+    ({"wanted_urls": 0, "datastore": None}, "wanted list empty"),
+])
+def test_the_page_says_when_the_stick_may_go(info: dict, words: str) -> None:
+    assert dashboard({}, info, {}, None)["wanted"] == words

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ MAX_CLIENTS = 8
 
 
 class WantedList:
-    def __init__(self, local_path: Path, delay: float = 2.0, hints: dict[str, Any] | None = None) -> None:
+    def __init__(self, local_path: Path, delay: float = 0.5, hints: dict[str, Any] | None = None) -> None:
         self.local_path = local_path
         self.delay = delay
         self.hints = hints or {}
@@ -35,6 +36,10 @@ class WantedList:
         self._save_handle: asyncio.TimerHandle | None = None
         self._dirty = False
         self._dropped: set[str] = set()
+        self._generation = 0  # changes recorded so far
+        self._written = 0  # the generation the files on disk hold
+        self._writing: asyncio.Future[bool] | None = None
+        self._lock = threading.Lock()  # entries are read by the writing thread while the loop records
         try:
             doc = read_json(local_path, {"wanted": []})
             for w in doc.get("wanted", []):
@@ -46,24 +51,26 @@ class WantedList:
     def record(self, url: str, client: str, headers: dict[str, str], kind: str) -> bool:
         """Note one offline miss; returns True when the URL is new to the list."""
         now = time.time()
-        w = self.entries.get(url)
-        new = w is None
-        if w is None:
-            w = self.entries[url] = {"url": url, "first_seen": now, "count": 0, "clients": [], "headers": {},
-                                     "kind": kind}
-        w["last_seen"] = now
-        w["count"] += 1
-        if client and client not in w["clients"] and len(w["clients"]) < MAX_CLIENTS:
-            w["clients"].append(client)
-        for name in KEEP_HEADERS:
-            if name in headers:
-                w["headers"][name] = headers[name]
+        with self._lock:
+            w = self.entries.get(url)
+            new = w is None
+            if w is None:
+                w = self.entries[url] = {"url": url, "first_seen": now, "count": 0, "clients": [], "headers": {},
+                                         "kind": kind}
+            w["last_seen"] = now
+            w["count"] += 1
+            if client and client not in w["clients"] and len(w["clients"]) < MAX_CLIENTS:
+                w["clients"].append(client)
+            for name in KEEP_HEADERS:
+                if name in headers:
+                    w["headers"][name] = headers[name]
         self._changed()
         return new
 
     def drop(self, urls: list[str]) -> int:
         self._dropped.update(urls)  # another process's older copy of the list must not bring them back
-        n = sum(1 for u in urls if self.entries.pop(u, None) is not None)
+        with self._lock:
+            n = sum(1 for u in urls if self.entries.pop(u, None) is not None)
         if n:
             self._changed()
         return n
@@ -77,12 +84,38 @@ class WantedList:
             except DatastoreError as e:
                 log.error("pkgcache: cannot read wanted list in %s: %s", datastore.root, e)
                 theirs = {}
-            for url, w in theirs.items():
-                self.entries.setdefault(url, w)
+            with self._lock:
+                for url, w in theirs.items():
+                    self.entries.setdefault(url, w)
             if set(self.entries) != set(theirs) or not datastore.wanted_path.exists():
                 self._changed()
 
+    @property
+    def safe_to_remove(self) -> bool:
+        """The datastore holds everything recorded: the stick may be pulled out."""
+        return self.datastore is not None and not self._dirty
+
+    async def durable(self) -> None:
+        """Return once everything recorded so far is on disk (the stick included): an offline miss is
+        answered only then, so a stick pulled out as soon as the client exits carries the whole list.
+        Misses arriving while a write runs share the next one (one fsync per burst, not per miss).
+        If the write fails, the list stays in memory and locally, and the miss is answered anyway."""
+        target = self._generation
+        while self._written < target:
+            if self._writing is None or self._writing.done():
+                self._writing = asyncio.ensure_future(self._write_now(asyncio.get_running_loop()))
+            if not await asyncio.shield(self._writing):
+                return
+
+    async def _write_now(self, loop: asyncio.AbstractEventLoop) -> bool:
+        generation = self._generation
+        ok = await asyncio.to_thread(self.save, False, loop)
+        if ok:
+            self._written = max(self._written, generation)
+        return ok
+
     def _changed(self) -> None:
+        self._generation += 1
         self._dirty = True
         try:
             loop = asyncio.get_running_loop()
@@ -94,7 +127,9 @@ class WantedList:
         self._save_handle = loop.call_later(self.delay, self.save)
 
     def as_list(self) -> list[dict[str, Any]]:
-        return sorted(self.entries.values(), key=lambda w: w["first_seen"])
+        with self._lock:  # copies: record() changes entries while a writing thread dumps them
+            return sorted(({**w, "clients": list(w.get("clients", [])), "headers": dict(w.get("headers", {}))}
+                           for w in self.entries.values()), key=lambda w: w["first_seen"])
 
     def _merge_shared(self) -> None:
         """Workers of one tier share the list file: add what the others recorded before writing the union."""
@@ -102,25 +137,34 @@ class WantedList:
             doc = read_json(self.local_path, {"wanted": []})
         except DatastoreError:
             return
-        for w in doc.get("wanted", []):
-            if isinstance(w, dict) and isinstance(w.get("url"), str) and w["url"] not in self._dropped:
-                self.entries.setdefault(w["url"], w)
+        with self._lock:
+            for w in doc.get("wanted", []):
+                if isinstance(w, dict) and isinstance(w.get("url"), str) and w["url"] not in self._dropped:
+                    self.entries.setdefault(w["url"], w)
 
-    def save(self) -> None:
-        self._save_handle = None
+    def save(self, announce: bool = True, loop: asyncio.AbstractEventLoop | None = None) -> bool:
+        """Write the list (merged with other processes' under a lock); True once it is on disk.  announce:
+        say in the log that the datastore is complete (the delayed save after a burst of misses does).
+        loop: called from a worker thread; a lost datastore is reported back on that loop."""
+        if announce:
+            self._save_handle = None
         if not self._dirty:
-            return
+            if announce and self.datastore is not None and self._written == self._generation and self._generation:
+                log.info("pkgcache: wanted list on %s is complete (%d URLs): safe to remove",
+                         self.datastore.root, len(self.entries))
+            return True
         lock = self.local_path.with_name(self.local_path.name + ".lock")
         try:
             with open(lock, "a") as held:
                 fcntl.flock(held, fcntl.LOCK_EX)  # one writer at a time among the processes sharing the cache
                 self._merge_shared()
-                self._write()
+                return self._write(announce, loop)
         except OSError as e:
             log.error("pkgcache: cannot lock the local wanted list %s: %s", lock, e)
-            self._write()
+            return self._write(announce, loop)
 
-    def _write(self) -> None:
+    def _write(self, announce: bool = True, loop: asyncio.AbstractEventLoop | None = None) -> bool:
+        generation = self._generation
         items = self.as_list()
         try:
             atomic_write_json(self.local_path, {"version": 1, "hints": self.hints, "wanted": items})
@@ -130,16 +174,21 @@ class WantedList:
         if ds is not None:
             try:
                 ds.write_wanted(items, self.hints)
-                log.info("pkgcache: wrote %d wanted URLs to %s", len(items), ds.wanted_path)
+                if announce:
+                    log.info("pkgcache: wrote %d wanted URLs to %s: safe to remove", len(items), ds.wanted_path)
             except OSError as e:
                 log.error("pkgcache: datastore %s went away while writing the wanted list (%s); "
                           "keeping the list locally until a datastore is back", ds.root, e)
                 if self.on_datastore_error:
-                    self.on_datastore_error(e)
-                return
-        else:
+                    if loop is not None:
+                        loop.call_soon_threadsafe(self.on_datastore_error, e)
+                    else:
+                        self.on_datastore_error(e)
+                return False
+        elif announce:
             log.info("pkgcache: %d wanted URLs kept locally (no datastore attached)", len(items))
-        self._dirty = False
+        self._dirty = self._generation != generation  # recorded while writing: still to be written
+        return True
 
     def flush(self) -> None:
         if self._save_handle is not None:

@@ -6,6 +6,7 @@ because mitmproxy already spends much of its time dispatching hooks.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import replace
@@ -31,6 +32,8 @@ from pkgcache_suite.transfer.flight import FlightState
 from pkgcache_suite.transfer.state import MARKERS, FlowState, Role
 
 log = logging.getLogger("pkgcache")
+
+DURABLE_WAIT = 10.0  # longest an offline miss waits for the wanted list to reach the datastore
 
 
 def _url(req: http.Request, host: str) -> str:
@@ -233,19 +236,23 @@ class CacheCore:
         elif decision is Decision.REVALIDATE and entry is not None and lock is not None:
             self.downloads.revalidate(flow, st, entry, lock)
         elif decision is Decision.OFFLINE_MISS:
-            self._offline_miss(flow, st)
+            await self._offline_miss(flow, st)
         elif decision is Decision.KNOWN_MISSING:
             self._known_missing(flow, st, facts.missing_age or 0.0)
         elif decision is Decision.LEAD and await self.answers.lead_or_follow(flow, st):
             self.downloads.lead(flow, st)
 
-    def _offline_miss(self, flow: http.HTTPFlow, st: FlowState) -> None:
+    async def _offline_miss(self, flow: http.HTTPFlow, st: FlowState) -> None:
         """Answer 404 (package managers skip those) and remember the URL for `pkgcache fetch`."""
         wanted = self.c.wanted
         where = "the wanted list"
         if wanted is not None:
             self._record_wanted(flow, st)
             where = str(wanted.datastore.wanted_path if wanted.datastore else wanted.local_path)
+            try:  # the answer waits until the list holds this URL on disk: a stick pulled out next is complete
+                await asyncio.wait_for(wanted.durable(), DURABLE_WAIT)
+            except (asyncio.TimeoutError, TimeoutError):
+                log.warning("pkgcache: writing the wanted list to %s takes long; answering %s anyway", where, st.url)
         body = (f"pkgcache: offline, and {st.url} is not cached.\n"
                 f"It was recorded in {where} for fetching with `pkgcache fetch`.\n")
         flow.response = http.Response.make(404, body.encode(), {"Content-Type": "text/plain", "X-Cache": "MISS"})

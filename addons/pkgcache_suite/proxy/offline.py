@@ -33,9 +33,9 @@ log = logging.getLogger("pkgcache")
 IMPORT_POLL = 1.0
 
 
-def default_datastore() -> str:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(base, "pkgcache", "datastore")
+def default_datastore(cache_dir: Path) -> Path:
+    """Without a setting, each cache has its own datastore: two instances of one user never share a list."""
+    return cache_dir / PRIVATE / "datastore"
 
 
 def _dpkg_arch() -> list[str]:
@@ -76,9 +76,10 @@ class OfflineAddon:
                           "auto: behave as offline for hosts that cannot be reached; on: never contact "
                           "upstream; off: always pass upstream errors through.",
                           choices=["auto", "on", "off"])
-        loader.add_option("pkgcache_datastore", str, default_datastore(),
+        loader.add_option("pkgcache_datastore", str, "",
                           "Datastore folder for the wanted list and fetched files, or 'usb' to use the "
-                          "'pkgcache' folder of whichever USB stick is mounted.")
+                          "'pkgcache' folder of whichever USB stick is mounted; default: the cache's own "
+                          "(.pkgcache/datastore in the cache root).")
         loader.add_option("pkgcache_probe_interval", str, "3",
                           "In offline=auto, seconds a success from a remap target is trusted before a quick TCP "
                           "probe checks it again; requests the cache would send upstream are always probed first.")
@@ -125,10 +126,8 @@ class OfflineAddon:
             ev = opts.pkgcache_usb_events
             if ev != "udev" and not ev.startswith("file:"):
                 raise ValueError(f"pkgcache_usb_events={ev!r}: expected udev or file:PATH")
-        if "pkgcache_datastore" in updated:
-            setting = opts.pkgcache_datastore.strip()
-            if not setting:
-                raise ValueError("pkgcache_datastore='': expected a folder or usb")
+        if updated & {"pkgcache_datastore", "pkgcache_dir"}:
+            setting = opts.pkgcache_datastore.strip() or str(default_datastore(parse_cache_dir(opts.pkgcache_dir)))
             if setting != "usb" and Path(setting).expanduser().exists() and not Path(setting).expanduser().is_dir():
                 raise ValueError(f"pkgcache_datastore={setting!r}: expected a folder or usb")
             if setting != self.datastore_setting:
