@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -93,6 +92,3 @@ def served_by_front(tier: TierProcess, request):
         time.sleep(0.02)  # nginx writes the line as the response ends
     return r, len(tier.front_hits()) > before
 
-
-def workers_listed(text: str) -> list[int]:
-    return [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", text)]
