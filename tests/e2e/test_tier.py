@@ -81,6 +81,15 @@ def test_an_index_is_revalidated_by_a_worker(origin: Origin, start_tier) -> None
     assert not list((tier.cache_dir / ".pkgcache" / "front").rglob("InRelease"))  # never published
 
 
+def test_a_host_header_that_disagrees_with_the_url_is_refused_at_the_front(origin: Origin, start_tier) -> None:
+    origin.put(DEB, b"h" * 100)
+    tier = start_tier()
+    with socket.create_connection(("127.0.0.1", tier.port), timeout=20) as s:
+        s.sendall(f"GET {origin.base}{DEB} HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n".encode())
+        head = s.recv(4096)
+    assert head.startswith(b"HTTP/1.1 400") and origin.count(DEB) == 0
+
+
 def test_connect_goes_to_a_worker(origin: Origin, start_tier) -> None:
     origin.put("/plain.txt", b"through the tunnel")
     tier = start_tier()
