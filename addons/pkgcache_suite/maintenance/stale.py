@@ -55,25 +55,27 @@ class StaleCopies:
             self._task = self.tasks.start(self._run(), "stale-copy check")
 
     def busy_for(self, key: str) -> bool:
-        """True while a check runs that may drop key."""
+        """True while a check runs in this process that may drop key."""
         return (self._task is not None and not self._task.done()
                 and any(key.startswith(r + "/") for r in self._roots))
 
-    async def settle(self) -> None:
-        """Wait for the running check (bounded)."""
-        if self._task is not None:
+    async def wait_for_check(self, store: CacheStore, key: str) -> bool:
+        """Wait (at most WAIT) while a check that may drop key runs, in this process or in another one
+        sharing the cache (a tier's workers); True when there was one to wait for."""
+        if self.busy_for(key):
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), WAIT)
+                await asyncio.wait_for(asyncio.shield(self._task), WAIT)  # type: ignore[arg-type]
             except (TimeoutError, asyncio.TimeoutError):
                 pass
-
-    @staticmethod
-    async def settle_elsewhere(store: CacheStore, origin: str) -> None:
-        """Wait (bounded) while another process sharing the cache checks a refreshed index of origin."""
+            return True
+        origin = key.split("/", 1)[0]
+        if not store.published.held(origin):
+            return False
         loop = asyncio.get_running_loop()
         end = loop.time() + WAIT
         while store.published.held(origin) and loop.time() < end:
             await asyncio.sleep(0.05)
+        return True
 
     async def _run(self) -> None:
         try:

@@ -200,12 +200,8 @@ class CacheCore:
 
     async def _lookup(self, store: CacheStore, st: FlowState) -> Entry | None:
         entry = store.lookup(st.key)
-        if entry is not None and st.kind is Kind.IMMUTABLE and self.stale.busy_for(st.key):
-            await self.stale.settle()  # a refreshed index is being checked: this may be a re-published file
-            entry = store.lookup(st.key)
-        elif entry is not None and st.kind is Kind.IMMUTABLE and store.published.held(st.key.split("/", 1)[0]):
-            await self.stale.settle_elsewhere(store, st.key.split("/", 1)[0])  # another worker checks it
-            entry = store.lookup(st.key)
+        if entry is not None and st.kind is Kind.IMMUTABLE and await self.stale.wait_for_check(store, st.key):
+            entry = store.lookup(st.key)  # a refreshed index was being checked: this may be a re-published file
         return entry
 
     async def _carry_out(self, flow: http.HTTPFlow, st: FlowState, store: CacheStore) -> None:
