@@ -1,4 +1,5 @@
-"""Counters of what the cache did: added up in memory per request, written to the cache root about once a second.
+"""Counters of what the cache did: added up in memory per request, written to the cache root by flush() (the
+proxy's housekeeping calls it every FLUSH_EVERY seconds; nothing is written on the request path).
 
 Once attached to a cache root, the totals are those of every process sharing
 that root (workers of one tier, the front's hits) and they survive restarts,
@@ -51,7 +52,6 @@ class Stats:
         self._pending: dict[CountKey, int] = defaultdict(int)
         self._recent: list[Activity] = []
         self._lock = threading.Lock()
-        self._last_flush = time.monotonic()
         self._mem: dict[CountKey, int] | None = None  # everything counted while no store is attached
         if private_dir is not None:
             self.attach(private_dir)
@@ -89,13 +89,10 @@ class Stats:
                 self._recent.append((time.time(), event, url, client, from_cache + from_upstream))
                 if len(self._recent) > RECENT_SHOWN * 8:
                     del self._recent[:-RECENT_SHOWN * 4]
-        if time.monotonic() - self._last_flush >= FLUSH_EVERY:
-            self.flush()
 
     def flush(self) -> None:
         """Write what was counted since the last flush (kept in memory, and retried, if that fails)."""
         with self._lock:
-            self._last_flush = time.monotonic()
             if self.store is None:  # activity lines stay in self._recent
                 if self._pending:
                     self._mem = self._mem or defaultdict(int)
