@@ -36,8 +36,7 @@ TEMPLATES = Path(__file__).with_name("templates")
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.globals.update(stylesheet=markupsafe.Markup((TEMPLATES / "style.css").read_text()), version=__version__,
-                       base="")
+    env.globals.update(stylesheet=markupsafe.Markup((TEMPLATES / "style.css").read_text()), version=__version__)
     return env
 
 
