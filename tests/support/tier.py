@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -12,13 +11,9 @@ from pathlib import Path
 
 import httpx
 
+from pkgcache_suite.tier.supervisor import free_port
 from support.proxy import wait_for
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class TierProcess:
