@@ -3,7 +3,9 @@
 Format version 1, documented in docs/datastore.md::
 
     pkgcache-datastore.json   {"format": "pkgcache-datastore", "version": 1, "created": <unix time>}
-    wanted.json               URLs the offline side could not serve, written by the proxy
+    wanted.json               URLs the offline side could not serve, and the packages its clients stated they
+                              want ("requests"), written by the proxy
+    status/<sha256>           a client's dpkg status, named by a request, so fetch skips what is installed
     manifest.json             what `pkgcache fetch` downloaded: size and SHA-256 per URL, and failures
     files/<key>               downloaded bodies, in the cache's host/path layout
     import-report.json        what the proxy imported or rejected last time, written by the proxy
@@ -34,9 +36,10 @@ class DatastoreError(PkgcacheError, OSError):
     """The datastore is unusable (gone, unwritable, or of a format this version does not know)."""
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write a file so that it is either whole or absent, and on the medium when this returns.  The folder
+    must exist: creating it could write to the mount point of a stick just pulled out."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    payload = json.dumps(data, indent=1, sort_keys=True).encode()
     try:
         os.unlink(tmp)  # a leftover, or a planted link: never write through it
     except FileNotFoundError:
@@ -62,6 +65,10 @@ def atomic_write_json(path: Path, data: Any) -> None:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode())
 
 
 def read_json(path: Path, default: Any) -> Any:
@@ -131,9 +138,16 @@ class Datastore:
     def read_wanted_doc(self) -> dict[str, Any]:
         return read_json(self.wanted_path, {"version": VERSION, "wanted": []})
 
-    def write_wanted(self, entries: list[dict[str, Any]], hints: dict[str, Any]) -> None:
+    def status_path(self, sha256: str) -> Path:
+        """Where a stated request's dpkg status is kept; the name is its digest, so it is checked on reading."""
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise DatastoreError(f"bad status digest {sha256!r}")
+        return self.root / "status" / sha256
+
+    def write_wanted(self, entries: list[dict[str, Any]], hints: dict[str, Any],
+                     requests: list[dict[str, Any]] | None = None) -> None:
         atomic_write_json(self.wanted_path, {"version": VERSION, "written": time.time(), "hints": hints,
-                                             "wanted": entries})
+                                             "wanted": entries, "requests": requests or []})
 
     def read_manifest(self) -> dict[str, Any]:
         m = read_json(self.manifest_path, None)

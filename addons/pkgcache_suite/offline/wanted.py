@@ -1,4 +1,5 @@
-"""The wanted list: URLs an offline proxy could not serve, deduplicated, saved a moment after the last change.
+"""The wanted list: URLs an offline proxy could not serve, deduplicated, saved a moment after the last change,
+and the packages offline clients stated they want (with their dpkg status).
 
 Two copies are kept: one in the cache's private area, which survives the stick
 being elsewhere, and one in the datastore when one is attached, which is what
@@ -17,7 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pkgcache_suite.offline.datastore import Datastore, DatastoreError, atomic_write_json, read_json
+from pkgcache_suite.offline.datastore import (Datastore, DatastoreError, atomic_write_bytes, atomic_write_json,
+                                              read_json)
+from pkgcache_suite.offline.wantspec import WantRequest
 
 log = logging.getLogger("pkgcache")
 
@@ -31,11 +34,14 @@ class WantedList:
         self.delay = delay
         self.hints = hints or {}
         self.entries: dict[str, dict[str, Any]] = {}
+        self.requests: dict[str, dict[str, Any]] = {}  # id -> a stated request (WantRequest.to_json)
+        self._blobs: dict[str, bytes] = {}  # dpkg status files not yet on disk, by digest
         self.datastore: Datastore | None = None
         self.on_datastore_error: Callable[[Exception], None] | None = None
         self._save_handle: asyncio.TimerHandle | None = None
         self._dirty = False
         self._dropped: set[str] = set()
+        self._dropped_requests: set[str] = set()
         self._generation = 0  # changes recorded so far
         self._written = 0  # the generation the files on disk hold
         self._writing: asyncio.Future[bool] | None = None
@@ -45,6 +51,7 @@ class WantedList:
             for w in doc.get("wanted", []):
                 if isinstance(w, dict) and "url" in w:
                     self.entries[w["url"]] = w
+            self._take_requests(doc)
         except DatastoreError as e:
             log.error("pkgcache: ignoring unreadable local wanted list: %s", e)
 
@@ -67,6 +74,33 @@ class WantedList:
         self._changed()
         return new
 
+    def add_request(self, req: WantRequest, status: bytes | None) -> bool:
+        """Note a statement of wanted packages; returns True when it is new.  Answer the client only after
+        durable(): then the statement, and the status it names, are on the datastore."""
+        with self._lock:
+            new = req.id not in self.requests
+            self.requests[req.id] = req.to_json()
+            if status is not None and req.status_sha256:
+                self._blobs[req.status_sha256] = status
+        self._dropped_requests.discard(req.id)
+        self._changed()
+        return new
+
+    def drop_requests(self, ids: list[str]) -> int:
+        """Statements a fetch fulfilled: they leave the list (a status no request names stays, harmless)."""
+        self._dropped_requests.update(ids)
+        with self._lock:
+            n = sum(1 for i in ids if self.requests.pop(i, None) is not None)
+        if n:
+            self._changed()
+        return n
+
+    def _take_requests(self, doc: dict[str, Any]) -> None:
+        with self._lock:
+            for r in doc.get("requests", []) or []:
+                if isinstance(r, dict) and isinstance(r.get("id"), str) and r["id"] not in self._dropped_requests:
+                    self.requests.setdefault(r["id"], r)
+
     def drop(self, urls: list[str]) -> int:
         self._dropped.update(urls)  # another process's older copy of the list must not bring them back
         with self._lock:
@@ -80,14 +114,18 @@ class WantedList:
         self.datastore = datastore
         if datastore is not None:
             try:
-                theirs = datastore.read_wanted()
+                doc = datastore.read_wanted_doc()
             except DatastoreError as e:
                 log.error("pkgcache: cannot read wanted list in %s: %s", datastore.root, e)
-                theirs = {}
+                doc = {}
+            theirs = {w["url"]: w for w in doc.get("wanted", []) if isinstance(w, dict) and "url" in w}
+            their_requests = {r.get("id") for r in doc.get("requests", []) or [] if isinstance(r, dict)}
             with self._lock:
                 for url, w in theirs.items():
                     self.entries.setdefault(url, w)
-            if set(self.entries) != set(theirs) or not datastore.wanted_path.exists():
+            self._take_requests(doc)
+            if (set(self.entries) != set(theirs) or set(self.requests) != their_requests
+                    or not datastore.wanted_path.exists()):
                 self._changed()
 
     @property
@@ -141,6 +179,7 @@ class WantedList:
             for w in doc.get("wanted", []):
                 if isinstance(w, dict) and isinstance(w.get("url"), str) and w["url"] not in self._dropped:
                     self.entries.setdefault(w["url"], w)
+        self._take_requests(doc)
 
     def save(self, announce: bool = True, loop: asyncio.AbstractEventLoop | None = None) -> bool:
         """Write the list (merged with other processes' under a lock); True once it is on disk.  announce:
@@ -163,17 +202,49 @@ class WantedList:
             log.error("pkgcache: cannot lock the local wanted list %s: %s", lock, e)
             return self._write(announce, loop)
 
+    @property
+    def status_dir(self) -> Path:
+        return self.local_path.with_name("wanted-status")
+
+    def _write_blobs(self, ds: Datastore | None) -> None:
+        """Status files first, so a list on the datastore never names one that is not there."""
+        with self._lock:
+            pending = dict(self._blobs)
+            named = {r.get("status") for r in self.requests.values() if isinstance(r.get("status"), str)}
+        for sha, data in pending.items():
+            self.status_dir.mkdir(exist_ok=True)
+            atomic_write_bytes(self.status_dir / sha, data)
+            with self._lock:
+                self._blobs.pop(sha, None)
+        if ds is None:
+            return
+        for sha in named:
+            target = ds.status_path(str(sha))
+            if target.exists():
+                continue
+            try:
+                data = (self.status_dir / str(sha)).read_bytes()
+            except OSError:
+                continue  # recorded by another worker that has not written it yet; it will
+            target.parent.mkdir(exist_ok=True)
+            atomic_write_bytes(target, data)
+
     def _write(self, announce: bool = True, loop: asyncio.AbstractEventLoop | None = None) -> bool:
         generation = self._generation
         items = self.as_list()
+        with self._lock:
+            requests = sorted((dict(r) for r in self.requests.values()), key=lambda r: r.get("when", 0))
         try:
-            atomic_write_json(self.local_path, {"version": 1, "hints": self.hints, "wanted": items})
+            self._write_blobs(None)
+            atomic_write_json(self.local_path, {"version": 1, "hints": self.hints, "wanted": items,
+                                                "requests": requests})
         except OSError as e:
             log.error("pkgcache: cannot write local wanted list %s: %s", self.local_path, e)
         ds = self.datastore
         if ds is not None:
             try:
-                ds.write_wanted(items, self.hints)
+                self._write_blobs(ds)
+                ds.write_wanted(items, self.hints, requests)
                 if announce:
                     log.info("pkgcache: wrote %d wanted URLs to %s: safe to remove", len(items), ds.wanted_path)
             except OSError as e:

@@ -25,7 +25,7 @@ from pkgcache_suite.context import CacheContext
 from pkgcache_suite.maintenance import precache
 from pkgcache_suite.maintenance import tasks as maintenance
 from pkgcache_suite.progress import TransferProgress
-from pkgcache_suite.proxy import metrics, report, reportview
+from pkgcache_suite.proxy import metrics, report, reportview, wantpage
 from pkgcache_suite.proxy.flowinfo import META_VIA
 from pkgcache_suite.storage import CacheStore
 from pkgcache_suite.units import human_size
@@ -73,6 +73,8 @@ class Dashboard:
             report.respond_json(flow, self.c.stats.snapshot(), self._info(), maint)
         elif path in ("/", "/index.html"):
             await self._overview(flow)
+        elif path == "/want":
+            await wantpage.answer(flow, self.c.wanted, _proxy_address(flow))
         elif path == "/setup":
             report.html_page(flow, report.render("setup.html", healthy=not self._problems(),
                                                  **reportview.setup(_proxy_address(flow))))
