@@ -18,8 +18,10 @@ from pathlib import Path
 ARCH = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip() or "amd64"
 
 
-def build_deb(out_dir: Path, name: str, version: str, payload_size: int = 20_000, depends: str = "") -> Path:
-    """A minimal binary package with some payload so transfers are non-trivial."""
+def build_deb(out_dir: Path, name: str, version: str, payload_size: int = 20_000, depends: str = "",
+              fields: dict[str, str] | None = None, component: str = "main") -> Path:
+    """A minimal binary package with some payload so transfers are non-trivial; fields adds control fields
+    (Pre-Depends, Provides, ...)."""
     root = out_dir / f"build-{name}-{version}"
     (root / "DEBIAN").mkdir(parents=True, exist_ok=True)
     (root / "usr/share" / name).mkdir(parents=True, exist_ok=True)
@@ -30,9 +32,11 @@ def build_deb(out_dir: Path, name: str, version: str, payload_size: int = 20_000
     )
     if depends:
         control += f"Depends: {depends}\n"
+    for k, v in (fields or {}).items():
+        control += f"{k}: {v}\n"
     (root / "DEBIAN" / "control").write_text(control)
     letter = name[0]
-    pool = out_dir / "pool" / "main" / letter / name
+    pool = out_dir / "pool" / component / letter / name
     pool.mkdir(parents=True, exist_ok=True)
     deb = pool / f"{name}_{version}_all.deb"
     subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)],
@@ -41,37 +45,49 @@ def build_deb(out_dir: Path, name: str, version: str, payload_size: int = 20_000
     return deb
 
 
-def write_indexes(repo: Path, suite: str = "stable", by_hash: bool = False) -> None:
+def write_indexes(repo: Path, suite: str = "stable", by_hash: bool = False, components: tuple[str, ...] = ("main",),
+                  archs: tuple[str, ...] = (ARCH,), translations: bool = False) -> None:
     """(Re)generate Packages{,.gz,.xz}, Release and InRelease for the pool as it is now.
 
     With by_hash, the indexes are also published under by-hash/SHA256/ and the
-    Release says Acquire-By-Hash: yes, as the big archives do.
+    Release says Acquire-By-Hash: yes, as the big archives do.  Each component's
+    Packages lists pool/<component>, for every architecture (the test packages
+    are all Architecture: all).  translations adds an i18n/Translation-en per
+    component (its content is not a real translation; only its presence counts).
     """
-    bin_dir = repo / "dists" / suite / "main" / f"binary-{ARCH}"
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(bin_dir / "by-hash", ignore_errors=True)
-    pk = subprocess.run(["apt-ftparchive", "packages", "pool"], cwd=repo, check=True,
-                        capture_output=True).stdout
-    (bin_dir / "Packages").write_bytes(pk)
-    subprocess.run(["gzip", "-9fk", str(bin_dir / "Packages")], check=True)
-    subprocess.run(["xz", "-fk", str(bin_dir / "Packages")], check=True)
+    dirs = []
+    for comp in components:
+        scan = repo / "pool" / comp
+        pk = subprocess.run(["apt-ftparchive", "packages", f"pool/{comp}"], cwd=repo, check=True,
+                            capture_output=True).stdout if scan.is_dir() else b""
+        for arch in archs:
+            dirs.append((repo / "dists" / suite / comp / f"binary-{arch}", "Packages", pk))
+        if translations:
+            dirs.append((repo / "dists" / suite / comp / "i18n", "Translation-en", pk))
+    for index_dir, name, data in dirs:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(index_dir / "by-hash", ignore_errors=True)
+        (index_dir / name).write_bytes(data)
+        subprocess.run(["gzip", "-9fk", str(index_dir / name)], check=True)
+        subprocess.run(["xz", "-fk", str(index_dir / name)], check=True)
     # like Debian's archives, MD5Sum and SHA256 only: apt asks by-hash for its strongest listed hash
     no_sha512 = ["-o", "APT::FTPArchive::SHA512=false", "-o", "APT::FTPArchive::Release::SHA512=false"]
     rel = subprocess.run(
         ["apt-ftparchive", *(no_sha512 if by_hash else []), "-o", f"APT::FTPArchive::Release::Suite={suite}",
          "-o", f"APT::FTPArchive::Release::Codename={suite}",
-         "-o", "APT::FTPArchive::Release::Components=main",
-         "-o", f"APT::FTPArchive::Release::Architectures={ARCH}",
+         "-o", f"APT::FTPArchive::Release::Components={' '.join(components)}",
+         "-o", f"APT::FTPArchive::Release::Architectures={' '.join(archs)}",
          "release", f"dists/{suite}"],
         cwd=repo, check=True, capture_output=True,
     ).stdout
     if by_hash:
         rel = b"Acquire-By-Hash: yes\n" + rel
-        hashed = bin_dir / "by-hash" / "SHA256"
-        hashed.mkdir(parents=True)
-        for name in ("Packages", "Packages.gz", "Packages.xz"):
-            data = (bin_dir / name).read_bytes()
-            (hashed / hashlib.sha256(data).hexdigest()).write_bytes(data)
+        for index_dir, name, _ in dirs:
+            hashed = index_dir / "by-hash" / "SHA256"
+            hashed.mkdir(parents=True, exist_ok=True)
+            for variant in (name, name + ".gz", name + ".xz"):
+                data = (index_dir / variant).read_bytes()
+                (hashed / hashlib.sha256(data).hexdigest()).write_bytes(data)
     (repo / "dists" / suite / "Release").write_bytes(rel)
     # Signed like a real archive (apt falls back to Release + Release.gpg on an unsigned InRelease);
     # the clients use [trusted=yes], so the throwaway key needs no keyring on their side.

@@ -69,7 +69,13 @@ def _fetch(args: argparse.Namespace, extra: list[str]) -> int:
 
     archs = [a for a in (args.arch or "").split(",") if a] or None
     return run_fetch(Path(args.datastore), args.proxy, args.jobs, args.retries, not args.no_expand, archs,
-                     verbose=args.verbose)
+                     verbose=args.verbose, everything=args.all_indexes)
+
+
+def _want(args: argparse.Namespace, extra: list[str]) -> int:
+    from pkgcache_suite.cli.want import run_want
+
+    return run_want(args.proxy, args.packages, args.status, args.no_status, args.arch, args.no_recommends)
 
 
 def _mirrors_import(args: argparse.Namespace, extra: list[str]) -> int:
@@ -261,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("ls", help="list cached files")
     ls.add_argument("--bytes", action="store_true", help="sizes as exact byte counts instead of KiB/MiB/GiB")
     ls.set_defaults(func=_ls)
-    f = sub.add_parser("fetch", help="download a datastore's wanted list (on a connected machine)")
+    f = sub.add_parser("fetch", help="download a datastore's wanted list and stated packages, with their dependencies (on a connected machine)")
     f.add_argument("datastore", help="the datastore folder (e.g. the stick's pkgcache/ folder)")
     f.add_argument("--proxy", help="HTTP proxy to download through, e.g. http://proxy.example:3128")
     f.add_argument("--jobs", type=int, default=4, help="downloads at once (default: %(default)s)")
@@ -269,8 +275,21 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--no-expand", action="store_true",
                    help="fetch only the wanted URLs, not the indexes a fetched InRelease names")
     f.add_argument("--arch", help="Debian architectures to fetch indexes for (default: from the wanted list)")
+    f.add_argument("--all-indexes", action="store_true",
+                   help="every component and translation of a fetched suite, not only those the offline clients "
+                        "use (their stated index targets, or the indexes they were seen asking for)")
     f.add_argument("-v", "--verbose", action="store_true", help="a line per file, not only for failures")
     f.set_defaults(func=_fetch)
+    w = sub.add_parser("want", help="on an offline machine: state packages to bring, with their dependencies, in "
+                                    "one fetch trip")
+    w.add_argument("packages", nargs="+", help="package names as apt-get install takes them (name, name=version)")
+    w.add_argument("--proxy", required=True, help="the offline pkgcache, e.g. http://proxy.example:3142")
+    w.add_argument("--status", help="the dpkg status to send (default: where apt-config says it is)")
+    w.add_argument("--no-status", action="store_true",
+                   help="send no dpkg status: fetch brings everything, as for a machine with nothing installed")
+    w.add_argument("--arch", help="the client's architectures (default: from apt-get indextargets)")
+    w.add_argument("--no-recommends", action="store_true", help="the client installs without Recommends")
+    w.set_defaults(func=_want)
     e = sub.add_parser("expire", help="delete cached files no cached index references, after a grace period")
     e.add_argument("--grace-days", type=float, default=4.0, help="days an orphan is kept (default: %(default)s)")
     e.add_argument("--now", action="store_true", help="skip the grace period")

@@ -5,7 +5,10 @@ several at once (httpx), resuming partial files with Range/If-Range, retrying
 transient errors, and recording permanent failures with their reason in the
 manifest.  Debian files are checked against the SHA-256 sums of the
 Release/Packages indexes at hand, and a fetched InRelease pulls in the indexes
-apt will ask for next, so a fresh `apt-get update` + `install` needs two trips.
+apt will ask for next (only those the clients use; see indexplan).  Packages
+that offline clients stated they want are resolved by apt against the fetched
+indexes and downloaded in the same trip (see requested), so a fresh machine
+needs one trip to `apt-get update` and `apt-get install`.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from typing import Any
 import httpx
 
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError
-from pkgcache_suite.indexes.debian import DebianIndex, is_release_url
+from pkgcache_suite.indexes.debian import DebianIndex, ReleaseInfo, is_release_url
+from pkgcache_suite.offline import fetchreport, indexplan, requested
+from pkgcache_suite.offline.wantspec import WantRequest
 from pkgcache_suite.progress import TransferProgress
 from pkgcache_suite.storage import file_sha256
-from pkgcache_suite.units import human_size
 
 PERMANENT = {400, 401, 403, 404, 405, 410, 451}
 CHUNK = 1 << 20
@@ -40,13 +44,20 @@ class Outcome:
     skipped: dict[str, str] = field(default_factory=dict)
     expanded: list[str] = field(default_factory=list)
     bytes: int = 0
+    resolved: dict[str, list[str]] = field(default_factory=dict)  # request id -> package URLs
+    unresolved: dict[str, dict[str, str]] = field(default_factory=dict)  # request id -> package -> why
+    choices: dict[str, str] = field(default_factory=dict)  # suite -> which indexes were chosen, in words
 
 class Fetcher:
     def __init__(self, ds: Datastore, proxy: str | None = None, jobs: int = 4, retries: int = 3,
                  expand: bool = True, archs: list[str] | None = None, tty: bool | None = None, verbose: bool = False,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, requests: list[WantRequest] | None = None,
+                 usage: dict[str, indexplan.Usage] | None = None, everything: bool = False) -> None:
         self.ds, self.proxy, self.jobs, self.retries, self.expand = ds, proxy, jobs, retries, expand
-        self.archs = archs
+        self.requests = requests or []
+        self.usage = usage or {}
+        self.everything = everything
+        self.archs = archs or list(dict.fromkeys(a for r in self.requests for a in r.archs)) or None
         self.tty = sys.stderr.isatty() if tty is None else tty
         self.verbose = verbose
         self.summary = ""
@@ -69,13 +80,20 @@ class Fetcher:
             if is_release_url(url):
                 info = self.index.add_release(url, path)
                 if self.expand:
-                    archs = self.archs or []
-                    more = self.index.indexes_for(info, archs) if archs else []
+                    more = self._indexes(info)
             elif self.index.is_packages(url):
                 self.index.add_packages(url, path)
         except Exception as e:  # a broken index must not stop the others
             print(f"fetch: cannot parse {url}: {e}", file=sys.stderr)
         return more
+
+    def _indexes(self, info: ReleaseInfo) -> list[str]:
+        targets = [t for r in self.requests for t in r.targets]
+        if not (self.archs or any(t.base == info.base for t in targets)):
+            return []
+        urls, why = indexplan.select(info, targets, self.usage.get(info.base), self.archs or [], self.everything)
+        self.out.choices[info.base] = why
+        return urls
 
     def _check(self, url: str) -> str | None:
         want = self.index.expected(url)
@@ -271,6 +289,28 @@ class Fetcher:
                 if url in self.out.fetched:
                     self.out.fetched.remove(url)
 
+    def _settle_inrelease(self) -> None:
+        """A suite without InRelease whose Release came instead is not a failure: apt reads that one."""
+        for url in requested.release_urls(self.requests):
+            if url in self.out.failed and url.removesuffix("InRelease") + "Release" in self.manifest["files"]:
+                del self.out.failed[url]
+                self.out.skipped[url] = "the suite has no InRelease; its Release was fetched"
+
+    async def _resolve(self, reporter: TransferProgress) -> None:
+        """Each stated request: apt resolves it against the indexes now in the datastore; its files join
+        this trip's downloads."""
+        for req in self.requests:
+            res = await asyncio.to_thread(requested.resolve, self.ds, self.index, self.manifest["files"], req)
+            self.out.resolved[req.id] = [u for u, _, _ in res.urls]
+            if res.problems:
+                self.out.unresolved[req.id] = res.problems
+            self.manifest.setdefault("requests", {})[req.id] = {
+                "packages": list(req.packages), "files": self.out.resolved[req.id], "problems": res.problems,
+                "when": time.time()}
+            self._dirty = True
+            for url, _size, _sha in res.urls:
+                self._enqueue(url, {}, reporter)
+
     async def run(self, wanted: list[dict[str, Any]]) -> Outcome:
         self._learn_from_earlier_rounds()
         self._queue: asyncio.Queue[tuple[str, dict[str, str]]] = asyncio.Queue()
@@ -293,7 +333,16 @@ class Fetcher:
                 for item in wanted:
                     if is_release_url(item["url"]):
                         self._enqueue(item["url"], item.get("headers", {}), reporter)
+                for url in requested.release_urls(self.requests):
+                    self._enqueue(url, {}, reporter)
                 await self._queue.join()
+                for url in requested.release_urls(self.requests):
+                    if self.out.failed.get(url, "").startswith("HTTP 404"):
+                        for other in requested.fallback_urls(url.removesuffix("InRelease")):
+                            self._enqueue(other, {}, reporter)
+                await self._queue.join()
+                self._settle_inrelease()
+                await self._resolve(reporter)
                 for url in list(self.out.present):  # a wanted InRelease already here still names indexes
                     for more in self._learn(url):
                         self._enqueue(more, {}, reporter, expanded=True)
@@ -310,7 +359,7 @@ class Fetcher:
 
 
 def run_fetch(path: Path, proxy: str | None, jobs: int, retries: int, expand: bool,
-              archs: list[str] | None, verbose: bool = False) -> int:
+              archs: list[str] | None, verbose: bool = False, everything: bool = False) -> int:
     from pkgcache_suite.cli.preflight import unreachable
 
     try:
@@ -320,16 +369,15 @@ def run_fetch(path: Path, proxy: str | None, jobs: int, retries: int, expand: bo
         print(f"pkgcache fetch: {e}", file=sys.stderr)
         return 2
     wanted = [w for w in doc.get("wanted", []) if isinstance(w, dict) and isinstance(w.get("url"), str)]
+    requests, ignored = requested.read_requests(doc)
     hints = doc.get("hints") or {}
     archs = archs or hints.get("deb_arch") or None
-    if wanted and (why := unreachable(proxy, [w["url"] for w in wanted])):
+    urls = [w["url"] for w in wanted] + requested.release_urls(requests)
+    if urls and (why := unreachable(proxy, urls)):
         print(f"pkgcache fetch: cannot start, nothing answers: {why}", file=sys.stderr)
         return 2
-    f = Fetcher(ds, proxy=proxy, jobs=jobs, retries=retries, expand=expand, archs=archs, verbose=verbose)
+    f = Fetcher(ds, proxy=proxy, jobs=jobs, retries=retries, expand=expand, archs=archs, verbose=verbose,
+                requests=requests, usage=indexplan.usage_from_hints(hints), everything=everything)
     out = asyncio.run(f.run(wanted))
-    print(f"pkgcache fetch: {len(out.fetched)} fetched ({human_size(out.bytes)}, {len(out.expanded)} of them indexes "
-          f"named by a fetched Release), {len(out.present)} already in the datastore, "
-          f"{len(out.skipped)} skipped (not in their Release), {len(out.failed)} failed; {f.summary}")
-    for url, why in sorted(out.failed.items()):
-        print(f"  FAILED {url}: {why}")
-    return 1 if out.failed else 0
+    fetchreport.print_outcome(out, f.summary, ignored)
+    return 1 if out.failed or out.unresolved else 0

@@ -30,6 +30,8 @@ class ImportResult:
     rejected: dict[str, str] = field(default_factory=dict)
     busy: list[str] = field(default_factory=list)
     settled: list[str] = field(default_factory=list)  # fetch found these do not exist upstream
+    fulfilled: list[str] = field(default_factory=list)  # stated requests fetch resolved completely
+    unresolved: dict[str, dict[str, str]] = field(default_factory=dict)  # request id -> package -> why
     error: str | None = None
 
     @property
@@ -48,6 +50,7 @@ def import_datastore(store: CacheStore, classifier: Classifier, ds: Datastore,
         res.error = str(e)
         return res
     files: dict[str, Any] = manifest.get("files", {})
+    _requests(manifest, res)
     res.settled = [u for u in manifest.get("skipped", {})]
     res.settled += [u for u, f in manifest.get("failed", {}).items() if isinstance(f, dict) and f.get("permanent")]
     for url, rec in files.items():
@@ -88,6 +91,18 @@ def import_datastore(store: CacheStore, classifier: Classifier, ds: Datastore,
             res.error = f"datastore read failed: {e}"
             break
     return res
+
+
+def _requests(manifest: dict[str, Any], res: ImportResult) -> None:
+    """What fetch made of the stated requests: resolved ones leave the list, the others carry apt's reasons."""
+    for rid, outcome in (manifest.get("requests") or {}).items():
+        if not isinstance(rid, str) or not isinstance(outcome, dict):
+            continue
+        problems = outcome.get("problems") or {}
+        if isinstance(problems, dict) and problems:
+            res.unresolved[rid] = {str(k)[:200]: str(v)[:2000] for k, v in problems.items()}
+        else:
+            res.fulfilled.append(rid)
 
 
 def write_report(ds: Datastore, res: ImportResult) -> None:

@@ -95,6 +95,18 @@ class WantedList:
             self._changed()
         return n
 
+    def settle_requests(self, fulfilled: list[str], unresolved: dict[str, dict[str, str]]) -> None:
+        """After an import: requests fetch resolved leave the list; the others keep apt's reasons, for the page."""
+        changed = self.drop_requests(fulfilled) > 0
+        with self._lock:
+            for rid, problems in unresolved.items():
+                r = self.requests.get(rid)
+                if r is not None and r.get("unresolved") != problems:
+                    r["unresolved"] = problems
+                    changed = True
+        if changed:
+            self._changed()
+
     def _take_requests(self, doc: dict[str, Any]) -> None:
         with self._lock:
             for r in doc.get("requests", []) or []:
@@ -210,7 +222,7 @@ class WantedList:
         """Status files first, so a list on the datastore never names one that is not there."""
         with self._lock:
             pending = dict(self._blobs)
-            named = {r.get("status") for r in self.requests.values() if isinstance(r.get("status"), str)}
+            named = {str(r["status"]) for r in self.requests.values() if isinstance(r.get("status"), str)}
         for sha, data in pending.items():
             self.status_dir.mkdir(exist_ok=True)
             atomic_write_bytes(self.status_dir / sha, data)
@@ -219,11 +231,11 @@ class WantedList:
         if ds is None:
             return
         for sha in named:
-            target = ds.status_path(str(sha))
+            target = ds.status_path(sha)
             if target.exists():
                 continue
             try:
-                data = (self.status_dir / str(sha)).read_bytes()
+                data = (self.status_dir / sha).read_bytes()
             except OSError:
                 continue  # recorded by another worker that has not written it yet; it will
             target.parent.mkdir(exist_ok=True)

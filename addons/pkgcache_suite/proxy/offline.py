@@ -220,6 +220,8 @@ class OfflineAddon:
             self._last_manifest = sig
         if self.c.wanted and res.done_urls:
             self.c.wanted.drop(res.done_urls)
+        if self.c.wanted and res.error is None:
+            self.c.wanted.settle_requests(res.fulfilled, res.unresolved)
         for url, why in res.rejected.items():
             log.error("pkgcache: not importing %s: %s", url, why)
         log.info("pkgcache: imported %d files from %s (%d already cached, %d rejected%s)",

@@ -1,0 +1,161 @@
+"""Offline in one trip, with real parts: a fresh offline apt client states what it wants with apt and curl only,
+one `pkgcache fetch` on the "connected machine" brings indexes and the dependency closure (resolved by apt),
+and back offline `apt-get update` and `apt-get install` both succeed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pkgcache_suite.proxy.wantpage import one_liner
+from support.debrepo import ARCH, AptClient, build_deb, write_indexes
+from support.origin import Origin
+from support.proxy import Proxy, wait_for
+
+pytestmark = pytest.mark.usefixtures("apt_tools")
+
+INSTALLED = """Package: oldlib
+Status: install ok installed
+Priority: optional
+Section: misc
+Maintainer: Test <test@example.invalid>
+Architecture: all
+Version: 1.0
+Description: test package oldlib
+"""
+
+
+def build_repo(repo: Path) -> dict[str, Path]:
+    """hello needs: a Pre-Depends, an alternative whose first choice is ruled out by its version constraint, a
+    virtual package, and oldlib, which the client already has.  contrib, a second architecture and the
+    translations exist but the client does not use them."""
+    debs = {
+        "hello": build_deb(repo, "hello", "1.0", 40_000, depends="libgreet (<< 1.2) | greet-compat, "
+                           "mail-transport-agent, oldlib (>= 1.0)", fields={"Pre-Depends": "libbase"}),
+        "libbase": build_deb(repo, "libbase", "2.0", 10_000),
+        "libgreet": build_deb(repo, "libgreet", "1.3", 10_000),
+        "greet-compat": build_deb(repo, "greet-compat", "1.0", 10_000),
+        "tinymta": build_deb(repo, "tinymta", "0.9", 10_000, fields={"Provides": "mail-transport-agent"}),
+        "oldlib": build_deb(repo, "oldlib", "1.0", 10_000),
+        "unrelated": build_deb(repo, "unrelated", "1.0", 10_000),
+        "extra": build_deb(repo, "extra", "1.0", 10_000, component="contrib"),
+    }
+    write_indexes(repo, by_hash=True, components=("main", "contrib"), archs=(ARCH, "arm64" if ARCH != "arm64"
+                                                                            else "amd64"), translations=True)
+    return debs
+
+
+def wanted_doc(ds: Path) -> dict:
+    try:
+        return json.loads((ds / "wanted.json").read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def state_wants(apt: AptClient, proxy: Proxy, packages: str) -> subprocess.CompletedProcess[str]:
+    """The README's line as a client runs it; only the apt options of the test's private client are added."""
+    line = one_liner(proxy.url).replace("packages='hello'", f"packages='{packages}'")
+    line = line.replace("apt-get indextargets", "apt-get " + " ".join(f"'{o}'" for o in apt.options())
+                        + " indextargets", 1)
+    line = line.replace("/var/lib/dpkg/status", str(apt.base / "state" / "status"))
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    return subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_fresh_offline_machine_installs_after_one_fetch(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    repo = origin.root / "debian"
+    debs = build_repo(repo)
+    ds = tmp_path / "stick"
+    proxy = start_proxy("--set", f"pkgcache_datastore={ds}")  # offline=auto: upstream is simply not there
+    apt = AptClient(tmp_path / "client", f"{origin.base}/debian", proxy=proxy.url)
+    (apt.base / "state" / "status").write_text(INSTALLED)
+    origin.stop()
+
+    # offline: a fresh client (no lists) fails to update, then says once what it wants
+    assert apt.run("update", check=False).returncode != 0
+    r = state_wants(apt, proxy, "hello")
+    assert r.returncode == 0 and "recorded request" in r.stdout and "safe to remove" in r.stdout, r.stdout + r.stderr
+    stated = wanted_doc(ds)["requests"]  # on the stick as soon as curl returns
+    assert len(stated) == 1 and stated[0]["packages"] == ["hello"] and stated[0]["archs"] == [ARCH]
+    assert stated[0]["sources"] == [{"repo": f"{origin.base}/debian/", "suite": "stable", "components": ["main"],
+                                     "archs": [ARCH, "all"]}]
+    assert (ds / "status" / stated[0]["status"]).read_text() == INSTALLED
+
+    # the one trip
+    origin.restart()
+    try:
+        r = subprocess.run(["pkgcache", "fetch", str(ds)], capture_output=True, text=True, timeout=300)
+    finally:
+        origin.stop()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "NOT RESOLVED" not in r.stdout
+    manifest = json.loads((ds / "manifest.json").read_text())
+    fetched = set(manifest["files"])
+    names = {u.rsplit("/", 1)[-1] for u in fetched if u.endswith(".deb")}
+    assert names == {debs[n].name for n in ("hello", "libbase", "greet-compat", "tinymta")}
+    # only what the client uses: main for its architecture, no contrib, no other arch, no translations
+    index_dirs = {u.split("/dists/stable/", 1)[1].rsplit("/by-hash/", 1)[0] for u in fetched if "/by-hash/" in u}
+    assert index_dirs == {f"main/binary-{ARCH}"}, index_dirs
+
+    # back offline: the proxy imports, and the request leaves the list
+    wait_for(lambda: not wanted_doc(ds).get("requests") and not wanted_doc(ds).get("wanted"), timeout=30,
+             what="the import of the trip")
+    r = apt.run("update")
+    assert "Err" not in r.stdout, r.stdout
+    apt.run("install", "--download-only", "hello")
+    got = {p.name for p in apt.archives()}
+    assert got == {debs[n].name for n in ("hello", "libbase", "greet-compat", "tinymta")}
+    assert all((apt.base / "cache" / "archives" / debs[n].name).read_bytes() == debs[n].read_bytes()
+               for n in ("hello", "libbase", "greet-compat", "tinymta"))
+    assert wanted_doc(ds).get("wanted") == [], "nothing was missing on the second offline run"
+
+
+def test_unresolvable_packages_are_named_and_the_rest_still_comes(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    repo = origin.root / "debian"
+    build_repo(repo)
+    build_deb(repo, "broken", "1.0", 1_000, depends="no-such-thing")
+    write_indexes(repo, by_hash=True)
+    ds = tmp_path / "stick"
+    proxy = start_proxy("--set", f"pkgcache_datastore={ds}", "--set", "pkgcache_offline=on")
+    apt = AptClient(tmp_path / "client", f"{origin.base}/debian", proxy=proxy.url)
+    r = state_wants(apt, proxy, "libbase broken nosuchpackage")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run(["pkgcache", "fetch", str(ds)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "NOT RESOLVED: 2" in r.stdout
+    assert "nosuchpackage: E: Unable to locate package nosuchpackage" in r.stdout
+    assert "broken:" in r.stdout and "no-such-thing" in r.stdout
+    manifest = json.loads((ds / "manifest.json").read_text())
+    assert [u.rsplit("/", 1)[-1] for u in manifest["files"] if u.endswith(".deb")] == ["libbase_2.0_all.deb"]
+    # the request stays on the list with apt's reasons, shown on the page
+    wait_for(lambda: wanted_doc(ds).get("requests", [{}])[0].get("unresolved"), timeout=30, what="the outcome")
+    page = httpx.get(f"{proxy.url}/want", trust_env=False).text
+    assert "Unable to locate package nosuchpackage" in page
+
+
+def test_pkgcache_want_reads_the_local_apt_and_dpkg(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    """`pkgcache want` on an offline machine that has pkgcache: apt's own configuration says targets and status."""
+    repo = origin.root / "debian"
+    build_repo(repo)
+    ds = tmp_path / "stick"
+    proxy = start_proxy("--set", f"pkgcache_datastore={ds}", "--set", "pkgcache_offline=on")
+    apt = AptClient(tmp_path / "client", f"{origin.base}/debian", proxy=proxy.url)
+    (apt.base / "state" / "status").write_text(INSTALLED)
+    conf = tmp_path / "apt.conf"
+    opts = apt.options()
+    conf.write_text("".join(f'{o.split("=", 1)[0]} "{o.split("=", 1)[1]}";\n' for o in opts[1::2]))
+    r = subprocess.run(["pkgcache", "want", "--proxy", proxy.url, "hello", "tinymta"], capture_output=True,
+                       text=True, timeout=60, env={"PATH": subprocess.os.environ["PATH"], "APT_CONFIG": str(conf)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "recorded request" in r.stdout
+    (stated,) = wanted_doc(ds)["requests"]
+    assert stated["packages"] == ["hello", "tinymta"] and stated["archs"] == [ARCH]
+    assert stated["sources"][0]["suite"] == "stable"
+    assert (ds / "status" / stated["status"]).read_text() == INSTALLED
+    r = subprocess.run(["pkgcache", "want", "--proxy", proxy.url, "../../etc/passwd"], capture_output=True,
+                       text=True, timeout=60, env={"PATH": subprocess.os.environ["PATH"], "APT_CONFIG": str(conf)})
+    assert r.returncode == 2 and "not a Debian package name" in r.stderr
