@@ -159,3 +159,31 @@ def test_pkgcache_want_reads_the_local_apt_and_dpkg(origin: Origin, start_proxy,
     r = subprocess.run(["pkgcache", "want", "--proxy", proxy.url, "../../etc/passwd"], capture_output=True,
                        text=True, timeout=60, env={"PATH": subprocess.os.environ["PATH"], "APT_CONFIG": str(conf)})
     assert r.returncode == 2 and "not a Debian package name" in r.stderr
+
+
+def test_without_targets_the_sources_seen_in_requests_are_used(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    """A client that only ran `apt-get update` through the proxy, then states names and its architecture: its
+    requests told the suite, the component and the architectures, so fetch brings only those."""
+    repo = origin.root / "debian"
+    debs = build_repo(repo)
+    ds = tmp_path / "stick"
+    proxy = start_proxy("--set", f"pkgcache_datastore={ds}", "--set", "pkgcache_offline=on")
+    apt = AptClient(tmp_path / "client", f"{origin.base}/debian", proxy=proxy.url)
+    assert apt.run("update", check=False).returncode != 0
+    r = subprocess.run(["curl", "-sS", "-x", proxy.url, "http://pkgcache/want", "-F", "packages=tinymta",
+                        "-F", f"arch={ARCH}"], capture_output=True, text=True, timeout=60)
+    assert "recorded request" in r.stdout, r.stdout + r.stderr
+    (stated,) = wanted_doc(ds)["requests"]
+    (source,) = stated["sources"]  # apt asks in parallel: the order of what was seen may vary
+    assert (source["repo"], source["suite"], source["components"], set(source["archs"])) == (
+        f"{origin.base}/debian/", "stable", ["main"], {ARCH, "all"})
+    r = subprocess.run(["pkgcache", "fetch", str(ds)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "components main as the clients used them" in r.stdout
+    fetched = json.loads((ds / "manifest.json").read_text())["files"]
+    assert {u.split("/dists/stable/", 1)[1].rsplit("/by-hash/", 1)[0] for u in fetched if "/by-hash/" in u} == {
+        f"main/binary-{ARCH}"}
+    wait_for(lambda: not wanted_doc(ds).get("requests"), timeout=30, what="the import of the trip")
+    apt.run("update")
+    apt.run("install", "--download-only", "tinymta")
+    assert [p.name for p in apt.archives()] == [debs["tinymta"].name]

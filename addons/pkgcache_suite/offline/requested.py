@@ -49,6 +49,7 @@ def _suite(ds: Datastore, index: DebianIndex, files: dict[str, Any], req: WantRe
             break
     else:
         return None
+    components = components or tuple(info.components)  # sources seen in requests may not name them
     archs = list(req.archs) + ["all"]
     indexes: dict[str, Path] = {}
     for entry, (_size, sha) in info.entries.items():

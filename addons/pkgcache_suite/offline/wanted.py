@@ -20,6 +20,7 @@ from typing import Any
 
 from pkgcache_suite.offline.datastore import (Datastore, DatastoreError, atomic_write_bytes, atomic_write_json,
                                               read_json)
+from pkgcache_suite.offline.suiteuse import SuiteUse
 from pkgcache_suite.offline.wantspec import WantRequest
 
 log = logging.getLogger("pkgcache")
@@ -35,6 +36,7 @@ class WantedList:
         self.hints = hints or {}
         self.entries: dict[str, dict[str, Any]] = {}
         self.requests: dict[str, dict[str, Any]] = {}  # id -> a stated request (WantRequest.to_json)
+        self.use = SuiteUse()  # what clients asked of each Debian suite: written as the hint "indexes_used"
         self._blobs: dict[str, bytes] = {}  # dpkg status files not yet on disk, by digest
         self.datastore: Datastore | None = None
         self.on_datastore_error: Callable[[Exception], None] | None = None
@@ -52,6 +54,7 @@ class WantedList:
                 if isinstance(w, dict) and "url" in w:
                     self.entries[w["url"]] = w
             self._take_requests(doc)
+            self.use.merge((doc.get("hints") or {}).get("indexes_used"))
         except DatastoreError as e:
             log.error("pkgcache: ignoring unreadable local wanted list: %s", e)
 
@@ -85,6 +88,13 @@ class WantedList:
         self._dropped_requests.discard(req.id)
         self._changed()
         return new
+
+    def note_index(self, url: str, client: str) -> None:
+        """A request under a suite's dists/: remember the suite, component and architecture it shows."""
+        with self._lock:
+            new = self.use.note(url, client)
+        if new:
+            self._changed()
 
     def drop_requests(self, ids: list[str]) -> int:
         """Statements a fetch fulfilled: they leave the list (a status no request names stays, harmless)."""
@@ -191,6 +201,7 @@ class WantedList:
             for w in doc.get("wanted", []):
                 if isinstance(w, dict) and isinstance(w.get("url"), str) and w["url"] not in self._dropped:
                     self.entries.setdefault(w["url"], w)
+            self.use.merge((doc.get("hints") or {}).get("indexes_used"))
         self._take_requests(doc)
 
     def save(self, announce: bool = True, loop: asyncio.AbstractEventLoop | None = None) -> bool:
@@ -246,9 +257,10 @@ class WantedList:
         items = self.as_list()
         with self._lock:
             requests = sorted((dict(r) for r in self.requests.values()), key=lambda r: r.get("when", 0))
+            hints = {**self.hints, "indexes_used": self.use.as_json()}
         try:
             self._write_blobs(None)
-            atomic_write_json(self.local_path, {"version": 1, "hints": self.hints, "wanted": items,
+            atomic_write_json(self.local_path, {"version": 1, "hints": hints, "wanted": items,
                                                 "requests": requests})
         except OSError as e:
             log.error("pkgcache: cannot write local wanted list %s: %s", self.local_path, e)
@@ -256,7 +268,7 @@ class WantedList:
         if ds is not None:
             try:
                 self._write_blobs(ds)
-                ds.write_wanted(items, self.hints, requests)
+                ds.write_wanted(items, hints, requests)
                 if announce:
                     log.info("pkgcache: wrote %d wanted URLs to %s: safe to remove", len(items), ds.wanted_path)
             except OSError as e:

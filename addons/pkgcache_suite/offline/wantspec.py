@@ -208,13 +208,21 @@ def check_status(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def build_request(fields: dict[str, str], status: bytes | None, client: str) -> WantRequest:
-    """A statement from the form's fields: packages (required), arch, targets, recommends."""
+def build_request(fields: dict[str, str], status: bytes | None, client: str,
+                  seen: tuple[Source, ...] = ()) -> WantRequest:
+    """A statement from the form's fields: packages (required), arch, targets, recommends.  Without targets,
+    the sources are the suites the client was seen asking for (seen), and so are the architectures."""
     packages = parse_packages(fields.get("packages", ""))
     targets, sources, seen_archs = parse_targets(fields.get("targets", ""))
+    if not targets:
+        sources = seen
+        seen_archs = tuple(dict.fromkeys(a for s in seen for a in s.archs if a != "all"))
     archs = parse_archs(fields.get("arch", "")) or seen_archs
     if not archs:
         raise WantError("arch: say the client's architecture (dpkg --print-architecture), or send its targets")
+    if not sources:
+        raise WantError("targets: send the client's `apt-get indextargets --no-release-info`, or run its "
+                        "`apt-get update` through this proxy first so its sources are seen")
     recommends = fields.get("recommends", "yes").strip().lower() not in ("no", "false", "0", "off")
     status_sha = check_status(status) if status is not None and status.strip() else None
     return WantRequest(packages, archs, sources, targets, status_sha, recommends, client)

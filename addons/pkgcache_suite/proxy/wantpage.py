@@ -87,7 +87,8 @@ async def answer(flow: http.HTTPFlow, wanted: WantedList | None, proxy: str) -> 
         return
     try:
         fields, status = _form(flow)
-        req = build_request(fields, status, client_address(flow))
+        client = client_address(flow)
+        req = build_request(fields, status, client, seen=wanted.use.sources_for(client))
     except (WantError, ValueError) as e:
         log.warning("pkgcache: refused a wanted-packages statement from %s: %s", client_address(flow), e)
         _text(flow, 400, f"pkgcache: {e}")
