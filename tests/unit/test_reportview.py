@@ -75,6 +75,8 @@ def test_the_templates_render_every_section() -> None:
     ({"wanted_urls": 1, "datastore": "/media/stick/pkgcache", "datastore_safe_to_remove": False},
      "1 URL in the wanted list; being written to the datastore"),
     ({"wanted_urls": 0, "datastore": None}, "wanted list empty"),
+    ({"wanted_urls": 2, "wanted_requests": 1, "datastore": "/media/stick/pkgcache", "datastore_safe_to_remove": True},
+     "2 URLs in the wanted list, 1 package request; the datastore is up to date: safe to remove"),
 ])
 def test_the_page_says_when_the_stick_may_go(info: dict, words: str) -> None:
     assert dashboard({}, info, {}, None)["wanted"] == words

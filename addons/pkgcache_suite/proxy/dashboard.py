@@ -206,6 +206,7 @@ class Dashboard:
         return {
             "cache_dir": str(store.root) if store is not None else None,
             "wanted_urls": len(wanted.entries) if wanted else 0,
+            "wanted_requests": len(wanted.requests) if wanted else 0,
             "datastore_safe_to_remove": wanted.safe_to_remove if wanted else False,
             "datastore": str(wanted.datastore.root) if wanted and wanted.datastore else None,
             "upstream": reach.snapshot() if reach else {},

@@ -84,6 +84,8 @@ def dashboard(snap: dict[str, Any], info: dict[str, Any], maint: dict[str, Any],
         "upstream": upstream_words(info.get("offline_mode", "auto"), info.get("upstream", {})),
         "downloads": info.get("downloads_in_progress", 0),
         "wanted": (f"{wanted} URL{'s' if wanted != 1 else ''} in the wanted list" if wanted else "wanted list empty")
+        + (f", {stated} package request{'s' if stated != 1 else ''}" if (stated := info.get("wanted_requests", 0))
+           else "")
         + ("; the datastore is up to date: safe to remove" if info.get("datastore_safe_to_remove")
            else "; being written to the datastore" if info.get("datastore") else ""),
         "recent": [{"when": _when(r["when"]), "event": EVENT_WORDS.get(r["event"], r["event"]), "url": r["url"],
