@@ -78,3 +78,22 @@ def exports(text: str) -> dict[str, str]:
             name, _, value = line[len("export "):].partition("=")
             env[name.strip()] = value.strip()
     return env
+
+
+def build_rpms(repo: Path, packages: dict[str, dict[str, str]]) -> dict[str, Path]:
+    """Several noarch RPMs with extra spec tags (Requires, Provides, ...) and their repodata, in repo."""
+    need("rpmbuild", "createrepo_c")
+    top = repo.parent / "rpmbuild"
+    (top / "SPECS").mkdir(parents=True, exist_ok=True)
+    repo.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, tags in packages.items():
+        spec = top / "SPECS" / f"{name}.spec"
+        extra = "".join(f"{k}: {v}\n" for k, v in tags.items())
+        spec.write_text(SPEC.format(name=name).replace("BuildArch: noarch\n", f"BuildArch: noarch\n{extra}"))
+        subprocess.run(["rpmbuild", "--define", f"_topdir {top}", "-bb", str(spec)], check=True, capture_output=True)
+        rpm = top / "RPMS" / "noarch" / f"{name}-1.0-1.noarch.rpm"
+        shutil.copy(rpm, repo / rpm.name)
+        out[name] = repo / rpm.name
+    subprocess.run(["createrepo_c", str(repo)], check=True, capture_output=True)
+    return out

@@ -27,7 +27,7 @@ import httpx
 
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError
 from pkgcache_suite.indexes.debian import DebianIndex, ReleaseInfo, is_release_url
-from pkgcache_suite.offline import fetchreport, indexplan, requested
+from pkgcache_suite.offline import fetchreport, indexplan, requested, rpmmeta
 from pkgcache_suite.offline.wantspec import WantRequest
 from pkgcache_suite.progress import TransferProgress
 from pkgcache_suite.storage import file_sha256
@@ -64,6 +64,8 @@ class Fetcher:
         self.timeout = timeout
         self.manifest = ds.read_manifest()
         self.index = DebianIndex()
+        self.rpm = rpmmeta.RpmRepos(self.index.known)  # one table of what indexes vouch for
+        self.probed: set[str] = set()  # files a client probes for; their absence is an answer, not a failure
         self.out = Outcome()
         self._queued: set[str] = set()
         self._dirty = False
@@ -81,6 +83,13 @@ class Fetcher:
                 info = self.index.add_release(url, path)
                 if self.expand:
                     more = self._indexes(info)
+            elif rpmmeta.is_repomd(url):
+                more = self.rpm.add_repomd(url, path) if self.expand else []
+                probes = self.rpm.probes(url) if self.expand else []
+                self.probed.update(probes)
+                more += probes
+            elif self.rpm.is_primary(url):
+                self.rpm.add_primary(url, path)
             elif self.index.is_packages(url):
                 self.index.add_packages(url, path)
         except Exception as e:  # a broken index must not stop the others
@@ -274,10 +283,10 @@ class Fetcher:
     def _learn_from_earlier_rounds(self) -> None:
         """What earlier rounds left in the datastore vouches for what this round fetches."""
         for url in list(self.manifest["files"]):
-            if is_release_url(url):
+            if is_release_url(url) or rpmmeta.is_repomd(url):
                 self._learn(url)
         for url in list(self.manifest["files"]):
-            if not is_release_url(url) and self.index.is_packages(url):
+            if not is_release_url(url) and (self.index.is_packages(url) or self.rpm.is_primary(url)):
                 self._learn(url)
 
     def _check_all(self) -> None:
@@ -291,8 +300,8 @@ class Fetcher:
 
     def _settle_inrelease(self) -> None:
         """A suite without InRelease whose Release came instead is not a failure: apt reads that one."""
-        for url in requested.release_urls(self.requests):
-            if url in self.out.failed and url.removesuffix("InRelease") + "Release" in self.manifest["files"]:
+        for url in requested.first_urls(self.requests):
+            if url.endswith("/InRelease") and url in self.out.failed and url.removesuffix("InRelease") + "Release" in self.manifest["files"]:
                 del self.out.failed[url]
                 self.out.skipped[url] = "the suite has no InRelease; its Release was fetched"
 
@@ -300,7 +309,8 @@ class Fetcher:
         """Each stated request: apt resolves it against the indexes now in the datastore; its files join
         this trip's downloads."""
         for req in self.requests:
-            res = await asyncio.to_thread(requested.resolve, self.ds, self.index, self.manifest["files"], req)
+            res = await asyncio.to_thread(requested.resolve, self.ds, self.index, self.rpm, self.manifest["files"],
+                                          req)
             self.out.resolved[req.id] = [u for u, _, _ in res.urls]
             if res.problems:
                 self.out.unresolved[req.id] = res.problems
@@ -331,13 +341,13 @@ class Fetcher:
                 workers = [asyncio.create_task(worker(), name=f"pkgcache: fetch worker {i}") for i in range(self.jobs)]
                 # Release files first: they vouch for, add to and prune the rest of the list.
                 for item in wanted:
-                    if is_release_url(item["url"]):
+                    if is_release_url(item["url"]) or rpmmeta.is_repomd(item["url"]):
                         self._enqueue(item["url"], item.get("headers", {}), reporter)
-                for url in requested.release_urls(self.requests):
+                for url in requested.first_urls(self.requests):
                     self._enqueue(url, {}, reporter)
                 await self._queue.join()
-                for url in requested.release_urls(self.requests):
-                    if self.out.failed.get(url, "").startswith("HTTP 404"):
+                for url in requested.first_urls(self.requests):
+                    if url.endswith("/InRelease") and self.out.failed.get(url, "").startswith("HTTP 404"):
                         for other in requested.fallback_urls(url.removesuffix("InRelease")):
                             self._enqueue(other, {}, reporter)
                 await self._queue.join()
@@ -372,12 +382,13 @@ def run_fetch(path: Path, proxy: str | None, jobs: int, retries: int, expand: bo
     requests, ignored = requested.read_requests(doc)
     hints = doc.get("hints") or {}
     archs = archs or hints.get("deb_arch") or None
-    urls = [w["url"] for w in wanted] + requested.release_urls(requests)
+    urls = [w["url"] for w in wanted] + requested.first_urls(requests)
     if urls and (why := unreachable(proxy, urls)):
         print(f"pkgcache fetch: cannot start, nothing answers: {why}", file=sys.stderr)
         return 2
     f = Fetcher(ds, proxy=proxy, jobs=jobs, retries=retries, expand=expand, archs=archs, verbose=verbose,
                 requests=requests, usage=indexplan.usage_from_hints(hints), everything=everything)
     out = asyncio.run(f.run(wanted))
-    fetchreport.print_outcome(out, f.summary, ignored)
-    return 1 if out.failed or out.unresolved else 0
+    gone = fetchreport.absent(out, {w["url"] for w in wanted}, f.probed, f.manifest["failed"])
+    fetchreport.print_outcome(out, f.summary, ignored, gone)
+    return 1 if set(out.failed) - set(gone) or out.unresolved else 0

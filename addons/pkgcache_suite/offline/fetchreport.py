@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Any
 
 from pkgcache_suite.units import human_size
 
@@ -10,11 +11,26 @@ if TYPE_CHECKING:
     from pkgcache_suite.offline.fetch import Outcome
 
 
-def print_outcome(out: Outcome, summary: str, ignored: list[str]) -> None:
+PACKAGE_FILE = re.compile(r"\.(deb|udeb|ddeb|rpm|apk|whl|tgz|zip|tar\.[a-z0-9]+|pkg\.tar\.[a-z0-9]+)$")
+
+
+def absent(out: Outcome, wanted: set[str], probed: set[str], manifest_failed: dict[str, Any]) -> dict[str, str]:
+    """Misses a client probed, and the probes fetch made for it, that upstream says do not exist (zypper's
+    content file, a repository's key): settled, not failures.  A package file, or a file an index or the
+    resolver named, is never in this set."""
+    needed = (set(out.expanded) - probed) | {u for urls in out.resolved.values() for u in urls}
+    return {u: why for u, why in out.failed.items()
+            if u in wanted | probed and u not in needed and why.startswith(("HTTP 404", "HTTP 410"))
+            and not PACKAGE_FILE.search(u.split("?", 1)[0])
+            and isinstance(manifest_failed.get(u), dict) and manifest_failed[u].get("permanent")}
+
+
+def print_outcome(out: Outcome, summary: str, ignored: list[str], gone: dict[str, str]) -> None:
     """What a fetch did, what it chose and why, and what it could not do, as lines an admin reads."""
     print(f"pkgcache fetch: {len(out.fetched)} fetched ({human_size(out.bytes)}, {len(out.expanded)} of them indexes "
-          f"named by a fetched Release), {len(out.present)} already in the datastore, "
-          f"{len(out.skipped)} skipped (not in their Release), {len(out.failed)} failed; {summary}")
+          f"named by a fetched Release or repomd.xml), {len(out.present)} already in the datastore, "
+          f"{len(out.skipped)} skipped (not in their Release), {len(gone)} not found upstream, "
+          f"{len(out.failed) - len(gone)} failed; {summary}")
     for base, why in sorted(out.choices.items()):
         print(f"  indexes of {base}: {why}")
     for rid, urls in out.resolved.items():
@@ -25,5 +41,8 @@ def print_outcome(out: Outcome, summary: str, ignored: list[str]) -> None:
             print(f"    {'all packages' if what == '*' else what}: {why}")
     for why in ignored:
         print(f"  ignored a stated request: {why}")
+    for url, why in sorted(gone.items()):
+        print(f"  not found upstream (a client's probe; it is told so): {url}: {why}")
     for url, why in sorted(out.failed.items()):
-        print(f"  FAILED {url}: {why}")
+        if url not in gone:
+            print(f"  FAILED {url}: {why}")

@@ -53,6 +53,7 @@ def import_datastore(store: CacheStore, classifier: Classifier, ds: Datastore,
     _requests(manifest, res)
     res.settled = [u for u in manifest.get("skipped", {})]
     res.settled += [u for u, f in manifest.get("failed", {}).items() if isinstance(f, dict) and f.get("permanent")]
+    _remember_absent(store, manifest, key_of)
     for url, rec in files.items():
         try:
             key = key_of(url)
@@ -91,6 +92,19 @@ def import_datastore(store: CacheStore, classifier: Classifier, ds: Datastore,
             res.error = f"datastore read failed: {e}"
             break
     return res
+
+
+def _remember_absent(store: CacheStore, manifest: dict[str, Any], key_of: Callable[[str], str]) -> None:
+    """What fetch found does not exist upstream is remembered as such, as a 404 seen online would be: offline
+    it is answered 404 without being wanted again (zypper's probes, apt's guessed index names)."""
+    gone = [(u, f.get("when")) for u, f in manifest.get("failed", {}).items() if isinstance(f, dict)
+            and f.get("permanent") and str(f.get("reason", "")).startswith(("HTTP 404", "HTTP 410"))]
+    gone += [(u, f.get("when")) for u, f in manifest.get("skipped", {}).items() if isinstance(f, dict)]
+    for url, when in gone:
+        try:
+            store.remember_missing(key_of(url), float(when or time.time()))
+        except (UnsafeURL, TypeError, ValueError):
+            continue
 
 
 def _requests(manifest: dict[str, Any], res: ImportResult) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pkgcache_suite.indexes.debian import DebianIndex
-from pkgcache_suite.offline import aptresolve
+from pkgcache_suite.offline import aptresolve, rpmmeta, rpmresolve
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError
 from pkgcache_suite.offline.wantspec import WantError, WantRequest, request_from_json
 
@@ -31,9 +31,11 @@ def read_requests(doc: dict[str, Any]) -> tuple[list[WantRequest], list[str]]:
     return out, bad
 
 
-def release_urls(requests: list[WantRequest]) -> list[str]:
-    """Each stated source's InRelease: what apt asks first, and what vouches for everything else."""
-    return list(dict.fromkeys(s.base + "InRelease" for r in requests for s in r.sources))
+def first_urls(requests: list[WantRequest]) -> list[str]:
+    """Each stated source's InRelease (each rpm repository's repomd.xml): what the client asks first, and what
+    vouches for everything else."""
+    debian = [s.base + "InRelease" for r in requests for s in r.sources]
+    return list(dict.fromkeys(debian + [base + rpmmeta.REPOMD for r in requests for base in r.repos]))
 
 
 def fallback_urls(base: str) -> list[str]:
@@ -93,8 +95,25 @@ def status_file(ds: Datastore, req: WantRequest) -> tuple[Path | None, str]:
     return path, ""
 
 
-def resolve(ds: Datastore, index: DebianIndex, files: dict[str, Any], req: WantRequest) -> aptresolve.Resolution:
-    """apt's answer for one request, with every reason it is incomplete in problems."""
+def _resolve_rpm(ds: Datastore, rpm: rpmmeta.RpmRepos, files: dict[str, Any],
+                 req: WantRequest) -> aptresolve.Resolution:
+    repos = [(base, rpm.fetched_tree(base, files, ds.file_path)) for base in req.repos if base + rpmmeta.REPOMD in files]
+    missing = [base for base in req.repos if base + rpmmeta.REPOMD not in files]
+    rpmdb, db_problem = status_file(ds, req)
+    res = rpmresolve.resolve(req, repos, rpmdb)
+    if missing:
+        res.problems["repos"] = "could not fetch the repomd.xml of " + ", ".join(missing)
+    if db_problem:
+        res.problems["rpmdb"] = db_problem.replace("dpkg status", "rpmdb")
+    return res
+
+
+def resolve(ds: Datastore, index: DebianIndex, rpm: rpmmeta.RpmRepos, files: dict[str, Any],
+            req: WantRequest) -> aptresolve.Resolution:
+    """The resolver's answer for one request (apt's, or dnf's for rpm clients), with every reason it is
+    incomplete in problems."""
+    if req.format == "rpm":
+        return _resolve_rpm(ds, rpm, files, req)
     if not aptresolve.available():
         res = aptresolve.Resolution()
         res.problems["*"] = ("apt-get is not installed here, so dependencies cannot be resolved: only the indexes "

@@ -1,4 +1,5 @@
-"""Which Debian suites, components and architectures clients were seen asking for, and by whom.
+"""Which Debian suites, components and architectures, and which rpm-md repositories, clients were seen asking
+for, and by whom.
 
 Two uses: `pkgcache fetch` brings only the indexes clients use (not contrib,
 non-free, other architectures and every translation), and a want statement
@@ -21,12 +22,17 @@ MAX_VALUES = 32
 
 
 class SuiteUse:
-    def __init__(self, data: Any = None) -> None:
+    def __init__(self, data: Any = None, rpm: Any = None) -> None:
         self.suites: dict[str, dict[str, Any]] = {}
-        self.merge(data)
+        self.rpm_repos: dict[str, list[str]] = {}  # an rpm-md repository's base URL -> clients that used it
+        self.merge(data, rpm)
 
-    def merge(self, data: Any) -> None:
+    def merge(self, data: Any, rpm: Any = None) -> None:
         """Add what another process (or an earlier run) saw; the data is read from disk, so checked."""
+        for base, clients in (rpm.items() if isinstance(rpm, dict) else []):
+            if isinstance(base, str) and base.startswith(("http://", "https://")) and isinstance(clients, list):
+                for client in clients:
+                    self._add_rpm(base, str(client))
         for base, u in (data.items() if isinstance(data, dict) else []):
             if not isinstance(base, str) or not isinstance(u, dict) or "/dists/" not in base:
                 continue
@@ -54,9 +60,23 @@ class SuiteUse:
         entry[field].append(value)
         return True
 
+    def _add_rpm(self, base: str, client: str) -> bool:
+        clients = self.rpm_repos.get(base)
+        if clients is None:
+            if len(self.rpm_repos) >= MAX_SUITES:
+                return False
+            clients = self.rpm_repos[base] = []
+        if not client or client in clients or len(clients) >= MAX_CLIENTS:
+            return False
+        clients.append(client)
+        return True
+
     def note(self, url: str, client: str) -> bool:
-        """One request under a suite's dists/ folder; True when it taught something new."""
+        """One request under a suite's dists/ folder, or for an rpm-md repomd.xml; True when it taught
+        something new."""
         url = url.split("?", 1)[0]
+        if url.endswith("/repodata/repomd.xml"):
+            return self._add_rpm(url[: -len("repodata/repomd.xml")], client)
         seen = seen_index(url)
         if seen is not None:
             base, comp, arch, translation = seen
@@ -75,6 +95,13 @@ class SuiteUse:
     def as_json(self) -> dict[str, dict[str, Any]]:
         return {b: {**u, "components": list(u["components"]), "archs": list(u["archs"]),
                     "clients": list(u["clients"])} for b, u in self.suites.items()}
+
+    def rpm_json(self) -> dict[str, list[str]]:
+        return {b: list(c) for b, c in self.rpm_repos.items()}
+
+    def rpm_repos_for(self, client: str) -> tuple[str, ...]:
+        """The rpm-md repositories this client asked for (every one seen if it asked for none)."""
+        return tuple(b for b, c in self.rpm_repos.items() if client in c) or tuple(self.rpm_repos)
 
     def sources_for(self, client: str) -> tuple[Source, ...]:
         """The suites this client asked for (all seen suites if it asked for none), as apt sources."""

@@ -54,7 +54,7 @@ class WantedList:
                 if isinstance(w, dict) and "url" in w:
                     self.entries[w["url"]] = w
             self._take_requests(doc)
-            self.use.merge((doc.get("hints") or {}).get("indexes_used"))
+            self._merge_use(doc)
         except DatastoreError as e:
             log.error("pkgcache: ignoring unreadable local wanted list: %s", e)
 
@@ -116,6 +116,11 @@ class WantedList:
                     changed = True
         if changed:
             self._changed()
+
+    def _merge_use(self, doc: dict[str, Any]) -> None:
+        hints = doc.get("hints")
+        if isinstance(hints, dict):
+            self.use.merge(hints.get("indexes_used"), hints.get("rpm_repos_used"))
 
     def _take_requests(self, doc: dict[str, Any]) -> None:
         with self._lock:
@@ -201,7 +206,7 @@ class WantedList:
             for w in doc.get("wanted", []):
                 if isinstance(w, dict) and isinstance(w.get("url"), str) and w["url"] not in self._dropped:
                     self.entries.setdefault(w["url"], w)
-            self.use.merge((doc.get("hints") or {}).get("indexes_used"))
+            self._merge_use(doc)
         self._take_requests(doc)
 
     def save(self, announce: bool = True, loop: asyncio.AbstractEventLoop | None = None) -> bool:
@@ -257,7 +262,7 @@ class WantedList:
         items = self.as_list()
         with self._lock:
             requests = sorted((dict(r) for r in self.requests.values()), key=lambda r: r.get("when", 0))
-            hints = {**self.hints, "indexes_used": self.use.as_json()}
+            hints = {**self.hints, "indexes_used": self.use.as_json(), "rpm_repos_used": self.use.rpm_json()}
         try:
             self._write_blobs(None)
             atomic_write_json(self.local_path, {"version": 1, "hints": hints, "wanted": items,

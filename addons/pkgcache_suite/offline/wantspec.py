@@ -24,9 +24,13 @@ from pkgcache_suite.errors import PkgcacheError
 MAX_PACKAGES = 500
 MAX_TARGETS = 5000
 MAX_TARGETS_BYTES = 4 << 20
-MAX_STATUS_BYTES = 64 << 20
+MAX_STATUS_BYTES = 128 << 20  # a dpkg status, or an rpmdb.sqlite of a large install
+MAX_REPOS = 100
+FORMATS = ("deb", "rpm")
 # name[:arch][=version | /release], as apt-get install accepts them
 _PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]{0,99}(:[a-z0-9][a-z0-9-]{0,30})?(=[A-Za-z0-9.+~:-]{1,100}|/[A-Za-z0-9.+~-]{1,60})?")
+# what dnf install and zypper install take: name, name-version, name.arch
+_RPM_PACKAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+~^:-]{0,200}")
 _ARCH = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
 _LANG = re.compile(r"[A-Za-z]{2,3}(_[A-Za-z]{2})?")
 _SUITE = re.compile(r"[A-Za-z0-9._~+-]+(/[A-Za-z0-9._~+-]+)*")
@@ -72,12 +76,15 @@ class WantRequest:
     recommends: bool = True
     client: str = ""
     when: float = field(default_factory=time.time)
+    format: str = "deb"  # deb: apt and dpkg; rpm: dnf or zypper, status_sha256 then names an rpmdb.sqlite
+    repos: tuple[str, ...] = ()  # rpm: the repositories' base URLs (where repodata/ is)
 
     @property
     def id(self) -> str:
         """Stable for one statement, so sending it twice records it once."""
-        text = "\n".join([" ".join(self.packages), " ".join(self.archs), self.status_sha256 or "",
-                          str(self.recommends), *(f"{s.base} {' '.join(s.components)}" for s in self.sources)])
+        text = "\n".join([self.format, " ".join(self.packages), " ".join(self.archs), self.status_sha256 or "",
+                          str(self.recommends), *(f"{s.base} {' '.join(s.components)}" for s in self.sources),
+                          *self.repos])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def to_json(self) -> dict[str, Any]:
@@ -87,14 +94,18 @@ class WantRequest:
                 "targets": [{"base": t.base, "name": t.name, "identifier": t.identifier,
                              "compressions": list(t.compressions), "by_hash": t.by_hash} for t in self.targets],
                 "status": self.status_sha256, "recommends": self.recommends, "client": self.client,
-                "when": self.when}
+                "when": self.when, "format": self.format, "repos": list(self.repos)}
 
 
 def request_from_json(d: dict[str, Any]) -> WantRequest:
     """Read a recorded statement back (from a datastore, which is as untrusted as the client was)."""
     try:
-        packages = parse_packages(" ".join(d["packages"]))
-        archs = parse_archs(" ".join(d["archs"]))
+        fmt = str(d.get("format", "deb"))
+        if fmt not in FORMATS:
+            raise WantError(f"unknown format {fmt[:20]!r}")
+        packages = parse_packages(" ".join(d["packages"]), fmt)
+        archs = parse_archs(" ".join(d["archs"]), fmt)
+        repos = tuple(_repo_uri(str(r)) for r in d.get("repos", []))
         sources = tuple(Source(_repo_uri(s["repo"]), _suite(s["suite"]), _words(s["components"], _SUITE),
                                _words(s["archs"], _ARCH)) for s in d.get("sources", []))
         targets = tuple(_target(t["base"], t["name"], str(t["identifier"]), tuple(t["compressions"]),
@@ -103,26 +114,28 @@ def request_from_json(d: dict[str, Any]) -> WantRequest:
         if status is not None and not re.fullmatch(r"[0-9a-f]{64}", str(status)):
             raise WantError(f"bad status digest {status!r}")
         return WantRequest(packages, archs, sources, targets, status, bool(d.get("recommends", True)),
-                           str(d.get("client", "")), float(d.get("when", 0)))
+                           str(d.get("client", "")), float(d.get("when", 0)), fmt, repos)
     except (KeyError, TypeError, ValueError) as e:
         raise WantError(f"bad recorded request: {e}") from None
 
 
-def parse_packages(text: str) -> tuple[str, ...]:
+def parse_packages(text: str, fmt: str = "deb") -> tuple[str, ...]:
     names = [w for w in re.split(r"[\s,]+", text.strip()) if w]
+    pattern, kind = (_RPM_PACKAGE, "an RPM") if fmt == "rpm" else (_PACKAGE, "a Debian")
     if not names:
         raise WantError("packages: name at least one package")
     if len(names) > MAX_PACKAGES:
         raise WantError(f"packages: at most {MAX_PACKAGES} names at once")
-    bad = [n for n in names if not _PACKAGE.fullmatch(n)]
+    bad = [n for n in names if not pattern.fullmatch(n)]
     if bad:
-        raise WantError(f"packages: not a Debian package name: {bad[0][:80]!r}")
+        raise WantError(f"packages: not {kind} package name: {bad[0][:80]!r}")
     return tuple(dict.fromkeys(names))
 
 
-def parse_archs(text: str) -> tuple[str, ...]:
+def parse_archs(text: str, fmt: str = "deb") -> tuple[str, ...]:
     archs = tuple(dict.fromkeys(a for a in re.split(r"[\s,]+", text.strip()) if a))
-    bad = [a for a in archs if not _ARCH.fullmatch(a) or a == "all"]
+    pattern = re.compile(r"[a-z0-9][a-z0-9_]{0,30}") if fmt == "rpm" else _ARCH  # x86_64, aarch64
+    bad = [a for a in archs if not pattern.fullmatch(a) or a in ("all", "noarch")]
     if bad:
         raise WantError(f"arch: not an architecture: {bad[0][:40]!r}")
     return archs
@@ -196,6 +209,15 @@ def parse_targets(text: str) -> tuple[tuple[Target, ...], tuple[Source, ...], tu
     return tuple(targets), srcs, tuple(archs)
 
 
+def check_rpmdb(data: bytes) -> str:
+    """The client's rpm database (rpmdb.sqlite), checked to be an SQLite file; returns its SHA-256."""
+    if len(data) > MAX_STATUS_BYTES:
+        raise WantError(f"rpmdb: more than {MAX_STATUS_BYTES >> 20} MiB")
+    if not data.startswith(b"SQLite format 3\x00"):
+        raise WantError("rpmdb: not an rpmdb.sqlite (send /var/lib/rpm/rpmdb.sqlite, or nothing)")
+    return hashlib.sha256(data).hexdigest()
+
+
 def check_status(data: bytes) -> str:
     """The client's dpkg status, checked to be one; returns its SHA-256 (the name it is stored under)."""
     if len(data) > MAX_STATUS_BYTES:
@@ -206,6 +228,26 @@ def check_status(data: bytes) -> str:
     if b"\x00" in head:
         raise WantError("status: binary data is not a dpkg status file")
     return hashlib.sha256(data).hexdigest()
+
+
+def build_rpm_request(fields: dict[str, str], rpmdb: bytes | None, client: str,
+                      seen: tuple[str, ...] = ()) -> WantRequest:
+    """A dnf or zypper client's statement: packages, arch (required: uname -m), repos (their base URLs;
+    default: the repositories the client was seen asking for), and optionally its rpmdb.sqlite."""
+    packages = parse_packages(fields.get("packages", ""), "rpm")
+    archs = parse_archs(fields.get("arch", ""), "rpm")
+    if not archs:
+        raise WantError("arch: say the client's architecture (uname -m)")
+    words = [w for w in re.split(r"\s+", fields.get("repos", "").strip()) if w]
+    if len(words) > MAX_REPOS:
+        raise WantError(f"repos: at most {MAX_REPOS}")
+    repos = tuple(dict.fromkeys(_repo_uri(w) for w in words)) or seen
+    if not repos:
+        raise WantError("repos: name the repositories' base URLs, or run the client's `dnf makecache` or "
+                        "`zypper refresh` through this proxy first so they are seen")
+    recommends = fields.get("recommends", "yes").strip().lower() not in ("no", "false", "0", "off")
+    rpmdb_sha = check_rpmdb(rpmdb) if rpmdb else None
+    return WantRequest(packages, archs, (), (), rpmdb_sha, recommends, client, format="rpm", repos=repos)
 
 
 def build_request(fields: dict[str, str], status: bytes | None, client: str,

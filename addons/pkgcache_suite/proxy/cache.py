@@ -192,7 +192,7 @@ class CacheCore:
                                                {"Content-Type": "text/plain"})
             return
         st = FlowState(key=key, url=url, kind=kind, host=host, network=client_network(flow))
-        if "/dists/" in url and self.c.wanted is not None:
+        if self.c.wanted is not None and ("/dists/" in url or url.endswith("/repomd.xml")):
             self.c.wanted.note_index(url, client_address(flow))  # fetch brings only the indexes clients use
         try:
             await self._carry_out(flow, st, store)

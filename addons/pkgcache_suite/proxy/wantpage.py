@@ -17,20 +17,28 @@ import logging
 from mitmproxy import http
 
 from pkgcache_suite.offline.wanted import WantedList
-from pkgcache_suite.offline.wantspec import MAX_STATUS_BYTES, MAX_TARGETS_BYTES, WantError, build_request
+from pkgcache_suite.offline.wantspec import (MAX_STATUS_BYTES, MAX_TARGETS_BYTES, WantError, build_request,
+                                             build_rpm_request)
 from pkgcache_suite.proxy import report
 from pkgcache_suite.proxy.flowinfo import client_address
 
 log = logging.getLogger("pkgcache")
 
 MAX_BODY = MAX_STATUS_BYTES + MAX_TARGETS_BYTES + (1 << 20)
-FIELDS = ("packages", "arch", "targets", "recommends")
+FIELDS = ("packages", "arch", "targets", "recommends", "format", "repos")
+BLOBS = ("status", "rpmdb")  # the client's package database: dpkg's status, or rpm's rpmdb.sqlite
 
 
 def one_liner(proxy: str) -> str:
-    """What a client runs: nothing but apt and curl."""
+    """What an apt client runs: nothing but apt and curl."""
     return (f"apt-get indextargets --no-release-info | curl -sS -x {proxy} http://{report.RESERVED_HOST}/want "
             "-F packages='hello' -F targets=@- -F status=@/var/lib/dpkg/status")
+
+
+def rpm_one_liner(proxy: str) -> str:
+    """What a dnf or zypper client runs, after a `dnf makecache` / `zypper refresh` through the proxy."""
+    return (f"curl -sS -x {proxy} http://{report.RESERVED_HOST}/want -F format=rpm -F packages='hello' "
+            "-F arch=$(uname -m) -F rpmdb=@/var/lib/rpm/rpmdb.sqlite")
 
 
 def _text(flow: http.HTTPFlow, code: int, text: str) -> None:
@@ -55,13 +63,13 @@ def _form(flow: http.HTTPFlow) -> tuple[dict[str, str], bytes | None]:
             value = part.get_payload(decode=True)
             if not isinstance(name, str) or not isinstance(value, bytes):
                 continue
-            if name == "status":
+            if name in BLOBS:
                 status = value
             elif name in FIELDS:
                 fields[name] = value.decode("utf-8", "replace")
     else:
         for name, value in req.urlencoded_form.items(multi=True):
-            if name == "status":
+            if name in BLOBS:
                 status = value.encode()
             elif name in FIELDS:
                 fields[name] = value
@@ -71,6 +79,7 @@ def _form(flow: http.HTTPFlow) -> tuple[dict[str, str], bytes | None]:
 async def answer(flow: http.HTTPFlow, wanted: WantedList | None, proxy: str) -> None:
     if flow.request.method == "GET":
         report.html_page(flow, report.render("want.html", healthy=True, one_liner=one_liner(proxy),
+                                             rpm_one_liner=rpm_one_liner(proxy),
                                              requests=list(wanted.requests.values()) if wanted else [],
                                              datastore=str(wanted.datastore.root) if wanted and wanted.datastore
                                              else None, done=_request_id(flow.request.query.get("done", ""))))
@@ -88,7 +97,10 @@ async def answer(flow: http.HTTPFlow, wanted: WantedList | None, proxy: str) -> 
     try:
         fields, status = _form(flow)
         client = client_address(flow)
-        req = build_request(fields, status, client, seen=wanted.use.sources_for(client))
+        if fields.get("format", "deb").strip() == "rpm":
+            req = build_rpm_request(fields, status, client, seen=wanted.use.rpm_repos_for(client))
+        else:
+            req = build_request(fields, status, client, seen=wanted.use.sources_for(client))
     except (WantError, ValueError) as e:
         log.warning("pkgcache: refused a wanted-packages statement from %s: %s", client_address(flow), e)
         _text(flow, 400, f"pkgcache: {e}")
@@ -97,8 +109,11 @@ async def answer(flow: http.HTTPFlow, wanted: WantedList | None, proxy: str) -> 
     await wanted.durable()
     where = (f"written to the datastore {wanted.datastore.root}: safe to remove" if wanted.safe_to_remove
              and wanted.datastore is not None else "kept locally: it goes on the next datastore attached")
-    what = (f"{' '.join(req.packages)} for {', '.join(req.archs)} from {len(req.sources)} source"
-            f"{'s' if len(req.sources) != 1 else ''}{', with dpkg status' if req.status_sha256 else ''}")
+    n = len(req.repos) if req.format == "rpm" else len(req.sources)
+    db = "rpmdb" if req.format == "rpm" else "dpkg status"
+    what = (f"{' '.join(req.packages)} for {', '.join(req.archs)} from {n} {'repositor' if req.format == 'rpm' else 'source'}"
+            f"{('ies' if n != 1 else 'y') if req.format == 'rpm' else ('s' if n != 1 else '')}"
+            f"{f', with {db}' if req.status_sha256 else ''}")
     log.info("pkgcache: %s wanted packages from %s: %s (request %s)", "recorded" if new else "already recorded",
              req.client, what, req.id)
     if "text/html" in flow.request.headers.get("accept", ""):
