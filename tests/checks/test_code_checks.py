@@ -57,3 +57,12 @@ def test_help_speaks_of_the_product_only() -> None:
     r = subprocess.run([sys.executable, "-m", "pkgcache_suite.cli", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "pkgcache" in r.stdout
     assert not LEAKED.search(r.stdout)
+
+
+def test_the_readme_shows_the_statement_lines_the_page_shows() -> None:
+    """The one-line statements are documented as the product prints them (and as the e2e tests run them)."""
+    from pkgcache_suite.proxy.wantpage import one_liner, rpm_one_liner
+
+    readme = (ROOT / "README.md").read_text()
+    assert one_liner("http://PROXY:3142") in readme
+    assert rpm_one_liner("http://PROXY:3142") in readme

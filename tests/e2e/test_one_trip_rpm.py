@@ -92,10 +92,10 @@ def test_fresh_offline_zypper_client_installs_after_one_fetch(origin: Origin, st
     (rpmdb,) = (client / "root").rglob("rpmdb.sqlite")
     assert zypper(proxy, origin, client, "ar", "-G", "-f", f"{origin.base}/rpm/", "demo").returncode == 0
     assert zypper(proxy, origin, client, "refresh").returncode != 0
-    line = rpm_one_liner(proxy.url).replace("/var/lib/rpm/rpmdb.sqlite", str(rpmdb)).replace(
-        "$(uname -m)", "x86_64")
-    r = subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=60)
-    assert "recorded request" in r.stdout, r.stdout + r.stderr
+    # where pkgcache is installed on the offline machine: `pkgcache want --rpm`
+    r = subprocess.run(["pkgcache", "want", "--rpm", "--proxy", proxy.url, "--status", str(rpmdb), "--arch",
+                        "x86_64", "hello"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "recorded request" in r.stdout and "with rpmdb" in r.stdout, r.stdout + r.stderr
 
     r = subprocess.run(["pkgcache", "fetch", str(ds)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "3 package files resolved" in r.stdout, r.stdout + r.stderr

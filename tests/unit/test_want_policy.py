@@ -195,3 +195,69 @@ def test_import_settles_resolved_requests_and_keeps_the_others_reasons() -> None
     _requests({"requests": {"a": {"problems": {}}, "b": {"problems": {"x": "E: Unable to locate package x"}},
                             "c": "junk"}}, res)
     assert res.fulfilled == ["a"] and res.unresolved == {"b": {"x": "E: Unable to locate package x"}}
+
+
+def test_rpm_statements() -> None:
+    from pkgcache_suite.offline.wantspec import build_rpm_request
+
+    db = b"SQLite format 3\x00" + b"\x00" * 100
+    req = build_rpm_request({"packages": "hello python3-libs.x86_64 gcc-c++", "arch": "x86_64",
+                             "repos": "http://mirror.example/fedora/os/ http://mirror.example/updates"}, db, "10.0.0.5")
+    assert req.format == "rpm" and req.packages == ("hello", "python3-libs.x86_64", "gcc-c++")
+    assert req.repos == ("http://mirror.example/fedora/os/", "http://mirror.example/updates/")
+    assert request_from_json(req.to_json()).id == req.id
+    seen = build_rpm_request({"packages": "hello", "arch": "aarch64"}, None, "", seen=("http://m.example/r/",))
+    assert seen.repos == ("http://m.example/r/",) and seen.status_sha256 is None
+    for fields, blob, why in (({"packages": "hello"}, None, "uname -m"),
+                              ({"packages": "hello", "arch": "x86_64"}, None, "makecache"),
+                              ({"packages": "a;b", "arch": "x86_64"}, None, "not an RPM package name"),
+                              ({"packages": "hello", "arch": "x86_64", "repos": "ftp://m.example/"}, None, "http"),
+                              ({"packages": "hello", "arch": "x86_64", "repos": "http://m.example/"}, b"<html>",
+                               "not an rpmdb.sqlite")):
+        with pytest.raises(WantError, match=why):
+            build_rpm_request(fields, blob, "")
+
+
+def test_repomd_names_the_metadata_clients_read(tmp_path: Path) -> None:
+    from pkgcache_suite.offline import rpmmeta
+
+    (tmp_path / "repomd.xml").write_text(
+        '<repomd xmlns="http://linux.duke.edu/metadata/repo">'
+        + "".join(f'<data type="{t}"><checksum type="sha256">{i:064x}</checksum><location href="repodata/{t}.xml.gz"/>'
+                  f'<size>{10 + i}</size></data>' for i, t in enumerate(
+                      ("primary", "filelists", "other", "primary_db", "updateinfo", "primary_zck")))
+        + "</repomd>")
+    known: dict[str, tuple[int, str]] = {}
+    repos = rpmmeta.RpmRepos(known)
+    base = "http://mirror.example/fedora/os/"
+    more = repos.add_repomd(base + rpmmeta.REPOMD, tmp_path / "repomd.xml")
+    assert [u[len(base):] for u in more] == ["repodata/primary.xml.gz", "repodata/filelists.xml.gz",
+                                             "repodata/updateinfo.xml.gz"]
+    assert known[base + "repodata/other.xml.gz"] == (12, f"{2:064x}")  # vouched for, though not fetched
+    assert repos.is_primary(base + "repodata/primary.xml.gz") and not repos.is_primary(base + "repodata/x")
+    assert base + "content" in repos.probes(base + rpmmeta.REPOMD)
+
+
+def test_absent_probes_are_settled_but_missing_packages_fail() -> None:
+    from pkgcache_suite.offline.fetch import Outcome
+    from pkgcache_suite.offline.fetchreport import absent
+
+    out = Outcome()
+    m = "http://mirror.example/r/"
+    out.failed = {m + "content": "HTTP 404 Not Found", m + "media.1/media": "HTTP 404 Not Found",
+                  m + "p/hello-1.rpm": "HTTP 404 Not Found", m + "repodata/repomd.xml.key": "HTTP 503",
+                  m + "repodata/primary.xml.gz": "HTTP 404 Not Found"}
+    out.expanded = [m + "repodata/primary.xml.gz", m + "media.1/media"]
+    failed = {u: {"permanent": not why.startswith("HTTP 503")} for u, why in out.failed.items()}
+    gone = absent(out, {m + "content", m + "p/hello-1.rpm"}, {m + "media.1/media", m + "repodata/repomd.xml.key"},
+                  failed)
+    assert set(gone) == {m + "content", m + "media.1/media"}
+
+
+def test_rpm_repositories_seen_per_client() -> None:
+    use = SuiteUse()
+    assert use.note("http://mirror.example/fedora/os/repodata/repomd.xml", "10.0.0.5")
+    assert not use.note("http://mirror.example/fedora/os/repodata/repomd.xml", "10.0.0.5")
+    use.note("http://mirror.example/other/repodata/repomd.xml", "10.0.0.6")
+    assert use.rpm_repos_for("10.0.0.5") == ("http://mirror.example/fedora/os/",)
+    assert SuiteUse(None, use.rpm_json()).rpm_json() == use.rpm_json()

@@ -73,9 +73,10 @@ def _fetch(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _want(args: argparse.Namespace, extra: list[str]) -> int:
-    from pkgcache_suite.cli.want import run_want
+    from pkgcache_suite.cli.want import WantArgs, run_want
 
-    return run_want(args.proxy, args.packages, args.status, args.no_status, args.arch, args.no_recommends)
+    return run_want(WantArgs(args.proxy, args.packages, args.status, args.no_status, args.arch, args.no_recommends,
+                             args.rpm, args.repo or []))
 
 
 def _mirrors_import(args: argparse.Namespace, extra: list[str]) -> int:
@@ -284,11 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
                                     "one fetch trip")
     w.add_argument("packages", nargs="+", help="package names as apt-get install takes them (name, name=version)")
     w.add_argument("--proxy", required=True, help="the offline pkgcache, e.g. http://proxy.example:3142")
-    w.add_argument("--status", help="the dpkg status to send (default: where apt-config says it is)")
+    w.add_argument("--status", help="the dpkg status (with --rpm: the rpmdb.sqlite) to send (default: where "
+                                    "apt-config, or rpm, says it is)")
     w.add_argument("--no-status", action="store_true",
                    help="send no dpkg status: fetch brings everything, as for a machine with nothing installed")
     w.add_argument("--arch", help="the client's architectures (default: from apt-get indextargets)")
-    w.add_argument("--no-recommends", action="store_true", help="the client installs without Recommends")
+    w.add_argument("--no-recommends", action="store_true",
+                   help="the client installs without Recommends (weak dependencies for --rpm)")
+    w.add_argument("--rpm", action="store_true",
+                   help="a dnf or zypper machine: sends its architecture and rpmdb.sqlite (where rpm keeps one)")
+    w.add_argument("--repo", action="append", metavar="URL",
+                   help="with --rpm: a repository's base URL (repeatable; default: the repositories this machine "
+                        "was seen asking for)")
     w.set_defaults(func=_want)
     e = sub.add_parser("expire", help="delete cached files no cached index references, after a grace period")
     e.add_argument("--grace-days", type=float, default=4.0, help="days an orphan is kept (default: %(default)s)")

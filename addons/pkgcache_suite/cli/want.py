@@ -1,16 +1,19 @@
 """`pkgcache want --proxy URL PACKAGE...`: state wanted packages from an offline machine that has pkgcache.
 
 It sends what the page's form and the README's curl line send (the names, the
-output of `apt-get indextargets`, the dpkg status) to the proxy's /want, so a
-single fetch trip can bring the packages with their dependencies.  apt's own
-configuration says where the status is, so APT_CONFIG and chroots are honoured.
+output of `apt-get indextargets`, the dpkg status; with --rpm the architecture
+and the rpmdb) to the proxy's /want, so a single fetch trip can bring the
+packages with their dependencies.  apt's own configuration says where the
+status is, so APT_CONFIG and chroots are honoured.
 """
 
 from __future__ import annotations
 
+import platform
 import shlex
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -35,25 +38,54 @@ def status_path() -> Path:
     return Path("/var/lib/dpkg/status")
 
 
-def run_want(proxy: str, packages: list[str], status: str | None, no_status: bool, arch: str | None,
-             no_recommends: bool) -> int:
+def rpmdb_path() -> Path:
+    """This machine's rpmdb.sqlite, as rpm's macros place it."""
+    r = subprocess.run(["rpm", "--eval", "%{_dbpath}"], capture_output=True, text=True, timeout=30)
+    return Path(r.stdout.strip() or "/var/lib/rpm") / "rpmdb.sqlite"
+
+
+def _rpm_form(args: WantArgs) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
+    data = {"format": "rpm", "arch": args.arch or platform.machine(), "repos": " ".join(args.repos)}
+    files: dict[str, tuple[str, bytes]] = {}
+    db = Path(args.status) if args.status else rpmdb_path()
+    if not args.no_status and (args.status or db.is_file()):  # openSUSE's rpmdb is not sqlite: then none
+        files["rpmdb"] = ("rpmdb.sqlite", db.read_bytes())
+    return data, files
+
+
+def _apt_form(args: WantArgs) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
+    data = {"arch": args.arch} if args.arch else {}
+    files = {"targets": ("targets", _apt("indextargets", "--no-release-info").encode())}
+    if not args.no_status:
+        files["status"] = ("status", Path(args.status or status_path()).read_bytes())
+    return data, files
+
+
+@dataclass
+class WantArgs:
+    proxy: str
+    packages: list[str]
+    status: str | None = None
+    no_status: bool = False
+    arch: str | None = None
+    no_recommends: bool = False
+    rpm: bool = False
+    repos: list[str] = field(default_factory=list)
+
+
+def run_want(args: WantArgs) -> int:
     try:
-        parse_packages(" ".join(packages))
+        parse_packages(" ".join(args.packages), "rpm" if args.rpm else "deb")
     except WantError as e:
         print(f"pkgcache want: {e}", file=sys.stderr)
         return 2
     try:
-        targets = _apt("indextargets", "--no-release-info")
-        status_data = None if no_status else Path(status or status_path()).read_bytes()
+        data, files = _rpm_form(args) if args.rpm else _apt_form(args)
     except (OSError, subprocess.SubprocessError) as e:
         print(f"pkgcache want: {e}", file=sys.stderr)
         return 2
-    data = {"packages": " ".join(packages), "recommends": "no" if no_recommends else "yes"}
-    if arch:
-        data["arch"] = arch
-    files = {"targets": ("targets", targets.encode())}
-    if status_data is not None:
-        files["status"] = ("status", status_data)
+    data.update(packages=" ".join(args.packages), recommends="no" if args.no_recommends else "yes")
+    proxy = args.proxy
     try:
         r = httpx.post(f"http://{RESERVED_HOST}/want", data=data, files=files, proxy=proxy, trust_env=False,
                        timeout=60)
