@@ -56,12 +56,24 @@ def wanted_doc(ds: Path) -> dict:
         return {}
 
 
-def state_wants(apt: AptClient, proxy: Proxy, packages: str) -> subprocess.CompletedProcess[str]:
+def installed_root(apt: AptClient, status: str) -> list[str]:
+    """A root folder dpkg really installs into, whose dpkg status says what is installed; the apt options that
+    use it (they come after the client's own, so they win)."""
+    root = apt.base / "root"
+    for d in ("var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    (root / "var/lib/dpkg/status").write_text(status)
+    return ["-o", f"Dir::State::status={root}/var/lib/dpkg/status", "-o", f"DPkg::Options::=--root={root}",
+            "-o", "DPkg::Options::=--force-script-chrootless", "-o", "DPkg::Options::=--force-not-root"]
+
+
+def state_wants(apt: AptClient, proxy: Proxy, packages: str,
+                status: Path | None = None) -> subprocess.CompletedProcess[str]:
     """The README's line as a client runs it; only the apt options of the test's private client are added."""
     line = one_liner(proxy.url).replace("packages='hello'", f"packages='{packages}'")
     line = line.replace("apt-get indextargets", "apt-get " + " ".join(f"'{o}'" for o in apt.options())
                         + " indextargets", 1)
-    line = line.replace("/var/lib/dpkg/status", str(apt.base / "state" / "status"))
+    line = line.replace("/var/lib/dpkg/status", str(status or apt.base / "state" / "status"))
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
     return subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=60, env=env)
 
@@ -72,12 +84,12 @@ def test_fresh_offline_machine_installs_after_one_fetch(origin: Origin, start_pr
     ds = tmp_path / "stick"
     proxy = start_proxy("--set", f"pkgcache_datastore={ds}")  # offline=auto: upstream is simply not there
     apt = AptClient(tmp_path / "client", f"{origin.base}/debian", proxy=proxy.url)
-    (apt.base / "state" / "status").write_text(INSTALLED)
+    real = installed_root(apt, INSTALLED)  # dpkg installs for real, into a root of its own
     origin.stop()
 
     # offline: a fresh client (no lists) fails to update, then says once what it wants
-    assert apt.run("update", check=False).returncode != 0
-    r = state_wants(apt, proxy, "hello")
+    assert apt.run("update", *real, check=False).returncode != 0
+    r = state_wants(apt, proxy, "hello", apt.base / "root/var/lib/dpkg/status")
     assert r.returncode == 0 and "recorded request" in r.stdout and "safe to remove" in r.stdout, r.stdout + r.stderr
     stated = wanted_doc(ds)["requests"]  # on the stick as soon as curl returns
     assert len(stated) == 1 and stated[0]["packages"] == ["hello"] and stated[0]["archs"] == [ARCH]
@@ -104,14 +116,19 @@ def test_fresh_offline_machine_installs_after_one_fetch(origin: Origin, start_pr
     # back offline: the proxy imports, and the request leaves the list
     wait_for(lambda: not wanted_doc(ds).get("requests") and not wanted_doc(ds).get("wanted"), timeout=30,
              what="the import of the trip")
-    r = apt.run("update")
+    r = apt.run("update", *real)
     assert "Err" not in r.stdout, r.stdout
-    apt.run("install", "--download-only", "hello")
+    r = apt.run("install", *real, "hello")
     got = {p.name for p in apt.archives()}
     assert got == {debs[n].name for n in ("hello", "libbase", "greet-compat", "tinymta")}
     assert all((apt.base / "cache" / "archives" / debs[n].name).read_bytes() == debs[n].read_bytes()
                for n in ("hello", "libbase", "greet-compat", "tinymta"))
     assert wanted_doc(ds).get("wanted") == [], "nothing was missing on the second offline run"
+    # dpkg installed them: their files are in the root, and its status says so
+    assert (apt.base / "root/usr/share/hello/data").is_file() and "Setting up hello (1.0)" in r.stdout
+    status = (apt.base / "root/var/lib/dpkg/status").read_text()
+    assert all(f"Package: {n}\nStatus: install ok installed" in status
+               for n in ("hello", "libbase", "greet-compat", "tinymta", "oldlib"))
 
 
 def test_unresolvable_packages_are_named_and_the_rest_still_comes(origin: Origin, start_proxy, tmp_path: Path) -> None:
@@ -187,3 +204,34 @@ def test_without_targets_the_sources_seen_in_requests_are_used(origin: Origin, s
     apt.run("update")
     apt.run("install", "--download-only", "tinymta")
     assert [p.name for p in apt.archives()] == [debs["tinymta"].name]
+
+
+FOREIGN = "i386" if ARCH != "i386" else "amd64"
+
+
+def test_multi_arch_is_resolved_as_the_client_will(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    """A client with a foreign architecture wants a foreign package: a Multi-Arch: same library comes in the
+    foreign architecture, a Multi-Arch: foreign tool in the native one."""
+    repo = origin.root / "debian"
+    debs = {
+        "app": build_deb(repo, "app", "1.0", 5_000, depends="libx, helper", arch=FOREIGN),
+        "libx-native": build_deb(repo, "libx", "1.0", 5_000, fields={"Multi-Arch": "same"}, arch=ARCH),
+        "libx-foreign": build_deb(repo, "libx", "1.0", 5_000, fields={"Multi-Arch": "same"}, arch=FOREIGN),
+        "helper": build_deb(repo, "helper", "1.0", 5_000, fields={"Multi-Arch": "foreign"}, arch=ARCH),
+    }
+    write_indexes(repo, by_hash=True, archs=(ARCH, FOREIGN))
+    ds = tmp_path / "stick"
+    proxy = start_proxy("--set", f"pkgcache_datastore={ds}", "--set", "pkgcache_offline=on")
+    apt = AptClient(tmp_path / "client", f"{origin.base}/debian", proxy=proxy.url, foreign=(FOREIGN,))
+    r = state_wants(apt, proxy, f"app:{FOREIGN}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert wanted_doc(ds)["requests"][0]["archs"] == [ARCH, FOREIGN]
+    r = subprocess.run(["pkgcache", "fetch", str(ds)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    expected = {debs[n].name for n in ("app", "libx-foreign", "helper")}
+    fetched = json.loads((ds / "manifest.json").read_text())["files"]
+    assert {u.rsplit("/", 1)[-1] for u in fetched if u.endswith(".deb")} == expected
+    wait_for(lambda: not wanted_doc(ds).get("requests"), timeout=30, what="the import of the trip")
+    apt.run("update")
+    apt.run("install", "--download-only", f"app:{FOREIGN}")
+    assert {p.name for p in apt.archives()} == expected

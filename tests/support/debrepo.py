@@ -19,7 +19,7 @@ ARCH = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, tex
 
 
 def build_deb(out_dir: Path, name: str, version: str, payload_size: int = 20_000, depends: str = "",
-              fields: dict[str, str] | None = None, component: str = "main") -> Path:
+              fields: dict[str, str] | None = None, component: str = "main", arch: str = "all") -> Path:
     """A minimal binary package with some payload so transfers are non-trivial; fields adds control fields
     (Pre-Depends, Provides, ...)."""
     root = out_dir / f"build-{name}-{version}"
@@ -27,7 +27,7 @@ def build_deb(out_dir: Path, name: str, version: str, payload_size: int = 20_000
     (root / "usr/share" / name).mkdir(parents=True, exist_ok=True)
     (root / "usr/share" / name / "data").write_bytes(os.urandom(payload_size))
     control = (
-        f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: Test <test@example.invalid>\n"
+        f"Package: {name}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: Test <test@example.invalid>\n"
         f"Description: test package {name}\n"
     )
     if depends:
@@ -38,7 +38,7 @@ def build_deb(out_dir: Path, name: str, version: str, payload_size: int = 20_000
     letter = name[0]
     pool = out_dir / "pool" / component / letter / name
     pool.mkdir(parents=True, exist_ok=True)
-    deb = pool / f"{name}_{version}_all.deb"
+    deb = pool / f"{name}_{version}_{arch}.deb"
     subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)],
                    check=True, capture_output=True)
     shutil.rmtree(root)
@@ -51,19 +51,19 @@ def write_indexes(repo: Path, suite: str = "stable", by_hash: bool = False, comp
 
     With by_hash, the indexes are also published under by-hash/SHA256/ and the
     Release says Acquire-By-Hash: yes, as the big archives do.  Each component's
-    Packages lists pool/<component>, for every architecture (the test packages
-    are all Architecture: all).  translations adds an i18n/Translation-en per
-    component (its content is not a real translation; only its presence counts).
+    Packages lists pool/<component>'s packages of its architecture and the
+    Architecture: all ones.  translations adds an empty i18n/Translation-en per
+    component (only its presence counts).
     """
     dirs = []
     for comp in components:
         scan = repo / "pool" / comp
-        pk = subprocess.run(["apt-ftparchive", "packages", f"pool/{comp}"], cwd=repo, check=True,
-                            capture_output=True).stdout if scan.is_dir() else b""
-        for arch in archs:
+        for arch in archs:  # an architecture's index lists its packages and the Architecture: all ones
+            pk = subprocess.run(["apt-ftparchive", "--arch", arch, "packages", f"pool/{comp}"], cwd=repo, check=True,
+                                capture_output=True).stdout if scan.is_dir() else b""
             dirs.append((repo / "dists" / suite / comp / f"binary-{arch}", "Packages", pk))
         if translations:
-            dirs.append((repo / "dists" / suite / comp / "i18n", "Translation-en", pk))
+            dirs.append((repo / "dists" / suite / comp / "i18n", "Translation-en", b""))
     for index_dir, name, data in dirs:
         index_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(index_dir / "by-hash", ignore_errors=True)
@@ -122,6 +122,7 @@ class AptClient:
     proxy: str | None = None
     suite: str = "stable"
     conf: str | None = None  # apt configuration (a recipe's, as written) for apt.conf.d; sets the proxy itself
+    foreign: tuple[str, ...] = ()  # dpkg's foreign architectures (Multi-Arch)
 
     def __post_init__(self) -> None:
         for d in ("etc/sources.list.d", "etc/preferences.d", "etc/apt.conf.d", "state/lists/partial",
@@ -156,7 +157,9 @@ class AptClient:
         }
         if self.conf is None:
             opts["Acquire::http::Proxy"] = self.proxy or "DIRECT"
-        out: list[str] = []
+        if self.foreign:
+            del opts["APT::Architectures"]
+        out: list[str] = [f"-oAPT::Architectures::={a}" for a in (ARCH, *self.foreign) if self.foreign]
         for k, v in opts.items():
             out += ["-o", f"{k}={v}"]
         return out

@@ -260,7 +260,9 @@ class Fetcher:
                 return f"not listed in {info.url}"
         return None
 
-    def _enqueue(self, url: str, headers: dict[str, str], reporter: TransferProgress, expanded: bool = False) -> None:
+    def _enqueue(self, url: str, headers: dict[str, str], reporter: TransferProgress, expanded: bool = False,
+                 fresh: bool = False) -> None:
+        """fresh: download again even when an earlier round left it here (a stated source's Release)."""
         if url in self._queued:
             return
         self._queued.add(url)
@@ -270,7 +272,7 @@ class Fetcher:
             self.manifest.setdefault("skipped", {})[url] = {"reason": why, "when": time.time()}
             self._dirty = True
             return
-        if url in self.manifest["files"] and self._intact(url):
+        if not fresh and url in self.manifest["files"] and self._intact(url):
             if not expanded:
                 self.out.present.append(url)
             return
@@ -340,11 +342,11 @@ class Fetcher:
 
                 workers = [asyncio.create_task(worker(), name=f"pkgcache: fetch worker {i}") for i in range(self.jobs)]
                 # Release files first: they vouch for, add to and prune the rest of the list.
+                for url in requested.first_urls(self.requests):  # the suites as they are now
+                    self._enqueue(url, {}, reporter, fresh=True)
                 for item in wanted:
                     if is_release_url(item["url"]) or rpmmeta.is_repomd(item["url"]):
                         self._enqueue(item["url"], item.get("headers", {}), reporter)
-                for url in requested.first_urls(self.requests):
-                    self._enqueue(url, {}, reporter)
                 await self._queue.join()
                 for url in requested.first_urls(self.requests):
                     if url.endswith("/InRelease") and self.out.failed.get(url, "").startswith("HTTP 404"):
