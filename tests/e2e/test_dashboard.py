@@ -104,3 +104,20 @@ def test_import_and_precache_from_the_page_come_back_with_their_result(origin: O
     r = httpx.post(f"{proxy.url}/admin/import", data={"csrf": csrf, "dir": str(folder)},
                    headers={"Authorization": auth["Authorization"]}, trust_env=False)
     assert r.status_code == 200 and r.text.startswith("import: ")
+
+
+def test_the_want_page_in_a_browser(start_proxy, tmp_path: Path) -> None:
+    """A statement sent from the page's form comes back to the page, which lists it with the lines to run."""
+    proxy = start_proxy("--set", "pkgcache_offline=on", "--set", f"pkgcache_datastore={tmp_path / 'stick'}")
+    base = "http://mirror.example/debian/dists/stable/"
+    targets = (f"URI: {base}main/binary-amd64/Packages\nBase-URI: {base}\nRepo-URI: http://mirror.example/debian/\n"
+               "Release: stable\nComponent: main\nArchitecture: amd64\nIdentifier: Packages\n\n")
+    r = httpx.post(f"{proxy.url}/want", data={"packages": "hello vim", "recommends": "no"},
+                   files={"targets": ("targets", targets.encode())}, headers={"Accept": "text/html"},
+                   trust_env=False)
+    assert r.status_code == 303
+    text = _text(dump_dom(f"{proxy.url}{r.headers['location']}", screenshot=tmp_path / "want.png"))
+    assert "Recorded request" in text and "It is on the datastore: safe to remove." in text
+    assert "hello vim" in text and "http://mirror.example/debian/ stable main" in text and "not fetched yet" in text
+    assert "apt-get indextargets --no-release-info | curl -sS -x" in text and "-F format=rpm" in text
+    assert (tmp_path / "want.png").stat().st_size > 0

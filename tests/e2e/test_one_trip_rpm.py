@@ -33,19 +33,25 @@ def wanted_doc(ds: Path) -> dict:
         return {}
 
 
-def test_fresh_offline_dnf_client_installs_after_one_fetch(origin: Origin, start_proxy, tmp_path: Path) -> None:
-    need("dnf", "rpm")
+def offline_rpm_client(origin: Origin, start_proxy, tmp_path: Path) -> tuple[dict[str, Path], Path, Proxy, Path,
+                                                                             Path]:
+    """hello needs a library, a virtual package (mta) and oldlib, which the client has: its rpmdb says so."""
     rpms = build_rpms(origin.root / "rpm", {
         "hello": {"Requires": "libgreet, mta, oldlib"}, "libgreet": {}, "tinymta": {"Provides": "mta"},
         "oldlib": {}, "unrelated": {}})
     ds = tmp_path / "stick"
     proxy = start_proxy("--set", f"pkgcache_datastore={ds}", "--set", "pkgcache_offline=on")
     client = tmp_path / "client"
-    # the client has oldlib installed: its rpmdb says so
     subprocess.run(["rpm", "--root", str(client / "root"), "--initdb"], check=True, capture_output=True)
     subprocess.run(["rpm", "--root", str(client / "root"), "-i", "--justdb", "--nodeps", "--noscripts",
                     str(rpms["oldlib"])], check=True, capture_output=True)
     (rpmdb,) = (client / "root").rglob("rpmdb.sqlite")
+    return rpms, ds, proxy, client, rpmdb
+
+
+def test_fresh_offline_dnf_client_installs_after_one_fetch(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    need("dnf", "rpm")
+    rpms, ds, proxy, client, rpmdb = offline_rpm_client(origin, start_proxy, tmp_path)
 
     # offline: dnf cannot load its repository; then the README's line, with this client's rpmdb
     assert dnf(proxy, origin, client, "makecache").returncode != 0
@@ -80,16 +86,7 @@ def zypper(proxy: Proxy, origin: Origin, client: Path, *args: str) -> subprocess
 def test_fresh_offline_zypper_client_installs_after_one_fetch(origin: Origin, start_proxy, tmp_path: Path) -> None:
     """The same statement from a zypper client: dnf's solver on the connected side, zypper's back offline."""
     need("zypper", "rpm")
-    rpms = build_rpms(origin.root / "rpm", {
-        "hello": {"Requires": "libgreet, mta, oldlib"}, "libgreet": {}, "tinymta": {"Provides": "mta"},
-        "oldlib": {}, "unrelated": {}})
-    ds = tmp_path / "stick"
-    proxy = start_proxy("--set", f"pkgcache_datastore={ds}", "--set", "pkgcache_offline=on")
-    client = tmp_path / "client"
-    subprocess.run(["rpm", "--root", str(client / "root"), "--initdb"], check=True, capture_output=True)
-    subprocess.run(["rpm", "--root", str(client / "root"), "-i", "--justdb", "--nodeps", "--noscripts",
-                    str(rpms["oldlib"])], check=True, capture_output=True)
-    (rpmdb,) = (client / "root").rglob("rpmdb.sqlite")
+    rpms, ds, proxy, client, rpmdb = offline_rpm_client(origin, start_proxy, tmp_path)
     assert zypper(proxy, origin, client, "ar", "-G", "-f", f"{origin.base}/rpm/", "demo").returncode == 0
     assert zypper(proxy, origin, client, "refresh").returncode != 0
     # where pkgcache is installed on the offline machine: `pkgcache want --rpm`

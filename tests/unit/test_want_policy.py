@@ -261,3 +261,12 @@ def test_rpm_repositories_seen_per_client() -> None:
     use.note("http://mirror.example/other/repodata/repomd.xml", "10.0.0.6")
     assert use.rpm_repos_for("10.0.0.5") == ("http://mirror.example/fedora/os/",)
     assert SuiteUse(None, use.rpm_json()).rpm_json() == use.rpm_json()
+
+
+@pytest.mark.parametrize("name,ok", [("repodata/primary.xml.gz", True), ("main/binary-amd64/Packages.xz", True),
+                                     ("../../etc/passwd", False), ("/etc/passwd", False), ("a//b", False),
+                                     ("a/./b", False), ("", False)])
+def test_names_from_indexes_stay_below_their_folder(name: str, ok: bool) -> None:
+    from pkgcache_suite.offline.rpmmeta import plain_relative
+
+    assert plain_relative(name) is ok

@@ -56,7 +56,8 @@ def _suite(ds: Datastore, index: DebianIndex, files: dict[str, Any], req: WantRe
     indexes: dict[str, Path] = {}
     for entry, (_size, sha) in info.entries.items():
         parts = entry.split("/")
-        if len(parts) < 3 or parts[0] not in components or not parts[-1].startswith("Packages"):
+        if not rpmmeta.plain_relative(entry) or len(parts) < 3 or parts[0] not in components \
+                or not parts[-1].startswith("Packages"):
             continue
         if parts[-2].removeprefix("binary-") not in archs:
             continue

@@ -23,6 +23,12 @@ SKIPPED_TYPES = ("other",)
 PROBES = ("repodata/repomd.xml.asc", "repodata/repomd.xml.key", "media.1/media", "content")
 
 
+def plain_relative(name: str) -> bool:
+    """A name that stays below the folder it is joined to (a hostile index could name ../../x)."""
+    parts = name.split("/")
+    return bool(name) and not name.startswith("/") and all(p not in ("", ".", "..") for p in parts)
+
+
 def is_repomd(url: str) -> bool:
     return url.endswith("/" + REPOMD)
 
@@ -71,6 +77,6 @@ class RpmRepos:
         """The repository's repomd.xml and fetched metadata, as paths under its base: what dnf reads."""
         tree: dict[str, Path] = {}
         for href in [REPOMD, *self.listed.get(base, {})]:
-            if base + href in files:
+            if base + href in files and plain_relative(href):
                 tree[href] = file_path(base + href)
         return tree
