@@ -235,3 +235,28 @@ def test_multi_arch_is_resolved_as_the_client_will(origin: Origin, start_proxy, 
     apt.run("update")
     apt.run("install", "--download-only", f"app:{FOREIGN}")
     assert {p.name for p in apt.archives()} == expected
+
+
+def test_a_tampered_datastore_is_reported_and_nothing_else_is_lost(origin: Origin, tmp_path: Path) -> None:
+    """The datastore is as untrusted as the client: a forged request is ignored with its reason, a status that
+    does not match its digest is not used (and said so), and the honest request is still served."""
+    from pkgcache_suite.offline.datastore import Datastore
+
+    repo = origin.root / "debian"
+    debs = build_repo(repo)
+    ds, _ = Datastore.open(tmp_path / "stick")
+    source = {"repo": f"{origin.base}/debian/", "suite": "stable", "components": ["main"], "archs": [ARCH]}
+    honest = {"id": "x", "packages": ["hello"], "archs": [ARCH], "sources": [source], "targets": [],
+              "status": "ab" * 32, "recommends": True, "client": "10.0.0.5", "when": 1.0}
+    (ds.root / "status").mkdir()
+    (ds.root / "status" / ("ab" * 32)).write_text(INSTALLED + "\n")  # not what its name says
+    forged = {**honest, "sources": [{**source, "suite": "stable main] [trusted=yes"}]}
+    ds.write_wanted([], {}, [honest, forged])
+    r = subprocess.run(["pkgcache", "fetch", str(ds.root)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stdout + r.stderr  # the status problem is reported as not resolved
+    assert "ignored a stated request: bad recorded request: targets: not a suite name" in r.stdout, r.stdout
+    assert "does not match its digest" in r.stdout
+    fetched = json.loads((ds.root / "manifest.json").read_text())["files"]
+    # resolved as for a machine with nothing installed: oldlib comes too
+    assert {u.rsplit("/", 1)[-1] for u in fetched if u.endswith(".deb")} == {
+        debs[n].name for n in ("hello", "libbase", "greet-compat", "tinymta", "oldlib")}
