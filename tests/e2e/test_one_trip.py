@@ -260,3 +260,23 @@ def test_a_tampered_datastore_is_reported_and_nothing_else_is_lost(origin: Origi
     # resolved as for a machine with nothing installed: oldlib comes too
     assert {u.rsplit("/", 1)[-1] for u in fetched if u.endswith(".deb")} == {
         debs[n].name for n in ("hello", "libbase", "greet-compat", "tinymta", "oldlib")}
+
+
+def test_a_suite_without_inrelease_is_read_from_release(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    repo = origin.root / "debian"
+    debs = build_repo(repo)
+    (repo / "dists" / "stable" / "InRelease").unlink()
+    ds = tmp_path / "stick"
+    proxy = start_proxy("--set", f"pkgcache_datastore={ds}", "--set", "pkgcache_offline=on")
+    apt = AptClient(tmp_path / "client", f"{origin.base}/debian", proxy=proxy.url)
+    assert state_wants(apt, proxy, "tinymta").returncode == 0
+    r = subprocess.run(["pkgcache", "fetch", str(ds)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "FAILED" not in r.stdout, r.stdout + r.stderr
+    manifest = json.loads((ds / "manifest.json").read_text())
+    base = f"{origin.base}/debian/dists/stable/"
+    assert base + "Release" in manifest["files"] and base + "Release.gpg" in manifest["files"]
+    assert "its Release was fetched" in manifest["skipped"][base + "InRelease"]["reason"]
+    wait_for(lambda: not wanted_doc(ds).get("requests"), timeout=30, what="the import of the trip")
+    apt.run("update")
+    apt.run("install", "--download-only", "tinymta")
+    assert [p.name for p in apt.archives()] == [debs["tinymta"].name]

@@ -3,7 +3,7 @@
 A Release/InRelease file vouches for the Packages/Sources/Translation indexes
 of its suite (also under their by-hash names); a Packages index vouches for the
 .deb files of its archive.  `pkgcache fetch` uses this to verify what it
-downloads and to fetch, in the same trip, the indexes a fetched InRelease names.
+downloads; which indexes it fetches with a Release is offline/indexplan's choice.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from debian import deb822
 
 from pkgcache_suite.indexes.compression import open_decompressed
 
-_COMPRESSIONS = (".xz", ".gz", ".bz2", "")  # the order apt prefers, plain last
 
 
 @dataclass
@@ -153,23 +152,3 @@ class DebianIndex:
                 self.known[root + rel] = (size, sha)
                 n += 1
         return n
-
-    def indexes_for(self, info: ReleaseInfo, archs: list[str], languages: tuple[str, ...] = ("en",)) -> list[str]:
-        """The index URLs apt will ask for next, given the clients' architectures: one compression each."""
-        wanted_archs = list(archs)
-        if "all" in info.architectures and "all" not in wanted_archs:
-            wanted_archs.append("all")
-        stems = [f"{c}/binary-{a}/Packages" for c in info.components for a in wanted_archs]
-        stems += [f"{c}/i18n/Translation-{lang}" for c in info.components for lang in languages]
-        urls = []
-        for stem in stems:
-            for ext in _COMPRESSIONS:
-                name = stem + ext
-                if name in info.entries:
-                    size, sha = info.entries[name]
-                    if info.by_hash:
-                        urls.append(info.base + posixpath.join(posixpath.dirname(name), "by-hash", "SHA256", sha))
-                    else:
-                        urls.append(info.base + name)
-                    break
-        return urls

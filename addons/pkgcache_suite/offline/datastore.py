@@ -131,10 +131,6 @@ class Datastore:
         except UnsafeURL as e:
             raise DatastoreError(f"unsafe URL in datastore: {e}") from None
 
-    def read_wanted(self) -> dict[str, dict[str, Any]]:
-        data = read_json(self.wanted_path, {"version": VERSION, "wanted": []})
-        return {w["url"]: w for w in data.get("wanted", []) if isinstance(w, dict) and "url" in w}
-
     def read_wanted_doc(self) -> dict[str, Any]:
         return read_json(self.wanted_path, {"version": VERSION, "wanted": []})
 

@@ -84,10 +84,10 @@ class Fetcher:
                 if self.expand:
                     more = self._indexes(info)
             elif rpmmeta.is_repomd(url):
-                more = self.rpm.add_repomd(url, path) if self.expand else []
-                probes = self.rpm.probes(url) if self.expand else []
-                self.probed.update(probes)
-                more += probes
+                named = self.rpm.add_repomd(url, path)  # vouches for the metadata, expanded or not
+                if self.expand:
+                    self.probed.update(probes := self.rpm.probes(url))
+                    more = named + probes
             elif self.rpm.is_primary(url):
                 self.rpm.add_primary(url, path)
             elif self.index.is_packages(url):
@@ -300,12 +300,22 @@ class Fetcher:
                 if url in self.out.fetched:
                     self.out.fetched.remove(url)
 
-    def _settle_inrelease(self) -> None:
-        """A suite without InRelease whose Release came instead is not a failure: apt reads that one."""
-        for url in requested.first_urls(self.requests):
-            if url.endswith("/InRelease") and url in self.out.failed and url.removesuffix("InRelease") + "Release" in self.manifest["files"]:
+    async def _fall_back_to_release(self, reporter: TransferProgress) -> None:
+        """A stated suite without InRelease is read by apt from Release and Release.gpg: fetch those, and the
+        missing InRelease is then not a failure."""
+        missing = [u for u in requested.first_urls(self.requests)
+                   if u.endswith("/InRelease") and self.out.failed.get(u, "").startswith("HTTP 404")]
+        for url in missing:
+            for other in requested.fallback_urls(url.removesuffix("InRelease")):
+                self._enqueue(other, {}, reporter)
+        await self._queue.join()
+        for url in missing:
+            if url.removesuffix("InRelease") + "Release" in self.manifest["files"]:
+                why = "the suite has no InRelease; its Release was fetched"
                 del self.out.failed[url]
-                self.out.skipped[url] = "the suite has no InRelease; its Release was fetched"
+                self.manifest["failed"].pop(url, None)
+                self.out.skipped[url] = why
+                self.manifest["skipped"][url] = {"reason": why, "when": time.time()}  # absent: 404 offline
 
     async def _resolve(self, reporter: TransferProgress) -> None:
         """Each stated request: apt resolves it against the indexes now in the datastore; its files join
@@ -348,12 +358,7 @@ class Fetcher:
                     if is_release_url(item["url"]) or rpmmeta.is_repomd(item["url"]):
                         self._enqueue(item["url"], item.get("headers", {}), reporter)
                 await self._queue.join()
-                for url in requested.first_urls(self.requests):
-                    if url.endswith("/InRelease") and self.out.failed.get(url, "").startswith("HTTP 404"):
-                        for other in requested.fallback_urls(url.removesuffix("InRelease")):
-                            self._enqueue(other, {}, reporter)
-                await self._queue.join()
-                self._settle_inrelease()
+                await self._fall_back_to_release(reporter)
                 await self._resolve(reporter)
                 for url in list(self.out.present):  # a wanted InRelease already here still names indexes
                     for more in self._learn(url):

@@ -15,12 +15,11 @@ publishes them.  Pure: no I/O.
 
 from __future__ import annotations
 
-import posixpath
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from pkgcache_suite.indexes.debian import ReleaseInfo
+from pkgcache_suite.indexes.debian import ReleaseInfo, by_hash_name
 from pkgcache_suite.offline.wantspec import Target
 
 APT_ORDER = ("xz", "bz2", "lzma", "gz", "lz4", "zst", "uncompressed")
@@ -50,7 +49,7 @@ def _pick(info: ReleaseInfo, stem: str, compressions: tuple[str, ...] = APT_ORDE
         name = stem if c == "uncompressed" else f"{stem}.{c}"
         if name in info.entries:
             if info.by_hash:
-                return info.base + posixpath.join(posixpath.dirname(name), "by-hash", "SHA256", info.entries[name][1])
+                return info.base + by_hash_name(name, info.entries[name][1])
             return info.base + name
     return None
 

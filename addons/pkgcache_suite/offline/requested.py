@@ -13,7 +13,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from pkgcache_suite.indexes.debian import DebianIndex
+from pkgcache_suite.indexes.debian import DebianIndex, by_hash_name
 from pkgcache_suite.offline import aptresolve, rpmmeta, rpmresolve
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError
 from pkgcache_suite.offline.wantspec import WantError, WantRequest, request_from_json
@@ -61,7 +61,7 @@ def _suite(ds: Datastore, index: DebianIndex, files: dict[str, Any], req: WantRe
             continue
         if parts[-2].removeprefix("binary-") not in archs:
             continue
-        hashed = base + "/".join(parts[:-1] + ["by-hash", "SHA256", sha])
+        hashed = base + by_hash_name(entry, sha)
         for url in (hashed, base + entry):
             if url in files:
                 indexes[entry] = ds.file_path(url)
