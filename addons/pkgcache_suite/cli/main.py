@@ -65,7 +65,7 @@ def _ls(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _fetch(args: argparse.Namespace, extra: list[str]) -> int:
-    from pkgcache_suite.offline.fetch import run_fetch
+    from pkgcache_suite.cli.fetch import run_fetch
 
     archs = [a for a in (args.arch or "").split(",") if a] or None
     return run_fetch(Path(args.datastore), args.proxy, args.jobs, args.retries, not args.no_expand, archs,
