@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Benchmark the core cache by hand: prints figures, asserts nothing.
 
-Starts a local origin, then in turn a stock ``mitmdump -s addons/pkgcache.py``
-(the embedded default), the production tier ``pkgcache serve --workers 2``
-(HAProxy and nginx in front of two workers) and apt-cacher-ng, where installed,
-on the same files, and measures for each:
+Starts a local origin, a stock ``mitmdump -s addons/pkgcache.py`` (the
+embedded default), the production tier ``pkgcache serve --workers 2`` (HAProxy
+and nginx in front of two workers) and apt-cacher-ng, where installed, all at
+once, and measures each on the same files:
 
-* 1 GiB miss and hit throughput for one client (curl);
+* 1 GiB miss and hit throughput for one client (curl; the setups take turns, --repeat rounds, median kept);
 * requests/s for 100 KB hits over 16 keep-alive connections (wrk, else httpx);
 * upstream requests for 16 concurrent cold clients of one 64 MiB file, and their wall time;
 * peak RSS of the proxy (all processes of the tier) while 4 clients read a 1 GiB hit.
@@ -21,12 +21,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,34 +188,61 @@ class AptCacherNg:
             self.proc.kill()
 
 
-def run_suite(name: str, proxy_url: str, proxy_port: int, pid: int | None, origin: Origin,
-              size: int, tag: str) -> dict[str, float]:
-    big = BIG.replace("big_1.0", f"big_{tag}")
-    shutil.copy(origin.root / BIG.lstrip("/"), origin.root / big.lstrip("/"))
+@dataclass
+class Setup:
+    """One proxy under test, running for the whole bench, so large transfers can be measured in turns."""
+
+    key: str
+    name: str
+    url: str
+    port: int
+    pid: int | None
+    stop: Callable[[], None]
+
+
+def large_transfers(setups: list[Setup], origin: Origin, size: int, repeat: int) -> dict[str, dict[str, float]]:
+    """The 1 GiB miss (a new copy each time) and hit, measured in turns across the setups, repeat rounds, each
+    round in another order; the median per setup.  Single runs on a shared machine move by 10 to 30%, and
+    whatever runs first or last (disk write-back of the earlier misses) would otherwise favour one setup."""
+    for st in setups:
+        for i in range(repeat):
+            shutil.copy(origin.root / BIG.lstrip("/"), origin.root / BIG.replace("big_1.0", f"big_{st.key}{i}").lstrip("/"))
     os.sync()
-    res: dict[str, float] = {}
-    secs, n = curl_get(proxy_url, origin.base + big)
-    if n != size:
-        r = subprocess.run(["curl", "-sS", "-x", proxy_url, "-D", "-", "-o", "/dev/null", origin.base + big],
-                           capture_output=True, text=True)
-        print(f"{name}: got {n} of {size} bytes:\n{r.stdout}{r.stderr}")
-        return {}
-    res["miss MB/s"] = n / secs / 1e6
-    secs, n = curl_get(proxy_url, origin.base + big)
-    res["hit MB/s"] = n / secs / 1e6
-    small = SMALL.format(tag)
+    misses: dict[str, list[float]] = {st.key: [] for st in setups}
+    hits: dict[str, list[float]] = {st.key: [] for st in setups}
+    for kind, out in (("miss", misses), ("hit", hits)):
+        for i in range(repeat):
+            for st in setups[i % len(setups):] + setups[:i % len(setups)]:
+                big = BIG.replace("big_1.0", f"big_{st.key}{i if kind == 'miss' else 0}")
+                secs, n = curl_get(st.url, origin.base + big)
+                if n != size:
+                    raise RuntimeError(f"{st.name}: got {n} of {size} bytes for {big}")
+                out[st.key].append(n / secs / 1e6)
+            os.sync()
+    res = {}
+    for st in setups:
+        print(f"{st.name}: misses {', '.join(f'{m:.0f}' for m in misses[st.key])} MB/s; "
+              f"hits {', '.join(f'{h:.0f}' for h in hits[st.key])} MB/s")
+        res[st.key] = {"miss MB/s": statistics.median(misses[st.key]), "hit MB/s": statistics.median(hits[st.key])}
+    return res
+
+
+def run_suite(st: Setup, origin: Origin, res: dict[str, float]) -> dict[str, float]:
+    """The rest, one setup at a time: small hits, cold clients, memory."""
+    small = SMALL.format(st.key)
     shutil.copy(origin.root / SMALL.format("x").lstrip("/"), origin.root / small.lstrip("/"))
-    curl_get(proxy_url, origin.base + small)
-    r = rps_wrk(proxy_port, origin.base + small)
-    res["100KB hits req/s"] = r if r is not None else rps_httpx(proxy_url, origin.base + small)
-    cold = f"/debian/pool/main/c/cold/cold_{tag}_all.deb"
+    curl_get(st.url, origin.base + small)
+    r = rps_wrk(st.port, origin.base + small)
+    res["100KB hits req/s"] = r if r is not None else rps_httpx(st.url, origin.base + small)
+    cold = f"/debian/pool/main/c/cold/cold_{st.key}_all.deb"
     make_file(origin.root / cold.lstrip("/"), 64 * 1024 * 1024, seed=3)
     os.sync()
     origin.behaviours[cold] = Behaviour(chunk_delay=0.002)
-    res["upstream requests, 16 cold clients"], res["wall s, 16 cold clients"] = cold_clients(proxy_url, origin, cold)
-    if pid:
-        res["peak RSS MB, 4 x 1 GiB hit readers"] = peak_rss_4_readers(pid, proxy_url, origin.base + big)
-    print(f"\n== {name}")
+    res["upstream requests, 16 cold clients"], res["wall s, 16 cold clients"] = cold_clients(st.url, origin, cold)
+    if st.pid:
+        big = BIG.replace("big_1.0", f"big_{st.key}0")
+        res["peak RSS MB, 4 x 1 GiB hit readers"] = peak_rss_4_readers(st.pid, st.url, origin.base + big)
+    print(f"\n== {st.name}")
     for k, v in res.items():
         print(f"  {k:<38} {v:10.1f}")
     return res
@@ -239,6 +269,8 @@ def main() -> None:
     ap.add_argument("--no-acng", action="store_true", help="skip apt-cacher-ng even if installed")
     ap.add_argument("--no-tier", action="store_true", help="skip pkgcache serve --workers")
     ap.add_argument("--workers", type=int, default=2, help="workers of the tier (default: 2)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="large misses and hits measured this many times each; the median is reported (default: 3)")
     args = ap.parse_args()
     size = args.size_mib * 1024 * 1024
     work = Path(tempfile.mkdtemp(prefix="pkgcache-bench-"))
@@ -250,26 +282,24 @@ def main() -> None:
         (origin.root / SMALL.format("x").lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
         (origin.root / SMALL.format("x").lstrip("/")).write_bytes(os.urandom(100 * 1024))
         os.sync()  # let the kernel write the test file back now, not during the miss measurement
-        results: dict[str, dict[str, float]] = {}
-        proxy = Proxy(work / "cache")
+        setups: list[Setup] = []
         try:
-            results["embedded"] = run_suite("pkgcache, embedded (stock mitmdump)", proxy.url, proxy.port,
-                                            proxy.proc.pid, origin, size, "p")
+            proxy = Proxy(work / "cache")
+            setups.append(Setup("embedded", "pkgcache, embedded (stock mitmdump)", proxy.url, proxy.port,
+                                proxy.proc.pid, proxy.stop))
+            if not args.no_tier:
+                tier = TierProcess(work / "tier-cache", args.workers)
+                setups.append(Setup("tier", f"pkgcache serve --workers {args.workers}", tier.url, tier.port,
+                                    tier.proc.pid, tier.stop))
+            if shutil.which("apt-cacher-ng") and not args.no_acng:
+                acng = AptCacherNg(work / "acng")
+                setups.append(Setup("acng", "apt-cacher-ng", acng.url, acng.port, acng.proc.pid, acng.stop))
+            results = large_transfers(setups, origin, size, args.repeat)
+            for st in setups:
+                run_suite(st, origin, results[st.key])
         finally:
-            proxy.stop()
-        if not args.no_tier:
-            tier = TierProcess(work / "tier-cache", args.workers)
-            try:
-                results["tier"] = run_suite(f"pkgcache serve --workers {args.workers}", tier.url, tier.port,
-                                            tier.proc.pid, origin, size, "t")
-            finally:
-                tier.stop()
-        if shutil.which("apt-cacher-ng") and not args.no_acng:
-            acng = AptCacherNg(work / "acng")
-            try:
-                results["acng"] = run_suite("apt-cacher-ng", acng.url, acng.port, acng.proc.pid, origin, size, "a")
-            finally:
-                acng.stop()
+            for st in setups:
+                st.stop()
         report(results)
         origin.stop()
     finally:
