@@ -275,3 +275,14 @@ def test_offline_every_miss_is_answered_and_recorded_by_the_tier(origin: Origin,
 
     wait_for(lambda: wanted() == {origin.base + p for p in paths}, timeout=20,
              what="every worker's offline misses in the one wanted list")
+    # a statement of wanted packages through the front lands in the same list, with the client's address
+    base = "http://mirror.example/debian/dists/stable/"
+    targets = (f"URI: {base}main/binary-amd64/Packages\nBase-URI: {base}\n"
+               "Repo-URI: http://mirror.example/debian/\nRelease: stable\nComponent: main\nArchitecture: amd64\n"
+               "Identifier: Packages\n\n")
+    with tier.client() as c:
+        r = c.post("http://pkgcache/want", data={"packages": "hello"}, files={"targets": ("t", targets.encode())})
+    assert r.status_code == 200 and "safe to remove" in r.text, r.text
+    (stated,) = json.loads((ds / "wanted.json").read_text())["requests"]
+    assert stated["packages"] == ["hello"] and stated["client"] == "127.0.0.1"
+    assert wanted() == {origin.base + p for p in paths}  # nothing lost on the way
