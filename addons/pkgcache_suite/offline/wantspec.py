@@ -87,6 +87,16 @@ class WantRequest:
                           *self.repos])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def describe(self) -> str:
+        """In words, for the answer and the log: hello vim for amd64 from 2 sources, with dpkg status."""
+        if self.format == "rpm":
+            where = f"{len(self.repos)} repositor{'y' if len(self.repos) == 1 else 'ies'}"
+            db = ", with rpmdb" if self.status_sha256 else ""
+        else:
+            where = f"{len(self.sources)} source{'' if len(self.sources) == 1 else 's'}"
+            db = ", with dpkg status" if self.status_sha256 else ""
+        return f"{' '.join(self.packages)} for {', '.join(self.archs)} from {where}{db}"
+
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "packages": list(self.packages), "archs": list(self.archs),
                 "sources": [{"repo": s.repo, "suite": s.suite, "components": list(s.components),

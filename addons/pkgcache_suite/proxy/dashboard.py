@@ -74,7 +74,7 @@ class Dashboard:
         elif path in ("/", "/index.html"):
             await self._overview(flow)
         elif path == "/want":
-            await wantpage.answer(flow, self.c.wanted, _proxy_address(flow))
+            await wantpage.answer(flow, self.c.wanted, _proxy_address(flow), healthy=not self._problems())
         elif path == "/setup":
             report.html_page(flow, report.render("setup.html", healthy=not self._problems(),
                                                  **reportview.setup(_proxy_address(flow))))

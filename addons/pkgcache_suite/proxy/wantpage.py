@@ -76,9 +76,9 @@ def _form(flow: http.HTTPFlow) -> tuple[dict[str, str], bytes | None]:
     return fields, status
 
 
-async def answer(flow: http.HTTPFlow, wanted: WantedList | None, proxy: str) -> None:
+async def answer(flow: http.HTTPFlow, wanted: WantedList | None, proxy: str, healthy: bool = True) -> None:
     if flow.request.method == "GET":
-        report.html_page(flow, report.render("want.html", healthy=True, one_liner=one_liner(proxy),
+        report.html_page(flow, report.render("want.html", healthy=healthy, one_liner=one_liner(proxy),
                                              rpm_one_liner=rpm_one_liner(proxy),
                                              requests=list(wanted.requests.values()) if wanted else [],
                                              datastore=str(wanted.datastore.root) if wanted and wanted.datastore
@@ -109,11 +109,7 @@ async def answer(flow: http.HTTPFlow, wanted: WantedList | None, proxy: str) -> 
     await wanted.durable()
     where = (f"written to the datastore {wanted.datastore.root}: safe to remove" if wanted.safe_to_remove
              and wanted.datastore is not None else "kept locally: it goes on the next datastore attached")
-    n = len(req.repos) if req.format == "rpm" else len(req.sources)
-    db = "rpmdb" if req.format == "rpm" else "dpkg status"
-    what = (f"{' '.join(req.packages)} for {', '.join(req.archs)} from {n} {'repositor' if req.format == 'rpm' else 'source'}"
-            f"{('ies' if n != 1 else 'y') if req.format == 'rpm' else ('s' if n != 1 else '')}"
-            f"{f', with {db}' if req.status_sha256 else ''}")
+    what = req.describe()
     log.info("pkgcache: %s wanted packages from %s: %s (request %s)", "recorded" if new else "already recorded",
              req.client, what, req.id)
     if "text/html" in flow.request.headers.get("accept", ""):
