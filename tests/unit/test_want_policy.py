@@ -267,6 +267,6 @@ def test_rpm_repositories_seen_per_client() -> None:
                                      ("../../etc/passwd", False), ("/etc/passwd", False), ("a//b", False),
                                      ("a/./b", False), ("", False)])
 def test_names_from_indexes_stay_below_their_folder(name: str, ok: bool) -> None:
-    from pkgcache_suite.offline.rpmmeta import plain_relative
+    from pkgcache_suite.offline.resolution import plain_relative
 
     assert plain_relative(name) is ok

@@ -16,10 +16,11 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
+from pkgcache_suite.offline.resolution import Resolution
 from pkgcache_suite.offline.wantspec import WantRequest
 
 TIMEOUT = 600
@@ -36,12 +37,6 @@ class Suite:
     release: Path  # InRelease or Release
     release_name: str  # "InRelease" or "Release"
     indexes: dict[str, Path]  # name relative to dists/<suite>/ (main/binary-amd64/Packages.xz) -> file
-
-
-@dataclass
-class Resolution:
-    urls: list[tuple[str, int, str | None]] = field(default_factory=list)  # (url, size, sha256)
-    problems: dict[str, str] = field(default_factory=dict)  # package (or "*") -> apt's words
 
 
 def available() -> bool:

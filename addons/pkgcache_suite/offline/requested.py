@@ -15,8 +15,9 @@ from typing import Any
 
 from pkgcache_suite.indexes.debian import DebianIndex, by_hash_name
 from pkgcache_suite.offline import aptresolve, rpmmeta, rpmresolve
+from pkgcache_suite.offline.resolution import Resolution, plain_relative
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError
-from pkgcache_suite.offline.wantspec import WantError, WantRequest, request_from_json
+from pkgcache_suite.offline.wantspec import Source, WantError, WantRequest, request_from_json
 
 
 def read_requests(doc: dict[str, Any]) -> tuple[list[WantRequest], list[str]]:
@@ -43,20 +44,21 @@ def fallback_urls(base: str) -> list[str]:
     return [base + "Release", base + "Release.gpg"]
 
 
-def _suite(ds: Datastore, index: DebianIndex, files: dict[str, Any], req: WantRequest, base: str, repo: str,
-           suite: str, components: tuple[str, ...]) -> aptresolve.Suite | None:
+def _suite(ds: Datastore, index: DebianIndex, files: dict[str, Any], req: WantRequest,
+           source: Source) -> aptresolve.Suite | None:
+    base = source.base
     for name in ("InRelease", "Release"):
         info = index.releases.get(base + name)
         if info is not None and base + name in files:
             break
     else:
         return None
-    components = components or tuple(info.components)  # sources seen in requests may not name them
+    components = source.components or tuple(info.components)  # sources seen in requests may not name them
     archs = list(req.archs) + ["all"]
     indexes: dict[str, Path] = {}
     for entry, (_size, sha) in info.entries.items():
         parts = entry.split("/")
-        if not rpmmeta.plain_relative(entry) or len(parts) < 3 or parts[0] not in components \
+        if not plain_relative(entry) or len(parts) < 3 or parts[0] not in components \
                 or not parts[-1].startswith("Packages"):
             continue
         if parts[-2].removeprefix("binary-") not in archs:
@@ -66,7 +68,7 @@ def _suite(ds: Datastore, index: DebianIndex, files: dict[str, Any], req: WantRe
             if url in files:
                 indexes[entry] = ds.file_path(url)
                 break
-    return aptresolve.Suite(repo, suite, components, ds.file_path(info.url), name, indexes)
+    return aptresolve.Suite(source.repo, source.suite, components, ds.file_path(info.url), name, indexes)
 
 
 def suites_for(ds: Datastore, index: DebianIndex, files: dict[str, Any], req: WantRequest) -> tuple[
@@ -74,7 +76,7 @@ def suites_for(ds: Datastore, index: DebianIndex, files: dict[str, Any], req: Wa
     """The fetched suites of one request, and the ones that could not be fetched."""
     suites, missing = [], []
     for s in req.sources:
-        got = _suite(ds, index, files, req, s.base, s.repo, s.suite, s.components)
+        got = _suite(ds, index, files, req, s)
         if got is None:
             missing.append(s.base)
         else:
@@ -97,7 +99,7 @@ def status_file(ds: Datastore, req: WantRequest) -> tuple[Path | None, str]:
 
 
 def _resolve_rpm(ds: Datastore, rpm: rpmmeta.RpmRepos, files: dict[str, Any],
-                 req: WantRequest) -> aptresolve.Resolution:
+                 req: WantRequest) -> Resolution:
     repos = [(base, rpm.fetched_tree(base, files, ds.file_path)) for base in req.repos if base + rpmmeta.REPOMD in files]
     missing = [base for base in req.repos if base + rpmmeta.REPOMD not in files]
     rpmdb, db_problem = status_file(ds, req)
@@ -110,13 +112,13 @@ def _resolve_rpm(ds: Datastore, rpm: rpmmeta.RpmRepos, files: dict[str, Any],
 
 
 def resolve(ds: Datastore, index: DebianIndex, rpm: rpmmeta.RpmRepos, files: dict[str, Any],
-            req: WantRequest) -> aptresolve.Resolution:
+            req: WantRequest) -> Resolution:
     """The resolver's answer for one request (apt's, or dnf's for rpm clients), with every reason it is
     incomplete in problems."""
     if req.format == "rpm":
         return _resolve_rpm(ds, rpm, files, req)
     if not aptresolve.available():
-        res = aptresolve.Resolution()
+        res = Resolution()
         res.problems["*"] = ("apt-get is not installed here, so dependencies cannot be resolved: only the indexes "
                              "are fetched this trip (install apt, or fetch on a Debian or Ubuntu machine)")
         return res

@@ -15,18 +15,13 @@ from typing import Any
 
 from pkgcache_suite.indexes.compression import open_decompressed
 from pkgcache_suite.indexes.rpm import primary_entries, repomd_entries
+from pkgcache_suite.offline.resolution import plain_relative
 
 REPOMD = "repodata/repomd.xml"
 SKIPPED_TYPES = ("other",)
 # what zypper (and dnf with repo_gpgcheck) asks next to repomd.xml: fetched in the same trip, so the offline
 # proxy knows the ones a repository does not have, instead of recording them as wanted again
 PROBES = ("repodata/repomd.xml.asc", "repodata/repomd.xml.key", "media.1/media", "content")
-
-
-def plain_relative(name: str) -> bool:
-    """A name that stays below the folder it is joined to (a hostile index could name ../../x)."""
-    parts = name.split("/")
-    return bool(name) and not name.startswith("/") and all(p not in ("", ".", "..") for p in parts)
 
 
 def is_repomd(url: str) -> bool:

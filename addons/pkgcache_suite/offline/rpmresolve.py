@@ -18,7 +18,7 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
-from pkgcache_suite.offline.aptresolve import Resolution
+from pkgcache_suite.offline.resolution import Resolution
 from pkgcache_suite.offline.wantspec import WantRequest
 
 SOLVER = Path(__file__).with_name("dnf_solver.py")
