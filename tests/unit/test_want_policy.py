@@ -270,3 +270,17 @@ def test_names_from_indexes_stay_below_their_folder(name: str, ok: bool) -> None
     from pkgcache_suite.offline.resolution import plain_relative
 
     assert plain_relative(name) is ok
+
+
+def test_rpm_resolution_says_why_it_cannot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No dnf here, no repository fetched, or metadata dnf cannot read: each is a reason, never a crash."""
+    from pkgcache_suite.offline import rpmresolve
+
+    req = WantRequest(("hello",), ("x86_64",), format="rpm", repos=("http://mirror.example/r/",))
+    assert "none of the client's repositories" in rpmresolve.resolve(req, [], None).problems["*"]
+    (tmp_path / "repomd.xml").write_text("not xml")
+    broken = rpmresolve.resolve(req, [("http://mirror.example/r/", {"repodata/repomd.xml": tmp_path / "repomd.xml"})],
+                                None)
+    assert broken.urls == [] and "dnf" in broken.problems["*"]
+    monkeypatch.setattr(rpmresolve, "dnf_python", lambda: None)
+    assert "not installed here" in rpmresolve.resolve(req, [], None).problems["*"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -69,13 +68,10 @@ def resolve(req: WantRequest, repos: list[tuple[str, dict[str, Path]]], rpmdb: P
                                timeout=TIMEOUT, env=env)
             answer = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else None
         except (OSError, subprocess.SubprocessError, ValueError, IndexError) as e:
-            answer, r = None, None
             res.problems["*"] = f"dnf's solver failed: {e}"
             return res
-        finally:
-            shutil.rmtree(f"{tmp}/root", ignore_errors=True)
         if answer is None:
-            res.problems["*"] = f"dnf's solver failed: {(r.stderr if r else '').strip()[-500:]}"
+            res.problems["*"] = f"dnf's solver failed: {r.stderr.strip()[-500:]}"
             return res
     for f in answer.get("files", []):
         base = repos[int(f["repo"])][0]
