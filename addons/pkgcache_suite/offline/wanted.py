@@ -90,11 +90,11 @@ class WantedList:
         return new
 
     def note_index(self, url: str, client: str) -> None:
-        """A request under a suite's dists/: remember the suite, component and architecture it shows."""
+        """A request under a suite's dists/: remember the suite, component and architecture it shows.  In
+        memory only: on the request path of a connected proxy nothing is written; the next write of the list
+        (an offline miss, a statement, stopping) carries it to the datastore."""
         with self._lock:
-            new = self.use.note(url, client)
-        if new:
-            self._changed()
+            self.use.note(url, client)
 
     def drop_requests(self, ids: list[str]) -> int:
         """Statements a fetch fulfilled: they leave the list (a status no request names stays, harmless)."""
