@@ -64,5 +64,5 @@ def test_the_readme_shows_the_statement_lines_the_page_shows() -> None:
     from pkgcache_suite.proxy.wantpage import one_liner, rpm_one_liner
 
     readme = (ROOT / "README.md").read_text()
-    assert one_liner("http://PROXY:3142") in readme
-    assert rpm_one_liner("http://PROXY:3142") in readme
+    assert one_liner("http://PROXY-HOST:8080") in readme
+    assert rpm_one_liner("http://PROXY-HOST:8080") in readme

@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("want", help="on an offline machine: state packages to bring, with their dependencies, in "
                                     "one fetch trip")
     w.add_argument("packages", nargs="+", help="package names as apt-get install takes them (name, name=version)")
-    w.add_argument("--proxy", required=True, help="the offline pkgcache, e.g. http://proxy.example:3142")
+    w.add_argument("--proxy", required=True, help="the offline pkgcache, e.g. http://proxy.example:8080")
     w.add_argument("--status", help="the dpkg status (with --rpm: the rpmdb.sqlite) to send (default: where "
                                     "apt-config, or rpm, says it is)")
     w.add_argument("--no-status", action="store_true",
