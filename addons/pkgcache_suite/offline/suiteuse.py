@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from pkgcache_suite.offline.indexplan import seen_index
+from pkgcache_suite.offline.rpmmeta import REPOMD, is_repomd
 from pkgcache_suite.offline.wantspec import Source
 
 MAX_SUITES = 200
@@ -75,8 +76,8 @@ class SuiteUse:
         """One request under a suite's dists/ folder, or for an rpm-md repomd.xml; True when it taught
         something new."""
         url = url.split("?", 1)[0]
-        if url.endswith("/repodata/repomd.xml"):
-            return self._add_rpm(url[: -len("repodata/repomd.xml")], client)
+        if is_repomd(url):
+            return self._add_rpm(url[: -len(REPOMD)], client)
         seen = seen_index(url)
         if seen is not None:
             base, comp, arch, translation = seen

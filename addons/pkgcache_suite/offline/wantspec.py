@@ -32,7 +32,6 @@ _PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]{0,99}(:[a-z0-9][a-z0-9-]{0,30})?(=[A
 # what dnf install and zypper install take: name, name-version, name.arch
 _RPM_PACKAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+~^:-]{0,200}")
 _ARCH = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
-_LANG = re.compile(r"[A-Za-z]{2,3}(_[A-Za-z]{2})?")
 _SUITE = re.compile(r"[A-Za-z0-9._~+-]+(/[A-Za-z0-9._~+-]+)*")
 
 
