@@ -32,6 +32,7 @@ class Settings:
     negative_ttl: int = 300
     max_size: int = 0  # 0: no limit
     min_free: int = 128 << 20
+    front_run: Path | None = None  # behind the tier's nginx: its run folder (landing folder, fetch log)
 
 
 def parse_cache_dir(value: str) -> Path:
@@ -111,4 +112,5 @@ def parse(opts: Any) -> Settings:
         negative_ttl=parse_bounded("pkgcache_negative_ttl", opts.pkgcache_negative_ttl, 0, 86400, "seconds"),
         max_size=parse_size("pkgcache_max_size", opts.pkgcache_max_size, 1 << 60),
         min_free=parse_size("pkgcache_min_free", opts.pkgcache_min_free, 1 << 60),
+        front_run=parse_optional_dir("pkgcache_front_fetch", getattr(opts, "pkgcache_front_fetch", "")),
     )

@@ -247,6 +247,7 @@ def test_the_generated_configurations_are_valid(tmp_path: Path) -> None:
              allow_ports={80, 443})
     (tmp_path / "haproxy.cfg").write_text(haproxy_cfg(t))
     (tmp_path / "nginx.conf").write_text(nginx_conf(t))
+    t.make_dirs()
     r = subprocess.run(["haproxy", "-c", "-f", str(tmp_path / "haproxy.cfg")], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     r = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-e", "stderr", "-c", str(tmp_path / "nginx.conf")],

@@ -65,6 +65,15 @@ class TierProcess:
         path = self.cache_dir / ".pkgcache" / "tier" / "front-hits.log"
         return path.read_text().splitlines() if path.exists() else []
 
+    def front_fetches(self) -> list[str]:
+        """nginx's line per miss it fetched and stored for a worker."""
+        path = self.cache_dir / ".pkgcache" / "tier" / "front-fetch.log"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def landing(self) -> list[Path]:
+        path = self.cache_dir / ".pkgcache" / "tier" / "landing"
+        return [p for p in path.iterdir() if p.is_file()] if path.exists() else []
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)

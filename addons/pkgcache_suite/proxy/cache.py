@@ -29,6 +29,7 @@ from pkgcache_suite.storage import PRIVATE, CacheStore, Entry, StoreError
 from pkgcache_suite.transfer.answers import Answers, count
 from pkgcache_suite.transfer.download import Downloads
 from pkgcache_suite.transfer.flight import FlightState
+from pkgcache_suite.transfer.frontfetch import FrontFetches
 from pkgcache_suite.transfer.state import MARKERS, FlowState, Role
 
 log = logging.getLogger("pkgcache")
@@ -61,6 +62,8 @@ class CacheCore:
         self.answers = Answers(shared, self.flows)
         self.stale = StaleCopies(lambda: self.c.store)
         self.downloads = Downloads(shared, self.flows, self.answers, self._stored)
+        self.front = FrontFetches(shared, self.downloads, self._stored)
+        self.answers.front_hit = self.front.serve_hit
         self.dashboard = Dashboard(shared)
         self.housekeeping = Housekeeping(shared)
         self._columns_added = False
@@ -133,6 +136,7 @@ class CacheCore:
         self.housekeeping.stop()
         self.dashboard.tasks.cancel_all()
         self.downloads.stop()
+        self.front.stop()
         await self.c.fileserver.stop()
         for st in list(self.flows.values()):
             self.downloads.finish(st, FlightState.FAILED)
@@ -237,7 +241,8 @@ class CacheCore:
             await self._offline_miss(flow, st)
         elif decision is Decision.KNOWN_MISSING:
             self._known_missing(flow, st, facts.missing_age or 0.0)
-        elif decision is Decision.LEAD and await self.answers.lead_or_follow(flow, st):
+        elif decision is Decision.LEAD and await self.answers.lead_or_follow(flow, st) \
+                and not await self.front.lead(flow, st, lambda: self._record_wanted(flow, st)):
             self.downloads.lead(flow, st)
 
     async def _offline_miss(self, flow: http.HTTPFlow, st: FlowState) -> None:

@@ -9,6 +9,7 @@ from pkgcache_suite.policy.access import network_of
 
 META_CLIENT = "pkgcache_client"  # the client behind a trusted front, set by the router
 META_VIA = "pkgcache_via"  # host:port the client connected to, when a trusted front says so
+META_FRONT_PATH = "pkgcache_front_path"  # the published path nginx gave the request (the tier): see transfer/frontfetch.py
 
 
 def client_address(flow: http.HTTPFlow, unknown: str = "?") -> str:

@@ -15,11 +15,11 @@ from mitmproxy.proxy.mode_specs import RegularMode
 
 from pkgcache_suite.policy.access import client_allowed
 from pkgcache_suite.proxy import report
-from pkgcache_suite.proxy.flowinfo import META_CLIENT, META_VIA
-from pkgcache_suite.tier.config import AUTHORITY, DIRECT, VIA
+from pkgcache_suite.proxy.flowinfo import META_CLIENT, META_FRONT_PATH, META_VIA
+from pkgcache_suite.tier.config import AUTHORITY, DIRECT, ENGINE, VIA
 from pkgcache_suite.transfer.resolver import Resolver
 
-TIER_HEADERS = ("x-forwarded-for", AUTHORITY.lower(), DIRECT.lower(), VIA.lower())
+TIER_HEADERS = ("x-forwarded-for", AUTHORITY.lower(), DIRECT.lower(), VIA.lower(), ENGINE.lower())
 
 
 def take_forwarded(flow: http.HTTPFlow, trusted_front: list[Any]) -> None:
@@ -41,6 +41,8 @@ def take_forwarded(flow: http.HTTPFlow, trusted_front: list[Any]) -> None:
         flow.metadata[report.META_DASHBOARD] = True
     if via := said.get(VIA.lower(), [""])[-1].strip():
         flow.metadata[META_VIA] = via
+    if engine := said.get(ENGINE.lower()):
+        flow.metadata[META_FRONT_PATH] = engine[-1]  # the tier's nginx: it may serve or fetch this request
 
 
 async def addressed_to_proxy(flow: http.HTTPFlow, resolver: Resolver) -> bool:

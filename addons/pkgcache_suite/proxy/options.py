@@ -34,6 +34,9 @@ OPTIONS: list[tuple[str, type, Any, str]] = [
     ("pkgcache_max_size", str, "0",
      "Largest the cache may grow (50G, 500M; 0: no limit). Above it, the least recently used files are removed, "
      "those no cached index lists first; pinned files (pkgcache pin) never."),
+    ("pkgcache_front_fetch", str, "",
+     "Set by pkgcache serve --workers: the tier's run folder. Misses of package files are then fetched and stored "
+     "by the tier's nginx and admitted here, and hits are handed to nginx; empty: this proxy moves every byte."),
     ("pkgcache_min_free", str, "128M",
      "Free disk space to keep on the cache's disk: below it, new files are passed on without being stored, "
      "and an error is logged (0: fill the disk)."),

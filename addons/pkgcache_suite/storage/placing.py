@@ -83,3 +83,40 @@ def place_file(store: CacheStore, key: str, url: str, kind: str, src: Path, size
         return entry
     finally:
         lock.release()
+
+
+def adopt_file(store: CacheStore, key: str, url: str, kind: str, src: Path, length: int | None,
+               sha256: str | None, meta: dict[str, Any]) -> Entry:
+    """Take a whole body another program stored on the cache's disk (the tier's nginx, fetching a miss) into
+    the cache by a rename, once its size and SHA-256 are checked.
+
+    The caller holds the key's lock (it led the download), so the file is read
+    once, to hash it, and never copied.  VerifyError when it is not what it
+    must be; the file is then left where it is, for the caller to remove.
+    """
+    fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise VerifyError(f"{src} is not a regular file")
+        if length is not None and st.st_size != length:
+            raise VerifyError(f"length mismatch: got {st.st_size} of {length} bytes")
+        h = hashlib.sha256()
+        while chunk := os.read(fd, 1 << 20):
+            h.update(chunk)
+    finally:
+        os.close(fd)
+    digest = h.hexdigest()
+    if sha256 and digest != sha256.lower():
+        raise VerifyError(f"SHA-256 mismatch: body is {digest}, expected {sha256}")
+    final = store.body_path(key)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    final = store.body_path(key)  # re-checked after creating folders
+    os.chmod(src, 0o644)  # as every cached body
+    os.replace(src, final)
+    now = time.time()
+    fields = {k: v for k, v in meta.items() if k in ("content_type", "last_modified", "etag") and v}
+    entry = Entry(key=key, url=url, kind=kind, length=st.st_size, sha256=digest, fetched=now, validated=now,
+                  **fields)
+    store.put_entry(entry)
+    return entry

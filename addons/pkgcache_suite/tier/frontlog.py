@@ -27,6 +27,18 @@ ROTATE_AT = 16 << 20
 SETTLE = 2.0  # seconds nginx may still write to a renamed log after being told to reopen
 
 
+def rotate_if_large(path: Path, reopen: Callable[[], None], limit: int = ROTATE_AT) -> bool:
+    """Rename a log nginx writes once it is large (its readers follow the rename) and have nginx reopen it."""
+    try:
+        if path.stat().st_size <= limit:
+            return False
+        os.replace(path, path.with_suffix(".old"))
+    except OSError:
+        return False
+    reopen()
+    return True
+
+
 class FrontLog:
     def __init__(self, path: Path, stats: Stats, reopen: Callable[[], None]) -> None:
         self.path, self.stats, self.reopen = path, stats, reopen

@@ -29,13 +29,16 @@ from pkgcache_suite.repos.config import parse_conf
 from pkgcache_suite.stats import Stats
 from pkgcache_suite.storage import PRIVATE, CacheStore, StoreError, republish
 from pkgcache_suite.tier.args import TierArgs, TierArgsError, split_args
+from pkgcache_suite.settings import parse_bounded
 from pkgcache_suite.tier.config import Tier, haproxy_cfg, nginx_conf
-from pkgcache_suite.tier.frontlog import FrontLog
+from pkgcache_suite.tier.frontlog import FrontLog, rotate_if_large
+from pkgcache_suite.tier.landing import sweep_landing
 
 log = logging.getLogger("pkgcache")
 
 POLL = 0.5
 START_TIMEOUT = 60.0
+SWEEP_EVERY = 60.0  # files nginx stored for a worker that died before taking them are removed this often
 CRASH_LIMIT, CRASH_WINDOW = 5, 60  # a child that dies more often than this is broken, not unlucky
 
 
@@ -70,6 +73,11 @@ class Child:
     leftovers: list[Path] = field(default_factory=list)  # removed before each start (a killed nginx's socket)
 
     def start(self) -> None:
+        if self.proc is not None:  # what a dead child left running (nginx's worker processes keep its sockets)
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         for path in self.leftovers:
             path.unlink(missing_ok=True)
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -120,14 +128,22 @@ class Supervisor:
                     published=self.root / PRIVATE / "front", run_dir=run, allow_clients=self.args.allow_clients,
                     allow_ports=self.args.allow_ports(parse_conf(conf).allow_ports if conf else None), user=user,
                     nginx_workers=max(1, min(self.workers, os.cpu_count() or 1)),
-                    maxconn=max(256, min(2000, (resource.getrlimit(resource.RLIMIT_NOFILE)[1] - 500) // 4)))
+                    maxconn=max(256, min(2000, (resource.getrlimit(resource.RLIMIT_NOFILE)[1] - 500) // 4)),
+                    connect_timeout=self._seconds("pkgcache_connect_timeout", 15),
+                    idle_timeout=self._seconds("pkgcache_idle_timeout", 30))
+
+    def _seconds(self, name: str, default: int) -> int:
+        """A worker timeout nginx applies too, to the misses it fetches (checked again by the workers)."""
+        return parse_bounded(name, self.args.settings.get(name, str(default)), 1, 86400, "seconds")
 
     def build(self, t: Tier) -> None:
         (t.run_dir / "haproxy.cfg").write_text(haproxy_cfg(t))
         (t.run_dir / "nginx.conf").write_text(nginx_conf(t))
+        t.make_dirs()
         for i, port in enumerate(t.workers):
             argv = [self.mitmdump, "-s", str(self.entry), "--listen-host", "127.0.0.1", "--listen-port", str(port),
                     "--set", f"pkgcache_dir={self.root}", "--set", "pkgcache_trusted_front=127.0.0.1,::1",
+                    "--set", f"pkgcache_front_fetch={t.run_dir}",
                     *self._quiet(), *self.args.worker_args]
             self.children.append(Child(f"worker {i}", argv, port))
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -175,12 +191,18 @@ class Supervisor:
         log.info("pkgcache: ready: %d workers behind HAProxy and nginx; clients use http://%s:%d as their proxy; "
                  "dashboard at http://%s:%d/", self.workers, shown, t.listen_port, shown, t.listen_port)
         stats = Stats(self.root / PRIVATE)
-        front = FrontLog(t.front_log, stats, lambda: self._signal("nginx", signal.SIGUSR1))
+        reopen = lambda: self._signal("nginx", signal.SIGUSR1)  # noqa: E731
+        front = FrontLog(t.front_log, stats, reopen)
+        swept = 0.0
         try:
             while not self.stopping:
                 time.sleep(POLL)
                 front.read()
                 self._keep_alive()
+                if time.monotonic() - swept > SWEEP_EVERY:
+                    swept = time.monotonic()
+                    sweep_landing(t.landing)
+                    rotate_if_large(t.fetch_log, reopen)
         finally:
             self.stop()
             front.read()

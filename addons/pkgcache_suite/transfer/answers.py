@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mitmproxy import http
@@ -52,12 +53,16 @@ def take_client_headers(flow: http.HTTPFlow, st: FlowState) -> None:
 class Answers:
     def __init__(self, shared: CacheContext, flows: dict[str, FlowState]) -> None:
         self.c, self.flows = shared, flows
+        # behind the tier's nginx: answers a hit by handing it to nginx (transfer/frontfetch.py), True if it did
+        self.front_hit: Callable[[http.HTTPFlow, FlowState, Entry], bool] | None = None
 
     def serve_entry(self, flow: http.HTTPFlow, st: FlowState, entry: Entry, x_cache: str,
                     in_memory: bool = False) -> None:
         """Answer from a committed body (RFC 9110 sections 13.2.2 and 14): conditionals first, then Range."""
         store, s = self.c.store, self.c.settings
         assert store is not None and s is not None
+        if x_cache == "HIT" and not in_memory and self.front_hit is not None and self.front_hit(flow, st, entry):
+            return
         h = st.client if st.role is Role.REVALIDATE else flow.request.headers  # ours were added for upstream
         headers = httpsem.entry_headers(entry, x_cache)
         event = _EVENTS[x_cache]
@@ -144,7 +149,8 @@ class Answers:
                 return False
             if flight is not None and (flight.state() is FlightState.UNCACHEABLE or flight.relay is not None):
                 return False  # the leader got something we do not store: go upstream like it did
-            if loop.time() > deadline:
+            # a download nginx fetches has started and is bounded by nginx's own timeouts: followers wait for its end
+            if loop.time() > deadline and not (flight is not None and flight.by_front):
                 log.warning("pkgcache: gave up waiting for the download of %s; proxying", st.url)
                 return False
             if flight is not None:

@@ -53,7 +53,7 @@ class Downloads:
 
     def lead(self, flow: http.HTTPFlow, st: FlowState) -> None:
         """This flow holds the lock: it fetches the file for everyone."""
-        st.flight = self._new_flight(st.key)
+        st.flight = self.new_flight(st.key)
         take_client_headers(flow, st)
         self.flows[flow.id] = st
         self._watch(flow, st)
@@ -61,7 +61,7 @@ class Downloads:
     def revalidate(self, flow: http.HTTPFlow, st: FlowState, entry: Entry, lock: Lock) -> None:
         """Ask upstream whether the cached copy is current (RFC 9111 section 4.3.1)."""
         st.role, st.lock, st.entry = Role.REVALIDATE, lock, entry
-        st.flight = self._new_flight(st.key)
+        st.flight = self.new_flight(st.key)
         take_client_headers(flow, st)
         if entry.etag:
             flow.request.headers["If-None-Match"] = entry.etag
@@ -76,7 +76,7 @@ class Downloads:
 
         self.watchdog.watch(flow, st.url, timed_out)
 
-    def _new_flight(self, key: str) -> Flight:
+    def new_flight(self, key: str) -> Flight:
         flight = Flight(key)
         self.c.flights[key] = flight
         return flight

@@ -41,6 +41,7 @@ class Flight:
         self._waiters = 0
         self.followers = 0  # followers being served from this download's partial file
         self.relay: Relay | None = None  # set when the partial file could not be written
+        self.by_front = False  # the tier's nginx fetches it: no partial file to follow, followers wait for the end
 
     def state(self) -> FlightState:
         return self._state
