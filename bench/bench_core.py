@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark the core cache by hand: prints figures, asserts nothing.
 
-Starts a local origin, a stock ``mitmdump -s addons/pkgcache.py`` (the
+Starts a local origin (nginx serving the large files, as a real mirror would: a
+Python origin would be the slowest part of every miss; the test suite's origin
+for the rest), a stock ``mitmdump -s addons/pkgcache.py`` (the
 embedded default), the production tier ``pkgcache serve --workers 2`` (HAProxy
 and nginx in front of two workers) and apt-cacher-ng, where installed, all at
 once, and measures each on the same files:
@@ -200,7 +202,39 @@ class Setup:
     stop: Callable[[], None]
 
 
-def large_transfers(setups: list[Setup], origin: Origin, size: int, repeat: int) -> dict[str, dict[str, float]]:
+class NginxOrigin:
+    """nginx serving the origin's folder on its own port: large misses measure the proxies, not the origin."""
+
+    def __init__(self, root: Path, work: Path) -> None:
+        self.port = free_port()
+        work.mkdir(parents=True, exist_ok=True)
+        conf = work / "nginx.conf"
+        user = "user root;\n" if os.geteuid() == 0 else ""  # the bench's folders are private to its user
+        conf.write_text(f"{user}daemon off; worker_processes 1; pid {work}/nginx.pid; error_log {work}/error.log;\n"
+                        "events { worker_connections 1024; }\n"
+                        f"http {{ access_log off; sendfile on; sendfile_max_chunk 0; server {{ "
+                        f"listen 127.0.0.1:{self.port}; root {root}; }} }}\n")
+        self.proc = subprocess.Popen(["nginx", "-p", str(work), "-e", "stderr", "-c", str(conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the nginx origin did not start")
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def large_transfers(setups: list[Setup], origin: Origin, size: int, repeat: int,
+                    base: str | None = None) -> dict[str, dict[str, float]]:
     """The 1 GiB miss (a new copy each time) and hit, measured in turns across the setups, repeat rounds, each
     round in another order; the median per setup.  Single runs on a shared machine move by 10 to 30%, and
     whatever runs first or last (disk write-back of the earlier misses) would otherwise favour one setup."""
@@ -214,7 +248,7 @@ def large_transfers(setups: list[Setup], origin: Origin, size: int, repeat: int)
         for i in range(repeat):
             for st in setups[i % len(setups):] + setups[:i % len(setups)]:
                 big = BIG.replace("big_1.0", f"big_{st.key}{i if kind == 'miss' else 0}")
-                secs, n = curl_get(st.url, origin.base + big)
+                secs, n = curl_get(st.url, (base or origin.base) + big)
                 if n != size:
                     raise RuntimeError(f"{st.name}: got {n} of {size} bytes for {big}")
                 out[st.key].append(n / secs / 1e6)
@@ -227,7 +261,7 @@ def large_transfers(setups: list[Setup], origin: Origin, size: int, repeat: int)
     return res
 
 
-def run_suite(st: Setup, origin: Origin, res: dict[str, float]) -> dict[str, float]:
+def run_suite(st: Setup, origin: Origin, res: dict[str, float], big_base: str) -> dict[str, float]:
     """The rest, one setup at a time: small hits, cold clients, memory."""
     small = SMALL.format(st.key)
     shutil.copy(origin.root / SMALL.format("x").lstrip("/"), origin.root / small.lstrip("/"))
@@ -241,7 +275,7 @@ def run_suite(st: Setup, origin: Origin, res: dict[str, float]) -> dict[str, flo
     res["upstream requests, 16 cold clients"], res["wall s, 16 cold clients"] = cold_clients(st.url, origin, cold)
     if st.pid:
         big = BIG.replace("big_1.0", f"big_{st.key}0")
-        res["peak RSS MB, 4 x 1 GiB hit readers"] = peak_rss_4_readers(st.pid, st.url, origin.base + big)
+        res["peak RSS MB, 4 x 1 GiB hit readers"] = peak_rss_4_readers(st.pid, st.url, big_base + big)
     print(f"\n== {st.name}")
     for k, v in res.items():
         print(f"  {k:<38} {v:10.1f}")
@@ -294,9 +328,15 @@ def main() -> None:
             if shutil.which("apt-cacher-ng") and not args.no_acng:
                 acng = AptCacherNg(work / "acng")
                 setups.append(Setup("acng", "apt-cacher-ng", acng.url, acng.port, acng.proc.pid, acng.stop))
-            results = large_transfers(setups, origin, size, args.repeat)
-            for st in setups:
-                run_suite(st, origin, results[st.key])
+            fast = NginxOrigin(origin.root, work / "nginx-origin") if shutil.which("nginx") else None
+            try:
+                print(f"large files from {'an nginx' if fast else 'a Python'} origin")
+                results = large_transfers(setups, origin, size, args.repeat, fast.base if fast else None)
+                for st in setups:
+                    run_suite(st, origin, results[st.key], fast.base if fast else origin.base)
+            finally:
+                if fast is not None:
+                    fast.stop()
         finally:
             for st in setups:
                 st.stop()

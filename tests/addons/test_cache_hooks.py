@@ -60,3 +60,37 @@ def test_under_mitmweb_the_comment_column_is_shown(tmp_path: Path) -> None:
         assert "comment" in tctx.options.web_columns
         assert core.c.store is not None
         core.c.store.close()
+
+
+async def test_behind_the_tiers_nginx_a_leading_miss_is_handed_to_nginx(tmp_path: Path) -> None:
+    """The worker keeps the lock and answers nginx with where to fetch; a request nginx did not vouch for,
+    or a Range on a miss, is fetched by the worker itself."""
+    from pkgcache_suite.proxy.flowinfo import META_FRONT_PATH
+    from pkgcache_suite.tier.config import FETCH_LOG, FETCH_PREFIX
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / FETCH_LOG).touch()
+    core = CacheCore(CacheContext())
+    key = "192.0.2.7/debian/pool/x_1_all.deb"
+    with taddons.context(core) as tctx:
+        tctx.configure(core, pkgcache_dir=str(tmp_path / "c"), pkgcache_front_fetch=str(run))
+        f = tflow.tflow(req=tutils.treq(host="192.0.2.7", port=80, path="/debian/pool/x_1_all.deb"))
+        f.metadata[META_FRONT_PATH] = key
+        await core.request(f)
+        assert f.response is not None and f.response.content == b""
+        where = f.response.headers["X-Accel-Redirect"]
+        assert where.startswith(FETCH_PREFIX) and where.endswith("/192.0.2.7:80/192.0.2.7")
+        store = core.c.store
+        assert store is not None and store.try_lock(key) is None  # held until nginx's line is read
+        assert len(core.front.pending) == 1 and core.c.flights[key].by_front
+
+        for host, vouched, headers in (("192.0.2.8", False, {}), ("192.0.2.9", True, {"Range": "bytes=0-9"})):
+            g = tflow.tflow(req=tutils.treq(host=host, port=80, path="/debian/pool/x_1_all.deb",
+                                            headers=tuple((k.encode(), v.encode()) for k, v in headers.items())))
+            if vouched:
+                g.metadata[META_FRONT_PATH] = key.replace("192.0.2.7", host)
+            await core.request(g)
+            assert g.response is None and g.id in core.flows  # the worker leads it through mitmproxy
+        core.front.stop()
+        await core.done()

@@ -1,0 +1,105 @@
+"""The pure parts of misses the tier's nginx fetches: which requests go that way, what nginx's line says
+happened, which landed files are orphans, and what the generated configuration holds."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from pkgcache_suite.policy.frontfetch import FrontFacts, may_fetch, may_redirect
+from pkgcache_suite.tier.config import ENGINE, FETCH_PREFIX, HIT_LOCATION, Tier, haproxy_cfg, nginx_conf
+from pkgcache_suite.tier.fetchlog import Outcome, outcome, parse_line
+from pkgcache_suite.tier.landing import orphaned, owner
+
+KEY = "mirror.example/debian/pool/main/h/hello/hello_1.0_amd64.deb"
+PLAIN = FrontFacts(enabled=True, front_path=KEY, key=KEY, publishable=True, method="GET", scheme="http",
+                   headers=frozenset({"host", "user-agent", "accept"}))
+
+
+@pytest.mark.parametrize("change, fetch, redirect", [
+    ({}, True, True),
+    ({"enabled": False}, False, False),
+    ({"front_path": None}, False, False),  # not through nginx (HAProxy sent it straight, or no tier)
+    ({"front_path": KEY + "x"}, False, False),  # nginx would look for it elsewhere
+    ({"publishable": False}, False, False),
+    ({"method": "HEAD"}, False, True),
+    ({"scheme": "https"}, False, True),
+    ({"headers": frozenset({"range"})}, False, True),
+    ({"headers": frozenset({"if-modified-since"})}, False, True),
+    ({"headers": frozenset({"if-none-match"})}, False, True),
+    ({"remapped": True}, False, True),
+    ({"via_proxy": True}, False, True),
+])
+def test_which_requests_nginx_carries(change: dict, fetch: bool, redirect: bool) -> None:
+    facts = replace(PLAIN, **change)
+    assert (may_fetch(facts) is None) is fetch
+    assert (may_redirect(facts) is None) is redirect
+    if not fetch:
+        assert may_fetch(facts)  # a reason, for the log
+
+
+TOKEN = "0000abcd" + "1" * 24
+
+
+def _line(status: str = "200", upstream: str = "200", got: str = "1234", header_time: str = "0.001",
+          length: str = "1000", etag: str = r"\x22abc\x22") -> str:
+    return "\t".join([TOKEN, status, upstream, got, header_time, length, "-", "application/vnd.debian.binary-package",
+                      "-", "-", "Thu, 26 Nov 2026 04:17:03 GMT", etag, "1000"])
+
+
+def test_a_line_is_read_with_nginxs_escapes_undone() -> None:
+    rec = parse_line(_line())
+    assert rec is not None and rec.token == TOKEN and rec.status == 200 and rec.upstream_status == 200
+    assert rec.answered and rec.upstream_bytes == 1234 and rec.sent == 1000
+    assert rec.headers == {"content-length": "1000", "content-type": "application/vnd.debian.binary-package",
+                           "last-modified": "Thu, 26 Nov 2026 04:17:03 GMT", "etag": '"abc"'}
+
+
+@pytest.mark.parametrize("line", ["", "garbage", _line().replace(TOKEN, "../../etc"), _line()[:-5] + "\tx\ty",
+                                  "1795666627.785 200 200 : 200 209"])
+def test_other_lines_are_not_ours(line: str) -> None:
+    assert parse_line(line) is None
+
+
+@pytest.mark.parametrize("kw, landed, expect", [
+    ({}, True, Outcome.LANDED),
+    ({}, False, Outcome.BROKEN),  # nginx stores only a whole body: no file, not whole
+    ({"upstream": "404", "status": "404"}, False, Outcome.MISSING),
+    ({"upstream": "503", "status": "503"}, False, Outcome.ANSWERED),
+    ({"upstream": "502", "status": "502", "header_time": "-", "got": "0"}, False, Outcome.UNREACHABLE),
+    ({"upstream": "504", "status": "504", "header_time": "-", "got": "0"}, False, Outcome.UNREACHABLE),
+    ({"upstream": "-", "status": "499", "header_time": "-"}, False, Outcome.UNREACHABLE),
+])
+def test_what_nginxs_line_says_happened(kw: dict, landed: bool, expect: Outcome) -> None:
+    rec = parse_line(_line(**kw))
+    assert rec is not None and outcome(rec, landed) is expect
+
+
+@pytest.mark.parametrize("name, age, alive, expect", [
+    (TOKEN, 5.0, False, False),  # just landed: its worker may still take it
+    (TOKEN, 120.0, True, False),  # its worker lives: it takes it
+    (TOKEN, 120.0, False, True),  # its worker is gone
+    ("stray", 120.0, True, True),  # not a token at all
+])
+def test_which_landed_files_are_orphans(name: str, age: float, alive: bool, expect: bool) -> None:
+    assert orphaned(name, age, alive) is expect
+
+
+def test_a_tokens_owner_is_its_worker() -> None:
+    assert owner(TOKEN) == 0xABCD and owner("x" * 32) is None
+
+
+def test_the_configuration_fetches_stores_and_hands_over(tmp_path: Path) -> None:
+    t = Tier(listen_host="", listen_port=3142, workers=[4001], nginx_port=4003, published=tmp_path / "front",
+             run_dir=tmp_path, connect_timeout=7, idle_timeout=9)
+    conf = nginx_conf(t)
+    fetch = conf[conf.index(FETCH_PREFIX.replace(".", "[.]")):]
+    fetch = fetch[:fetch.index("}\n")]
+    assert "internal;" in fetch and f"proxy_store {tmp_path}/landing/$pkgcache_token;" in fetch
+    assert "proxy_pass_request_headers off;" in fetch  # no tier header, no client conditional goes upstream
+    assert "proxy_ignore_client_abort on;" in fetch and "proxy_read_timeout 9s;" in fetch
+    assert "proxy_connect_timeout 7s;" in fetch and "add_header X-Cache MISS always;" in fetch
+    assert f"location {HIT_LOCATION}" in conf and f"proxy_set_header {ENGINE} $pkgcache_origin$uri;" in conf
+    assert f"del-header {ENGINE}" in haproxy_cfg(t)  # a client cannot say it
