@@ -34,6 +34,7 @@ BAD = {
     "pkgcache_usb_events": ("bluetooth", "expected udev or file:PATH"),
     "pkgcache_mounts": ("{missing}", "not a readable mount table"),
     "pkgcache_deb_arch": ("AMD 64", "expected Debian architectures"),
+    "pkgcache_front_fetch": ("{missing}", "not a directory"),
 }
 # options every value of which is valid (a password is any string)
 ANY_VALUE = {"pkgcache_admin_password"}

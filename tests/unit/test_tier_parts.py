@@ -71,7 +71,8 @@ def test_the_fronts_hit_log_becomes_hits_once(tmp_path: Path) -> None:
     log = tmp_path / "front-hits.log"
     stats = Stats(tmp_path)
     reopened: list[bool] = []
-    front = FrontLog(log, stats, lambda: reopened.append(True))
+    used: list[dict[str, float]] = []
+    front = FrontLog(log, stats, lambda: reopened.append(True), lambda batch: used.append(dict(batch)))
     log.write_text("1.0 200 1000 10.1.2.3 http://mirror.example/debian/pool/a.deb\n"
                    "1.1 206 10 10.1.2.3 http://mirror.example:8080/debian/pool/b.deb\n"
                    "1.2 416 0 10.1.2.3 http://mirror.example/debian/pool/a.deb\n"
@@ -85,6 +86,9 @@ def test_the_fronts_hit_log_becomes_hits_once(tmp_path: Path) -> None:
     snap = stats.snapshot()
     assert snap["total"]["hit"] == 3 and snap["total"]["bytes_from_cache"] == 1015
     assert snap["by_client"]["10.1.2.0/24"]["hit"] == 3 and "mirror.example_8080" in snap["by_repo"]
+    # what the front served counts as used for the size limit's least-recently-used order, once per read
+    assert [sorted(b) for b in used] == [["mirror.example/debian/pool/a.deb", "mirror.example_8080/debian/pool/b.deb"],
+                                         ["mirror.example/debian/pool/c.deb"]]
 
 
 def test_a_large_hit_log_is_rotated_without_losing_lines(tmp_path: Path, monkeypatch) -> None:

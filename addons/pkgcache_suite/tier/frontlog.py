@@ -5,7 +5,9 @@ nginx writes one line per request it answered from the published tree
 about once a second and counts each as a hit, so the dashboard, stats.json and
 /metrics of any worker show the whole tier.  When the file grows large it is
 renamed, nginx is told to reopen its log, and the old one is read to its end
-first: nothing is lost or counted twice.
+first: nothing is lost or counted twice.  Each hit also marks its file as used,
+so the size limit's least-recently-used order counts the front's hits as it
+counts the workers'.
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ def rotate_if_large(path: Path, reopen: Callable[[], None], limit: int = ROTATE_
 
 
 class FrontLog:
-    def __init__(self, path: Path, stats: Stats, reopen: Callable[[], None]) -> None:
-        self.path, self.stats, self.reopen = path, stats, reopen
+    def __init__(self, path: Path, stats: Stats, reopen: Callable[[], None],
+                 note_used: Callable[[dict[str, float]], None] | None = None) -> None:
+        self.path, self.stats, self.reopen, self.note_used = path, stats, reopen, note_used
+        self.used: dict[str, float] = {}  # key -> when the front last served it, written once per read
         self.offset = 0
         self._old: tuple[Path, int, float] | None = None  # a rotated log still being finished
         self.counted = 0
@@ -67,6 +71,12 @@ class FrontLog:
             self.reopen()
         if n:
             self.stats.flush()
+        if self.used and self.note_used is not None:
+            try:
+                self.note_used(self.used)
+            except Exception as e:  # the counters are kept; the order of eviction is a little older
+                log.warning("pkgcache: could not note the front's hits for the size limit: %s", e)
+        self.used = {}
         self.counted += n
         return n
 
@@ -95,6 +105,7 @@ class FrontLog:
         except (UnsafeURL, ValueError):
             return 0
         host = urlsplit(url).hostname or ""
+        self.used[key] = time.time()
         self.stats.count("hit", "immutable", host, from_cache=int(sent), repo=key.split("/", 1)[0],
                          client=network_of(client), url=url)
         return 1

@@ -192,7 +192,8 @@ class Supervisor:
                  "dashboard at http://%s:%d/", self.workers, shown, t.listen_port, shown, t.listen_port)
         stats = Stats(self.root / PRIVATE)
         reopen = lambda: self._signal("nginx", signal.SIGUSR1)  # noqa: E731
-        front = FrontLog(t.front_log, stats, reopen)
+        store = CacheStore(self.root)
+        front = FrontLog(t.front_log, stats, reopen, store.note_used)
         swept = 0.0
         try:
             while not self.stopping:
@@ -207,6 +208,7 @@ class Supervisor:
             self.stop()
             front.read()
             stats.close()
+            store.close()
         return 1 if self.failed else 0
 
     def _keep_alive(self) -> None:

@@ -106,7 +106,7 @@ class FrontFetches:
         """A hit on a published file (a client that waited for a download, a file published since nginx
         looked): nginx serves it by sendfile, with Range, HEAD and conditionals, and counts it in its log."""
         store = self.c.store
-        if store is None or flow.request.method not in ("GET", "HEAD") or entry.key != st.key \
+        if self.run_dir is None or store is None or flow.request.method not in ("GET", "HEAD") or entry.key != st.key \
                 or may_redirect(self.facts(flow, st)) is not None or not store.published.path(st.key).is_file():
             return False
         flow.response = http.Response.make(200, b"", {"X-Accel-Redirect": HIT_LOCATION})
