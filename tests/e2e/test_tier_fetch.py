@@ -210,3 +210,14 @@ def test_nginx_killed_mid_fetch_lets_the_waiting_clients_go(origin: Origin, star
     wait_for(lambda: "starting it again" in tier.log_text(), timeout=15, what="nginx to be started again")
     with tier.client() as c:  # the lock was let go: the next request fetches the file whole
         wait_for(lambda: c.get(origin.base + DEB).content == body, timeout=20, what="the file after nginx came back")
+
+
+def test_on_a_full_disk_the_miss_is_passed_on_unstored(origin: Origin, start_tier) -> None:
+    body = os.urandom(200_000)
+    origin.put(DEB, body)
+    tier = start_tier("--set", "pkgcache_min_free=1000T")  # more than any disk here has free
+    with tier.client() as c:
+        assert c.get(origin.base + DEB).content == body
+        r = c.get(origin.base + DEB)
+        assert r.content == body and r.headers["x-cache"] == "MISS"
+    assert not tier.front_fetches() and origin.count(DEB) == 2 and not tier.landing()

@@ -120,9 +120,12 @@ class FrontFetches:
     async def lead(self, flow: http.HTTPFlow, st: FlowState, record_wanted: Callable[[], None]) -> bool:
         """Hand this download (the caller holds its lock) to nginx: True, or False when the worker fetches
         it itself."""
-        run = self.run_dir
-        if run is None or self.c.store is None or may_fetch(self.facts(flow, st)) is not None:
+        run, store = self.run_dir, self.c.store
+        if run is None or store is None or may_fetch(self.facts(flow, st)) is not None:
             return False
+        min_free = self.c.settings.min_free if self.c.settings else 0
+        if self.downloads.diskguard.refuse(store.root, min_free, None):
+            return False  # the worker passes it on unstored, and says so
         req = flow.request
         addr = await self._address(req.host)
         if addr is None or not self._open_log(run):
