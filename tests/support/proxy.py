@@ -21,10 +21,10 @@ class Proxy:
     """A mitmdump subprocess; its output is collected so tests can assert on log lines."""
 
     def __init__(self, cache_dir: Path, *extra: str, env: dict[str, str] | None = None,
-                 preexec_fn=None) -> None:
+                 preexec_fn=None, entry: Path = ENTRY) -> None:
         self.cache_dir = cache_dir
         self.lines: list[str] = []
-        cmd = [mitmdump(), "-s", str(ENTRY), "--set", f"pkgcache_dir={cache_dir}", *extra]
+        cmd = [mitmdump(), "-s", str(entry), "--set", f"pkgcache_dir={cache_dir}", *extra]
         if "--mode" not in extra:
             cmd += ["--listen-host", "127.0.0.1", "--listen-port", "0"]
         if not any(str(a).startswith("pkgcache_allow_ports=") for a in extra):
