@@ -103,3 +103,40 @@ def test_the_configuration_fetches_stores_and_hands_over(tmp_path: Path) -> None
     assert "proxy_connect_timeout 7s;" in fetch and "add_header X-Cache MISS always;" in fetch
     assert f"location {HIT_LOCATION}" in conf and f"proxy_set_header {ENGINE} $pkgcache_origin$uri;" in conf
     assert f"del-header {ENGINE}" in haproxy_cfg(t)  # a client cannot say it
+
+
+def test_the_fetch_log_is_followed_across_a_rotation(tmp_path: Path, monkeypatch) -> None:
+    """The supervisor renames a large fetch log and nginx reopens a fresh one; a worker reads every line of
+    both exactly once, including one nginx wrote to the old file after the new one appeared."""
+    from pkgcache_suite.context import CacheContext
+    from pkgcache_suite.tier.config import FETCH_LOG
+    from pkgcache_suite.tier.frontlog import rotate_if_large
+    from pkgcache_suite.transfer import frontfetch
+    from pkgcache_suite.transfer.frontfetch import FrontFetches
+
+    def line(n: int) -> str:
+        return _line().replace(TOKEN, f"{n:032x}") + "\n"
+
+    log = tmp_path / FETCH_LOG
+    log.write_text(line(1))  # before this worker asked anything: not its business
+    ff = FrontFetches(CacheContext(), None, lambda _e: None)  # type: ignore[arg-type]
+    assert ff._open_log(tmp_path)
+    with open(log, "a") as f:
+        f.write(line(2) + line(3)[:20])  # the last one still being written
+    assert [r.token for r in ff._read_records(tmp_path)] == [f"{2:032x}"]
+    with open(log, "a") as f:
+        f.write(line(3)[20:])
+    reopened: list[bool] = []
+    assert rotate_if_large(log, lambda: reopened.append(True), limit=10) and reopened
+    assert [r.token for r in ff._read_records(tmp_path)] == [f"{3:032x}"]  # renamed, not yet reopened
+    log.write_text(line(5))  # nginx reopened
+    with open(log.with_suffix(".old"), "a") as f:
+        f.write(line(4))  # one of its workers had not yet
+    assert sorted(r.token for r in ff._read_records(tmp_path)) == [f"{4:032x}", f"{5:032x}"]
+    monkeypatch.setattr(frontfetch, "LOG_SETTLE", 0.0)
+    with open(log, "a") as f:
+        f.write(line(6))
+    assert [r.token for r in ff._read_records(tmp_path)] == [f"{6:032x}"]
+    assert ff._old is None and ff._read_records(tmp_path) == []
+    ff.stop()
+    assert ff._fd == -1
