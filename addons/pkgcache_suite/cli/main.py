@@ -262,8 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tool", default="mitmdump", choices=["mitmdump", "mitmweb", "mitmproxy"],
                    help="which mitmproxy front end runs the proxy (default: %(default)s)")
     s.add_argument("--workers", type=int, nargs="?", const=os.cpu_count() or 1, default=0, metavar="N",
-                   help="run a production tier: HAProxy and nginx (hits straight from disk) in front of N "
-                   "pkgcache workers (N defaults to the number of cores); without it, one embedded proxy")
+                   help="run a production tier: HAProxy and nginx (hits straight from disk, package-file misses "
+                   "fetched and stored by nginx) in front of N pkgcache workers that decide every request "
+                   "(N defaults to the number of cores); without it, one embedded proxy")
     s.set_defaults(func=_serve)
     ls = sub.add_parser("ls", help="list cached files")
     ls.add_argument("--bytes", action="store_true", help="sizes as exact byte counts instead of KiB/MiB/GiB")
