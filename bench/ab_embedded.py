@@ -66,8 +66,8 @@ def main() -> None:
                     rps = rps_wrk(p.port, origin.base + SMALL.format(name), seconds=5)
                     big = BIG.format(f"{name}{r}")
                     make_file(origin.root / big.lstrip("/"), size, seed=r)
-                    miss_s, n = curl_get(p.url, fast.base + big)
-                    hit_s, n2 = curl_get(p.url, fast.base + big)
+                    miss_s, n = curl_get(p.url, fast.url + big)
+                    hit_s, n2 = curl_get(p.url, fast.url + big)
                     assert n == n2 == size, (n, n2)
                     f = figures[name]
                     f["100KB hits req/s"].append(rps or 0.0)

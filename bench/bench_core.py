@@ -157,18 +157,14 @@ def free_port() -> int:
     raise RuntimeError("no free port")
 
 
-class AptCacherNg:
-    def __init__(self, work: Path) -> None:
-        self.port = free_port()
-        for d in ("cache", "log", "conf"):
-            (work / d).mkdir(parents=True, exist_ok=True)
-        conf = work / "conf" / "acng.conf"
-        conf.write_text(
-            f"CacheDir: {work}/cache\nLogDir: {work}/log\nPort: {self.port}\nBindAddress: 127.0.0.1\n"
-            "ForeGround: 1\nAllowUserPorts: 0\n"
-        )
-        self.proc = subprocess.Popen(["apt-cacher-ng", "-c", str(work / "conf"), "ForeGround=1"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+class LocalServer:
+    """A server the bench starts on a loopback port: waited for until it accepts, stopped at the end."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    def _start(self, argv: list[str], what: str) -> None:
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.1).close()
@@ -176,7 +172,7 @@ class AptCacherNg:
             except OSError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError("apt-cacher-ng did not start")
+        raise RuntimeError(f"{what} did not start")
 
     @property
     def url(self) -> str:
@@ -188,6 +184,19 @@ class AptCacherNg:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+class AptCacherNg(LocalServer):
+    def __init__(self, work: Path) -> None:
+        self.port = free_port()
+        for d in ("cache", "log", "conf"):
+            (work / d).mkdir(parents=True, exist_ok=True)
+        conf = work / "conf" / "acng.conf"
+        conf.write_text(
+            f"CacheDir: {work}/cache\nLogDir: {work}/log\nPort: {self.port}\nBindAddress: 127.0.0.1\n"
+            "ForeGround: 1\nAllowUserPorts: 0\n"
+        )
+        self._start(["apt-cacher-ng", "-c", str(work / "conf"), "ForeGround=1"], "apt-cacher-ng")
 
 
 @dataclass
@@ -202,7 +211,7 @@ class Setup:
     stop: Callable[[], None]
 
 
-class NginxOrigin:
+class NginxOrigin(LocalServer):
     """nginx serving the origin's folder on its own port: large misses measure the proxies, not the origin."""
 
     def __init__(self, root: Path, work: Path) -> None:
@@ -214,23 +223,7 @@ class NginxOrigin:
                         "events { worker_connections 1024; }\n"
                         f"http {{ access_log off; sendfile on; sendfile_max_chunk 0; server {{ "
                         f"listen 127.0.0.1:{self.port}; root {root}; }} }}\n")
-        self.proc = subprocess.Popen(["nginx", "-p", str(work), "-e", "stderr", "-c", str(conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("the nginx origin did not start")
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+        self._start(["nginx", "-p", str(work), "-e", "stderr", "-c", str(conf)], "the nginx origin")
 
 
 def large_transfers(setups: list[Setup], origin: Origin, size: int, repeat: int,
@@ -331,9 +324,9 @@ def main() -> None:
             fast = NginxOrigin(origin.root, work / "nginx-origin") if shutil.which("nginx") else None
             try:
                 print(f"large files from {'an nginx' if fast else 'a Python'} origin")
-                results = large_transfers(setups, origin, size, args.repeat, fast.base if fast else None)
+                results = large_transfers(setups, origin, size, args.repeat, fast.url if fast else None)
                 for st in setups:
-                    run_suite(st, origin, results[st.key], fast.base if fast else origin.base)
+                    run_suite(st, origin, results[st.key], fast.url if fast else origin.base)
             finally:
                 if fast is not None:
                     fast.stop()

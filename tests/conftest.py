@@ -1,4 +1,4 @@
-"""Fixtures that start real parts: an origin on 127.0.0.1 and mitmdump with the pkgcache suite.
+"""Fixtures that start real parts: an origin on 127.0.0.1, mitmdump with the pkgcache suite, the tier.
 
 The parts themselves live in support/ (imported as ``support.*``); this file holds only fixtures.
 """
@@ -12,6 +12,7 @@ import pytest
 
 from support.origin import Origin
 from support.proxy import Proxy
+from support.tier import TierProcess
 
 
 @pytest.fixture
@@ -36,6 +37,23 @@ def start_proxy(tmp_path: Path):
         p.stop()
     for p in started:  # an addon exception makes mitmproxy skip our hook: a silent wrong answer
         assert "Addon error" not in p.log_text(), p.log_text()
+
+
+@pytest.fixture
+def start_tier(tmp_path: Path):
+    """`pkgcache serve --workers N` on loopback, stopped after the test; no worker may have failed."""
+    started: list[TierProcess] = []
+
+    def start(*extra: str, cache_dir: Path | None = None, workers: int = 2) -> TierProcess:
+        t = TierProcess(cache_dir or tmp_path / "cache", workers, *extra)
+        started.append(t)
+        return t
+
+    yield start
+    for t in started:
+        t.stop()
+    for t in started:
+        assert "Traceback" not in t.log_text() and "Addon error" not in t.log_text(), t.log_text()
 
 
 @pytest.fixture

@@ -19,26 +19,10 @@ import pytest
 
 from support.origin import Origin
 from support.proxy import wait_for
-from support.tier import TierProcess, served_by_front
+from support.tier import served_by_front
 
 DEB = "/debian/pool/main/h/hello/hello_1.0_amd64.deb"
 INDEX = "/debian/dists/stable/InRelease"
-
-
-@pytest.fixture
-def start_tier(tmp_path: Path):
-    started: list[TierProcess] = []
-
-    def start(*extra: str, cache_dir: Path | None = None, workers: int = 2) -> TierProcess:
-        t = TierProcess(cache_dir or tmp_path / "cache", workers, *extra)
-        started.append(t)
-        return t
-
-    yield start
-    for t in started:
-        t.stop()
-    for t in started:
-        assert "Traceback" not in t.log_text() and "Addon error" not in t.log_text(), t.log_text()
 
 
 def test_a_miss_goes_through_a_worker_and_the_hit_comes_from_the_front(origin: Origin, start_tier) -> None:

@@ -14,7 +14,6 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
@@ -26,27 +25,20 @@ from support.tier import TierProcess, served_by_front
 DEB = "/debian/pool/main/h/hello/hello_1.0_amd64.deb"
 
 
-@pytest.fixture
-def start_tier(tmp_path: Path):
-    started: list[TierProcess] = []
-
-    def start(*extra: str) -> TierProcess:
-        t = TierProcess(tmp_path / "cache", 2, *extra)
-        started.append(t)
-        return t
-
-    yield start
-    for t in started:
-        t.stop()
-    for t in started:
-        assert "Traceback" not in t.log_text() and "Addon error" not in t.log_text(), t.log_text()
-
-
 def stored(tier: TierProcess, url: str) -> bool:
     """Whether the next request is a hit the front serves by itself."""
     with tier.client() as c:
         r, front = served_by_front(tier, lambda: c.get(url))
     return front and r.headers["x-cache"] == "HIT"
+
+
+def gated(origin: Origin, size: int, at: int) -> tuple[bytes, Behaviour]:
+    """A package file upstream sends the first `at` bytes of, then holds until the test opens the gate."""
+    body = os.urandom(size)
+    origin.put(DEB, body)
+    b = Behaviour(gate_at=at)
+    origin.behaviours[DEB] = b
+    return body, b
 
 
 def test_a_miss_is_fetched_and_stored_by_the_front_and_counted(origin: Origin, start_tier) -> None:
@@ -145,10 +137,7 @@ def test_a_404_is_remembered_without_asking_again(origin: Origin, start_tier) ->
 
 
 def test_a_client_that_leaves_does_not_stop_the_download(origin: Origin, start_tier) -> None:
-    body = os.urandom(2_000_000)
-    origin.put(DEB, body)
-    b = Behaviour(gate_at=500_000)
-    origin.behaviours[DEB] = b
+    _body, b = gated(origin, 2_000_000, 500_000)
     tier = start_tier()
     with socket.create_connection(("127.0.0.1", tier.port)) as s:
         s.sendall(f"GET {origin.base + DEB} HTTP/1.1\r\nHost: 127.0.0.1:{origin.port}\r\n\r\n".encode())
@@ -185,10 +174,7 @@ def test_an_unreachable_upstream_is_a_clear_error_and_lets_go(origin: Origin, st
 
 
 def test_nginx_killed_mid_fetch_lets_the_waiting_clients_go(origin: Origin, start_tier) -> None:
-    body = os.urandom(1_000_000)
-    origin.put(DEB, body)
-    b = Behaviour(gate_at=200_000)
-    origin.behaviours[DEB] = b
+    body, b = gated(origin, 1_000_000, 200_000)
     tier = start_tier()
     results: list[object] = []
 
