@@ -23,7 +23,7 @@ from pkgcache_suite.policy.rules import Classifier, Kind
 from pkgcache_suite.policy.variants import variant
 from pkgcache_suite.proxy import options, report
 from pkgcache_suite.proxy.dashboard import Dashboard
-from pkgcache_suite.proxy.flowinfo import client_address, client_network
+from pkgcache_suite.proxy.flowinfo import META_FRONT_PATH, client_address, client_network
 from pkgcache_suite.proxy.router import META_KEY_HOST, META_NOCACHE, META_REPO, META_REPO_PATH
 from pkgcache_suite.storage import PRIVATE, CacheStore, Entry, StoreError
 from pkgcache_suite.transfer.answers import Answers, count
@@ -195,7 +195,8 @@ class CacheCore:
             flow.response = http.Response.make(400, f"pkgcache: refusing unsafe URL: {e}\n".encode(),
                                                {"Content-Type": "text/plain"})
             return
-        st = FlowState(key=key, url=url, kind=kind, host=host, network=client_network(flow))
+        st = FlowState(key=key, url=url, kind=kind, host=host, network=client_network(flow),
+                       front_path=flow.metadata.get(META_FRONT_PATH), remapped=META_REPO in flow.metadata)
         if self.c.wanted is not None and ("/dists/" in url or url.endswith("/repomd.xml")):
             self.c.wanted.note_index(url, client_address(flow))  # fetch brings only the indexes clients use
         try:

@@ -28,8 +28,8 @@ from pathlib import Path
 from pkgcache_suite.repos.config import parse_conf
 from pkgcache_suite.stats import Stats
 from pkgcache_suite.storage import PRIVATE, CacheStore, StoreError, republish
-from pkgcache_suite.tier.args import TierArgs, TierArgsError, split_args
 from pkgcache_suite.settings import parse_bounded
+from pkgcache_suite.tier.args import TierArgs, TierArgsError, split_args
 from pkgcache_suite.tier.config import Tier, haproxy_cfg, nginx_conf
 from pkgcache_suite.tier.frontlog import FrontLog, rotate_if_large
 from pkgcache_suite.tier.landing import sweep_landing
@@ -191,9 +191,8 @@ class Supervisor:
         log.info("pkgcache: ready: %d workers behind HAProxy and nginx; clients use http://%s:%d as their proxy; "
                  "dashboard at http://%s:%d/", self.workers, shown, t.listen_port, shown, t.listen_port)
         stats = Stats(self.root / PRIVATE)
-        reopen = lambda: self._signal("nginx", signal.SIGUSR1)  # noqa: E731
         store = CacheStore(self.root)
-        front = FrontLog(t.front_log, stats, reopen, store.note_used)
+        front = FrontLog(t.front_log, stats, self._reopen_logs, store.note_used)
         swept = 0.0
         try:
             while not self.stopping:
@@ -203,7 +202,7 @@ class Supervisor:
                 if time.monotonic() - swept > SWEEP_EVERY:
                     swept = time.monotonic()
                     sweep_landing(t.landing)
-                    rotate_if_large(t.fetch_log, reopen)
+                    rotate_if_large(t.fetch_log, self._reopen_logs)
         finally:
             self.stop()
             front.read()
@@ -226,6 +225,9 @@ class Supervisor:
                           child.proc.returncode)
                 child.restarts += 1
                 child.start()
+
+    def _reopen_logs(self) -> None:
+        self._signal("nginx", signal.SIGUSR1)
 
     def _signal(self, name: str, sig: int) -> None:
         for child in self.children:

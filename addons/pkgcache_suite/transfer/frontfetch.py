@@ -31,8 +31,6 @@ from pkgcache_suite.indexes.kinds import BY_HASH
 from pkgcache_suite.policy.admission import admit, looks_like_html, parse_length
 from pkgcache_suite.policy.destinations import is_local_address, parse_ip
 from pkgcache_suite.policy.frontfetch import FrontFacts, may_fetch, may_redirect
-from pkgcache_suite.proxy.flowinfo import META_FRONT_PATH
-from pkgcache_suite.proxy.router import META_REPO
 from pkgcache_suite.storage import Entry, StoreError, VerifyError, adopt_file
 from pkgcache_suite.storage.published import publishable
 from pkgcache_suite.tier.config import FETCH_LOG, FETCH_PREFIX, HIT_LOCATION, LANDING, NGINX_PID
@@ -95,10 +93,10 @@ class FrontFetches:
 
     def facts(self, flow: http.HTTPFlow, st: FlowState) -> FrontFacts:
         req = flow.request
-        return FrontFacts(enabled=self.run_dir is not None, front_path=flow.metadata.get(META_FRONT_PATH),
-                          key=st.key, publishable=publishable(st.key, st.kind.value), method=req.method,
-                          scheme=req.scheme, headers=frozenset(k.lower() for k in req.headers.keys()),
-                          remapped=META_REPO in flow.metadata, via_proxy=flow.server_conn.via is not None)
+        return FrontFacts(enabled=self.run_dir is not None, front_path=st.front_path, key=st.key,
+                          publishable=publishable(st.key, st.kind.value), method=req.method, scheme=req.scheme,
+                          headers=frozenset(k.lower() for k in req.headers.keys()), remapped=st.remapped,
+                          via_proxy=flow.server_conn.via is not None)
 
     # -- hits ---------------------------------------------------------------------------------
 

@@ -50,3 +50,5 @@ class FlowState:
     must_sha256: str | None = None  # the digest it must have (by-hash name, or a cached index)
     timed_out: bool = False  # the upstream watchdog cut it
     network: str = ""  # the client's network, for the per-network counters
+    front_path: str | None = None  # behind the tier's nginx: where it would find the published file
+    remapped: bool = False  # a configured repository's file: the worker chooses the mirror and the path
