@@ -66,11 +66,14 @@ async def test_behind_the_tiers_nginx_a_leading_miss_is_handed_to_nginx(tmp_path
     """The worker keeps the lock and answers nginx with where to fetch; a request nginx did not vouch for,
     or a Range on a miss, is fetched by the worker itself."""
     from pkgcache_suite.proxy.flowinfo import META_FRONT_PATH
-    from pkgcache_suite.tier.config import FETCH_LOG, FETCH_PREFIX
+    import os
+
+    from pkgcache_suite.tier.config import FETCH_LOG, FETCH_PREFIX, NGINX_PID
 
     run = tmp_path / "run"
     run.mkdir()
     (run / FETCH_LOG).touch()
+    (run / NGINX_PID).write_text(f"{os.getpid()}\n")  # a live process stands for nginx
     core = CacheCore(CacheContext())
     key = "192.0.2.7/debian/pool/x_1_all.deb"
     with taddons.context(core) as tctx:
@@ -92,5 +95,10 @@ async def test_behind_the_tiers_nginx_a_leading_miss_is_handed_to_nginx(tmp_path
                 g.metadata[META_FRONT_PATH] = key.replace("192.0.2.7", host)
             await core.request(g)
             assert g.response is None and g.id in core.flows  # the worker leads it through mitmproxy
+        (run / NGINX_PID).unlink()  # no nginx to watch: nothing is handed to it
+        h = tflow.tflow(req=tutils.treq(host="192.0.2.10", port=80, path="/debian/pool/x_1_all.deb"))
+        h.metadata[META_FRONT_PATH] = key.replace("192.0.2.7", "192.0.2.10")
+        await core.request(h)
+        assert h.response is None and h.id in core.flows
         core.front.stop()
         await core.done()

@@ -58,7 +58,7 @@ class Pending:
     st: FlowState
     host: str
     port: int
-    nginx_pid: int | None
+    nginx_pid: int  # the nginx asked: if it is no longer the one running, the download will never be logged
     record_wanted: Callable[[], None]  # upstream turned out unreachable: remember the URL, as the worker does
 
 
@@ -125,16 +125,16 @@ class FrontFetches:
         if self.downloads.diskguard.refuse(store.root, min_free, None):
             return False  # the worker passes it on unstored, and says so
         req = flow.request
-        addr = await self._address(req.host)
-        if addr is None or not self._open_log(run):
-            return False
+        addr, nginx = await self._address(req.host), _pid(run)
+        if addr is None or nginx is None or not self._open_log(run):
+            return False  # no address to give, or no nginx to watch: the worker fetches it itself
         token = f"{os.getpid():08x}{secrets.token_hex(12)}"
         host = f"[{req.host}]" if ":" in req.host else req.host
         authority = host if req.port == 80 else f"{host}:{req.port}"
         target = f"[{addr}]:{req.port}" if ":" in addr else f"{addr}:{req.port}"
         st.flight = self.downloads.new_flight(st.key)
         st.flight.by_front = True
-        self.pending[token] = Pending(st, req.host, req.port, _pid(run), record_wanted)
+        self.pending[token] = Pending(st, req.host, req.port, nginx, record_wanted)
         flow.response = http.Response.make(200, b"", {"X-Accel-Redirect": f"{FETCH_PREFIX}{token}/{target}/{authority}"})
         flow.comment = f"pkgcache: MISS ({st.kind.value}, fetched and stored by the front)"
         flow.marked = MARKERS["MISS"]
