@@ -25,7 +25,7 @@ DEB = "/debian/pool/main/h/hello/hello_1.0_amd64.deb"
 INDEX = "/debian/dists/stable/InRelease"
 
 
-def test_a_miss_goes_through_a_worker_and_the_hit_comes_from_the_front(origin: Origin, start_tier) -> None:
+def test_a_miss_is_decided_by_a_worker_and_the_hit_comes_from_the_front(origin: Origin, start_tier) -> None:
     body = os.urandom(300_000)
     origin.put(DEB, body)
     tier = start_tier()
