@@ -102,3 +102,35 @@ async def test_behind_the_tiers_nginx_a_leading_miss_is_handed_to_nginx(tmp_path
         assert h.response is None and h.id in core.flows
         core.front.stop()
         await core.done()
+
+
+async def test_a_client_joining_a_download_nginx_fetches_waits_a_bounded_time(tmp_path: Path, monkeypatch) -> None:
+    """Such a client gets no byte until the download ends; before a client would give up on the silence
+    (apt: 30 s), it is sent upstream itself, unstored."""
+    import asyncio
+    import os
+
+    from pkgcache_suite.proxy.flowinfo import META_FRONT_PATH
+    from pkgcache_suite.tier.config import FETCH_LOG, NGINX_PID
+
+    monkeypatch.setattr("pkgcache_suite.transfer.answers.FRONT_WAIT", 0.3)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / FETCH_LOG).touch()
+    (run / NGINX_PID).write_text(f"{os.getpid()}\n")
+    core = CacheCore(CacheContext())
+    key = "192.0.2.7/debian/pool/x_1_all.deb"
+    with taddons.context(core) as tctx:
+        tctx.configure(core, pkgcache_dir=str(tmp_path / "c"), pkgcache_front_fetch=str(run),
+                       pkgcache_follow_timeout="3600")
+        flows = [tflow.tflow(req=tutils.treq(host="192.0.2.7", port=80, path="/debian/pool/x_1_all.deb"))
+                 for _ in range(2)]
+        for f in flows:
+            f.metadata[META_FRONT_PATH] = key
+        await core.request(flows[0])
+        assert "X-Accel-Redirect" in flows[0].response.headers  # nginx fetches it
+        # a worker's download would be waited for up to pkgcache_follow_timeout (an hour here)
+        await asyncio.wait_for(core.request(flows[1]), 30)
+        assert flows[1].response is None and flows[1].id not in core.flows  # proxied upstream, not stored
+        core.front.stop()
+        await core.done()

@@ -207,3 +207,22 @@ def test_on_a_full_disk_the_miss_is_passed_on_unstored(origin: Origin, start_tie
         r = c.get(origin.base + DEB)
         assert r.content == body and r.headers["x-cache"] == "MISS"
     assert not tier.front_fetches() and origin.count(DEB) == 2 and not tier.landing()
+
+
+def test_after_a_slow_download_the_worker_streams_the_next_ones_itself(origin: Origin, start_tier) -> None:
+    """nginx makes clients that join a download wait for its end; where the origin proved slow, the worker
+    fetches instead and streams to every client as the bytes arrive."""
+    first, second = DEB, DEB.replace("hello_1.0", "hello_2.0")
+    origin.put(first, os.urandom(2_000_000))
+    origin.behaviours[first] = Behaviour(chunk_delay=0.15)  # about 0.4 MB/s
+    body = os.urandom(300_000)
+    origin.put(second, body)
+    tier = start_tier(workers=1)  # each worker measures the origins it fetches from
+    with tier.client() as c:
+        c.get(origin.base + first)
+        wait_for(lambda: stored(tier, origin.base + first), timeout=10, what="the slow file stored")
+        assert len(tier.front_fetches()) == 1
+        r = c.get(origin.base + second)
+        assert r.content == body and r.headers["x-cache"] == "MISS"
+    assert len(tier.front_fetches()) == 1  # the worker fetched it
+    wait_for(lambda: stored(tier, origin.base + second), timeout=10, what="the worker's download stored")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pkgcache_suite.policy.frontfetch import FrontFacts, may_fetch, may_redirect
+from pkgcache_suite.policy.frontfetch import FrontFacts, may_fetch, may_redirect, next_speed, quick_enough
 from pkgcache_suite.tier.config import ENGINE, FETCH_PREFIX, HIT_LOCATION, Tier, haproxy_cfg, nginx_conf
 from pkgcache_suite.tier.fetchlog import Outcome, outcome, parse_line
 from pkgcache_suite.tier.landing import orphaned, owner
@@ -46,13 +46,13 @@ TOKEN = "0000abcd" + "1" * 24
 def _line(status: str = "200", upstream: str = "200", got: str = "1234", header_time: str = "0.001",
           length: str = "1000", etag: str = r"\x22abc\x22") -> str:
     return "\t".join([TOKEN, status, upstream, got, header_time, length, "-", "application/vnd.debian.binary-package",
-                      "-", "-", "Thu, 26 Nov 2026 04:17:03 GMT", etag, "1000"])
+                      "-", "-", "Thu, 26 Nov 2026 04:17:03 GMT", etag, "1000", "0.250"])
 
 
 def test_a_line_is_read_with_nginxs_escapes_undone() -> None:
     rec = parse_line(_line())
     assert rec is not None and rec.token == TOKEN and rec.status == 200 and rec.upstream_status == 200
-    assert rec.answered and rec.upstream_bytes == 1234 and rec.sent == 1000
+    assert rec.answered and rec.upstream_bytes == 1234 and rec.sent == 1000 and rec.upstream_time == 0.25
     assert rec.headers == {"content-length": "1000", "content-type": "application/vnd.debian.binary-package",
                            "last-modified": "Thu, 26 Nov 2026 04:17:03 GMT", "etag": '"abc"'}
 
@@ -140,3 +140,31 @@ def test_the_fetch_log_is_followed_across_a_rotation(tmp_path: Path, monkeypatch
     assert ff._old is None and ff._read_records(tmp_path) == []
     ff.stop()
     assert ff._fd == -1
+
+
+MB = 1 << 20
+
+
+@pytest.mark.parametrize("size, speed, quick", [
+    (100 * MB, None, True),  # not yet measured: assumed fast
+    (100 * MB, 100e6, True),  # a LAN mirror: about a second
+    (100 * MB, 2e6, False),  # a slow uplink: nearly a minute, clients joining it would get nothing meanwhile
+    (1 * MB, 2e6, True),
+    (None, 2e6, True),  # unknown size: assumed a large package (8 MiB), 4 s here
+    (None, 0.5e6, False),
+    (1 * MB, 0.0, False),
+])
+def test_slow_downloads_stay_with_the_worker(size: int | None, speed: float | None, quick: bool) -> None:
+    assert quick_enough(size, speed) is quick
+
+
+@pytest.mark.parametrize("previous, nbytes, seconds, expect", [
+    (None, 4 * MB, 2.0, 2 * MB),
+    (2 * MB, 8 * MB, 2.0, 3 * MB),  # averaged with what was measured before
+    (2 * MB, 1000, 0.001, 2 * MB),  # too small to tell
+    (2 * MB, 4 * MB, None, 2 * MB),  # nginx logged no time
+    (None, 4 * MB, 0.0, None),
+])
+def test_an_origins_speed_is_a_moving_average(previous: float | None, nbytes: int, seconds: float | None,
+                                              expect: float | None) -> None:
+    assert next_speed(previous, nbytes, seconds) == expect

@@ -3,7 +3,10 @@
 A miss nginx fetches is stored by nginx exactly as upstream sent it and
 admitted by the worker afterwards, so only a plain, whole-body GET of a
 package file whose published path nginx and the worker agree on goes that
-way.  Anything else (a Range or a conditional on a miss, a remapped
+way.  Clients that ask for the file while nginx fetches it get nothing until
+it is stored, so a download expected to be slow (a large file over a link
+measured slow) is left to the worker, which streams it to every client as it
+arrives.  Anything else (a Range or a conditional on a miss, a remapped
 repository, an upstream proxy, a name that resolves to the proxy host's own
 address) stays on the worker's own path, which handles it as before.
 """
@@ -11,6 +14,10 @@ address) stays on the worker's own path, which handles it as before.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+QUICK = 10.0  # seconds a download may be expected to take and still be handed to nginx
+UNKNOWN_SIZE = 8 << 20  # what a file of unknown size is assumed to weigh (a large package)
+MEASURED_MIN = 1 << 20  # downloads smaller than this say more about latency than about the link
 
 # request headers that ask for something other than the whole identity body
 PARTIAL = ("range", "if-range", "if-none-match", "if-modified-since", "if-match", "if-unmodified-since")
@@ -54,3 +61,25 @@ def may_fetch(f: FrontFacts) -> str | None:
     if f.via_proxy:
         return "upstream is reached through a proxy"
     return None
+
+
+def quick_enough(expected_size: int | None, speed: float | None) -> bool:
+    """Whether a download is expected to end soon enough that clients joining it may wait for its end.
+
+    expected_size: what a cached index says the file weighs; speed: bytes per second recently measured from
+    its origin (None: not yet measured, assumed fast, as a LAN mirror or a CI farm's uplink is).
+    """
+    if speed is None:
+        return True
+    if speed <= 0:
+        return False
+    return (expected_size if expected_size is not None else UNKNOWN_SIZE) / speed <= QUICK
+
+
+def next_speed(previous: float | None, nbytes: int, seconds: float | None, weight: float = 0.5) -> float | None:
+    """An origin's measured speed after one more download (a moving average); downloads too small or too
+    quick to tell leave it as it was."""
+    if nbytes < MEASURED_MIN or not seconds or seconds <= 0:
+        return previous
+    now = nbytes / seconds
+    return now if previous is None else weight * now + (1 - weight) * previous

@@ -167,7 +167,8 @@ http {{
                               '$upstream_header_time\t$upstream_http_content_length\t'
                               '$upstream_http_transfer_encoding\t$upstream_http_content_type\t'
                               '$upstream_http_content_encoding\t$upstream_http_vary\t'
-                              '$upstream_http_last_modified\t$upstream_http_etag\t$body_bytes_sent';
+                              '$upstream_http_last_modified\t$upstream_http_etag\t$body_bytes_sent\t'
+                              '$upstream_response_time';
     # the published directory of a URL's origin: host, or host_port for a port other than 80
     map {authority} $pkgcache_origin {{
         "~^(?<h>[a-z0-9][a-z0-9.-]*[a-z0-9])(:80)?$" $h;

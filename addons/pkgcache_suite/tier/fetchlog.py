@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 FIELDS = ("token", "status", "upstream_status", "upstream_bytes", "header_time", "content-length",
-          "transfer-encoding", "content-type", "content-encoding", "vary", "last-modified", "etag", "sent")
+          "transfer-encoding", "content-type", "content-encoding", "vary", "last-modified", "etag", "sent",
+          "upstream_time")
 HEADERS = ("content-length", "transfer-encoding", "content-type", "content-encoding", "vary", "last-modified",
            "etag")
 _ESCAPE = re.compile(r"\\x([0-9A-Fa-f]{2})")
@@ -40,6 +41,7 @@ class FetchRecord:
     answered: bool  # upstream sent response headers
     headers: dict[str, str]  # upstream's response headers nginx logged, lower-case, present ones only
     sent: int  # body bytes sent to the client
+    upstream_time: float | None = None  # seconds from connecting upstream to its last byte
 
 
 def _unescape(value: str) -> str:
@@ -49,6 +51,14 @@ def _unescape(value: str) -> str:
 def _number(value: str) -> int | None:
     last = value.split(",")[-1].split(":")[-1].strip()  # "502, 200" or "a : b" when nginx tried twice
     return int(last) if last.isdigit() else None
+
+
+def _seconds(value: str) -> float | None:
+    last = value.split(",")[-1].split(":")[-1].strip()
+    try:
+        return float(last)
+    except ValueError:
+        return None
 
 
 def parse_line(line: str) -> FetchRecord | None:
@@ -61,7 +71,7 @@ def parse_line(line: str) -> FetchRecord | None:
     return FetchRecord(token=f["token"], status=int(f["status"]), upstream_status=_number(f["upstream_status"]),
                        upstream_bytes=_number(f["upstream_bytes"]) or 0,
                        answered=f["header_time"] not in ("-", ""), headers=headers,
-                       sent=_number(f["sent"]) or 0)
+                       sent=_number(f["sent"]) or 0, upstream_time=_seconds(f["upstream_time"]))
 
 
 def outcome(rec: FetchRecord, landed: bool) -> Outcome:

@@ -31,6 +31,7 @@ log = logging.getLogger("pkgcache")
 REASONS = {200: "OK", 206: "Partial Content"}
 # Request headers that would make upstream answer something other than the whole body.
 CLIENT_ONLY = ("range", "if-range", "if-none-match", "if-modified-since", "accept-encoding")
+FRONT_WAIT = 20.0  # longest a client waits, with no byte sent, for a download the tier's nginx fetches
 _EVENTS = {"HIT": "hit", "REVALIDATED": "revalidated", "STALE": "stale"}
 
 
@@ -133,6 +134,9 @@ class Answers:
         assert store is not None and self.c.settings is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.c.settings.follow_timeout
+        # a download nginx fetches sends a waiting client nothing until it ends, and apt gives up on a server
+        # that sends nothing for 30 s: such a client waits less, then goes upstream itself
+        front_deadline = loop.time() + min(self.c.settings.follow_timeout, FRONT_WAIT)
         while True:
             lock = store.try_lock(st.key)
             if lock is not None:
@@ -149,8 +153,7 @@ class Answers:
                 return False
             if flight is not None and (flight.state() is FlightState.UNCACHEABLE or flight.relay is not None):
                 return False  # the leader got something we do not store: go upstream like it did
-            # a download nginx fetches has started and is bounded by nginx's own timeouts: followers wait for its end
-            if loop.time() > deadline and not (flight is not None and flight.by_front):
+            if loop.time() > (deadline if flight is None or not flight.by_front else front_deadline):
                 log.warning("pkgcache: gave up waiting for the download of %s; proxying", st.url)
                 return False
             if flight is not None:

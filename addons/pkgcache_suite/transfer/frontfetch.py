@@ -30,7 +30,7 @@ from pkgcache_suite.background import Tasks
 from pkgcache_suite.indexes.kinds import BY_HASH
 from pkgcache_suite.policy.admission import admit, looks_like_html, parse_length
 from pkgcache_suite.policy.destinations import is_local_address, parse_ip
-from pkgcache_suite.policy.frontfetch import FrontFacts, may_fetch, may_redirect
+from pkgcache_suite.policy.frontfetch import FrontFacts, may_fetch, may_redirect, next_speed, quick_enough
 from pkgcache_suite.storage import Entry, StoreError, VerifyError, adopt_file
 from pkgcache_suite.storage.published import publishable
 from pkgcache_suite.tier.config import FETCH_LOG, FETCH_PREFIX, HIT_LOCATION, LANDING, NGINX_PID
@@ -85,6 +85,7 @@ class FrontFetches:
         self._fd = -1
         self._buf = b""
         self._old: tuple[int, float, bytes] | None = None  # a rotated log still read for a while: fd, since, rest
+        self.speeds: dict[tuple[str, int], float] = {}  # origin -> bytes/s measured from the downloads nginx made
         self._watching = False
 
     @property
@@ -125,6 +126,9 @@ class FrontFetches:
         if self.downloads.diskguard.refuse(store.root, min_free, None):
             return False  # the worker passes it on unstored, and says so
         req = flow.request
+        expected = store.expected(st.key)
+        if not quick_enough(expected[0] if expected else None, self.speeds.get((req.host, req.port))):
+            return False  # slow: the worker streams it to everyone who asks meanwhile
         addr, nginx = await self._address(req.host), _pid(run)
         if addr is None or nginx is None or not self._open_log(run):
             return False  # no address to give, or no nginx to watch: the worker fetches it itself
@@ -263,6 +267,12 @@ class FrontFetches:
         st, store, reach = p.st, self.c.store, self.c.reachability
         if reach is not None and rec is not None:
             reach.mark(p.host, p.port, a.outcome is not Outcome.UNREACHABLE)
+        if rec is not None and a.outcome is Outcome.LANDED:
+            speed = next_speed(self.speeds.get((p.host, p.port)), rec.upstream_bytes, rec.upstream_time)
+            if speed is not None:
+                if len(self.speeds) > 10_000:  # clients name the origins: keep what they can grow bounded
+                    self.speeds.clear()
+                self.speeds[(p.host, p.port)] = speed
         if a.entry is not None:
             count(self.c, st, "miss", from_upstream=a.entry.length)
             st.entry = a.entry
