@@ -226,3 +226,12 @@ def test_after_a_slow_download_the_worker_streams_the_next_ones_itself(origin: O
         assert r.content == body and r.headers["x-cache"] == "MISS"
     assert len(tier.front_fetches()) == 1  # the worker fetched it
     wait_for(lambda: stored(tier, origin.base + second), timeout=10, what="the worker's download stored")
+    # the origin is fast again: the worker's own large download says so, and the next one goes to nginx
+    third, fourth = (DEB.replace("hello_1.0", f"hello_{v}") for v in ("3.0", "4.0"))
+    origin.put(third, os.urandom(3_000_000))
+    origin.put(fourth, os.urandom(3_000_000))
+    with tier.client() as c:
+        c.get(origin.base + third)
+        assert len(tier.front_fetches()) == 1
+        c.get(origin.base + fourth)
+    wait_for(lambda: len(tier.front_fetches()) == 2, timeout=10, what="nginx to fetch again")

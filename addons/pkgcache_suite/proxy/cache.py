@@ -320,6 +320,10 @@ class CacheCore:
         if st is None or st.role is Role.ROUTED or flow.response is None:
             return
         self.downloads.on_response(flow, st, flow.response)
+        if st.committed and st.entry is not None and self.front.run_dir is not None:
+            # a worker's own download tells the origin's speed too: one that became fast goes to nginx again
+            took = (flow.response.timestamp_end or time.time()) - flow.request.timestamp_start
+            self.front.measured(flow.request.host, flow.request.port, st.entry.length, took)
 
     def error(self, flow: http.HTTPFlow) -> None:
         self.watchdog.unwatch(flow.id)

@@ -268,11 +268,7 @@ class FrontFetches:
         if reach is not None and rec is not None:
             reach.mark(p.host, p.port, a.outcome is not Outcome.UNREACHABLE)
         if rec is not None and a.outcome is Outcome.LANDED:
-            speed = next_speed(self.speeds.get((p.host, p.port)), rec.upstream_bytes, rec.upstream_time)
-            if speed is not None:
-                if len(self.speeds) > 10_000:  # clients name the origins: keep what they can grow bounded
-                    self.speeds.clear()
-                self.speeds[(p.host, p.port)] = speed
+            self.measured(p.host, p.port, rec.upstream_bytes, rec.upstream_time)
         if a.entry is not None:
             count(self.c, st, "miss", from_upstream=a.entry.length)
             st.entry = a.entry
@@ -296,6 +292,14 @@ class FrontFetches:
         log.warning("pkgcache: %s: download failed (%s); nothing stored", st.url, why)
         count(self.c, st, "failed")
         self.downloads.finish(st, FlightState.FAILED)
+
+    def measured(self, host: str, port: int, nbytes: int, seconds: float | None) -> None:
+        """One more download from an origin, by nginx or by the worker: its speed decides where the next goes."""
+        speed = next_speed(self.speeds.get((host, port)), nbytes, seconds)
+        if speed is not None:
+            if len(self.speeds) > 10_000:  # clients name the origins: keep what they can grow bounded
+                self.speeds.clear()
+            self.speeds[(host, port)] = speed
 
     def stop(self) -> None:
         """The worker stops: downloads nginx still fetches are given up (their locks go with the process)."""
