@@ -89,8 +89,14 @@ def haproxy_cfg(t: Tier) -> str:
         "    tune.bufsize 262144",
         "    tune.pipesize 1048576",
         f"    pidfile {t.run_dir / 'haproxy.pid'}",
+        # failed requests and workers going down or up reach the tier's log (through the supervisor)
+        "    log stdout format raw local0",
         "defaults",
         "    mode http",
+        "    log global",
+        "    option httplog",
+        "    option dontlog-normal",
+        "    option dontlognull",  # the supervisor's start-up probe: a connection that sends nothing
         "    timeout connect 5s",
         "    timeout client 300s",
         "    timeout server 300s",
