@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pkgcache_suite.policy.variants import unhandled_vary
 
 MAX_LENGTH_DIGITS = 18
+HTML_PAGE = "upstream answered an HTML page for a package file (a captive portal?)"
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def admit(kind: str, headers: Mapping[str, str], http_version: str, by_hash: str
                                 "copy is not another's")
     ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if package and ctype in ("text/html", "application/xhtml+xml"):
-        return Admission(False, "upstream answered an HTML page for a package file (a captive portal?)")
+        return Admission(False, HTML_PAGE)
     try:
         length = parse_length(headers.get("content-length"))
     except ValueError as e:

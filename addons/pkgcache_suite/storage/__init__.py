@@ -15,5 +15,5 @@ from pkgcache_suite.storage.private import PRIVATE, Lock, StoreError, fd_locked_
 from pkgcache_suite.storage.store import CacheStore
 from pkgcache_suite.storage.writer import Writer
 
-__all__ = ["PRIVATE", "CacheStore", "Entry", "Lock", "StoreError", "VerifyError", "Writer", "adopt_file", "fd_locked_by_other",
-           "file_sha256", "place_file", "private_id", "reconcile", "republish", "sweep_partials"]
+__all__ = ["PRIVATE", "CacheStore", "Entry", "Lock", "StoreError", "VerifyError", "Writer", "adopt_file",
+           "fd_locked_by_other", "file_sha256", "place_file", "private_id", "reconcile", "republish", "sweep_partials"]

@@ -68,19 +68,11 @@ def place_file(store: CacheStore, key: str, url: str, kind: str, src: Path, size
             part.unlink(missing_ok=True)
             raise VerifyError(f"SHA-256 is {h.hexdigest()}, manifest says {sha256}")
         try:
-            final = store.body_path(key)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            final = store.body_path(key)
-            os.replace(part, final)
+            _move_into_place(store, key, part)
         except OSError:
             part.unlink(missing_ok=True)
             raise
-        now = time.time()
-        fields = {k: v for k, v in meta.items() if k in ("content_type", "last_modified", "etag") and v}
-        entry = Entry(key=key, url=url, kind=kind, length=size, sha256=sha256.lower(),
-                      fetched=float(meta.get("fetched") or now), validated=now, **fields)
-        store.put_entry(entry)
-        return entry
+        return _index(store, key, url, kind, size, sha256.lower(), meta)
     finally:
         lock.release()
 
@@ -109,14 +101,24 @@ def adopt_file(store: CacheStore, key: str, url: str, kind: str, src: Path, leng
     digest = h.hexdigest()
     if sha256 and digest != sha256.lower():
         raise VerifyError(f"SHA-256 mismatch: body is {digest}, expected {sha256}")
+    os.chmod(src, 0o644)  # as every cached body
+    _move_into_place(store, key, src)
+    return _index(store, key, url, kind, st.st_size, digest, meta)
+
+
+def _move_into_place(store: CacheStore, key: str, body: Path) -> None:
+    """Rename a checked body to its key's place (same file system: atomic, never half there)."""
     final = store.body_path(key)
     final.parent.mkdir(parents=True, exist_ok=True)
     final = store.body_path(key)  # re-checked after creating folders
-    os.chmod(src, 0o644)  # as every cached body
-    os.replace(src, final)
+    os.replace(body, final)
+
+
+def _index(store: CacheStore, key: str, url: str, kind: str, size: int, sha256: str, meta: dict[str, Any]) -> Entry:
+    """The entry of a body just placed, with the response headers a hit repeats; `fetched` when meta has it."""
     now = time.time()
     fields = {k: v for k, v in meta.items() if k in ("content_type", "last_modified", "etag") and v}
-    entry = Entry(key=key, url=url, kind=kind, length=st.st_size, sha256=digest, fetched=now, validated=now,
-                  **fields)
+    entry = Entry(key=key, url=url, kind=kind, length=size, sha256=sha256, fetched=float(meta.get("fetched") or now),
+                  validated=now, **fields)
     store.put_entry(entry)
     return entry

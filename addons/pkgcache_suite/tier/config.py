@@ -67,9 +67,14 @@ class Tier:
     def landing(self) -> Path:
         return self.run_dir / LANDING
 
+    @property
+    def partial(self) -> Path:
+        """Where nginx writes a fetch before renaming it into the landing folder (same file system)."""
+        return self.landing / ".partial"
+
     def make_dirs(self) -> None:
         """The folders nginx's configuration names: it refuses to start without them."""
-        (self.landing / ".partial").mkdir(parents=True, exist_ok=True)
+        self.partial.mkdir(parents=True, exist_ok=True)
 
     @property
     def nginx_socket(self) -> Path | None:
@@ -209,7 +214,7 @@ http {{
             proxy_http_version 1.1;
             proxy_store {t.landing}/$pkgcache_token;
             proxy_store_access user:rw;
-            proxy_temp_path {t.landing}/.partial;  # beside the landing folder: stored by a rename
+            proxy_temp_path {t.partial};  # beside the landing folder: stored by a rename
             proxy_buffering on;
             proxy_buffer_size 256k;
             proxy_buffers 8 256k;

@@ -48,15 +48,20 @@ def _unescape(value: str) -> str:
     return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value)
 
 
+def _last(value: str) -> str:
+    """The last upstream's value: nginx lists one per upstream asked ("a, b" for a retry, "a : b" after an
+    internal redirect, as from the worker's answer to the origin)."""
+    return value.split(",")[-1].split(":")[-1].strip()
+
+
 def _number(value: str) -> int | None:
-    last = value.split(",")[-1].split(":")[-1].strip()  # "502, 200" or "a : b" when nginx tried twice
+    last = _last(value)
     return int(last) if last.isdigit() else None
 
 
 def _seconds(value: str) -> float | None:
-    last = value.split(",")[-1].split(":")[-1].strip()
     try:
-        return float(last)
+        return float(_last(value))
     except ValueError:
         return None
 

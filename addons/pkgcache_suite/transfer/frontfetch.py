@@ -28,7 +28,7 @@ from mitmproxy import http
 
 from pkgcache_suite.background import Tasks
 from pkgcache_suite.indexes.kinds import BY_HASH
-from pkgcache_suite.policy.admission import admit, looks_like_html, parse_length
+from pkgcache_suite.policy.admission import HTML_PAGE, admit, looks_like_html, parse_length
 from pkgcache_suite.policy.destinations import is_local_address, parse_ip
 from pkgcache_suite.policy.frontfetch import FrontFacts, may_fetch, may_redirect, next_speed, quick_enough
 from pkgcache_suite.storage import Entry, StoreError, VerifyError, adopt_file
@@ -139,7 +139,8 @@ class FrontFetches:
         st.flight = self.downloads.new_flight(st.key)
         st.flight.by_front = True
         self.pending[token] = Pending(st, req.host, req.port, nginx, record_wanted)
-        flow.response = http.Response.make(200, b"", {"X-Accel-Redirect": f"{FETCH_PREFIX}{token}/{target}/{authority}"})
+        where = f"{FETCH_PREFIX}{token}/{target}/{authority}"
+        flow.response = http.Response.make(200, b"", {"X-Accel-Redirect": where})
         flow.comment = f"pkgcache: MISS ({st.kind.value}, fetched and stored by the front)"
         flow.marked = MARKERS["MISS"]
         st.x_cache = "MISS"
@@ -253,7 +254,7 @@ class FrontFetches:
             return Admitted(what, why=verdict.why)
         with open(landed, "rb") as f:
             if looks_like_html(f.read(512)):
-                return Admitted(what, why="upstream answered an HTML page for a package file (a captive portal?)")
+                return Admitted(what, why=HTML_PAGE)
         try:
             length = verdict.length if verdict.length is not None else parse_length(rec.headers.get("content-length"))
             meta = {"content_type": rec.headers.get("content-type", "application/octet-stream"),
