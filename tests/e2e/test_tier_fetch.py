@@ -169,6 +169,8 @@ def test_an_unreachable_upstream_is_a_clear_error_and_lets_go(origin: Origin, st
         r = c.get(origin.base + DEB)
         assert r.status_code in (502, 504)
         wait_for(lambda: len(tier.front_fetches()) == 1, timeout=10, what="nginx's line for the fetch")
+        wait_for(lambda: "upstream could not be reached" in tier.log_text(), timeout=5,
+                 what="the worker to tell an unreachable upstream from an answer")
         origin.restart()
         wait_for(lambda: c.get(origin.base + DEB).content == body, timeout=10, what="the file once upstream is back")
 

@@ -71,6 +71,10 @@ def test_other_lines_are_not_ours(line: str) -> None:
     ({"upstream": "502", "status": "502", "header_time": "-", "got": "0"}, False, Outcome.UNREACHABLE),
     ({"upstream": "504", "status": "504", "header_time": "-", "got": "0"}, False, Outcome.UNREACHABLE),
     ({"upstream": "-", "status": "499", "header_time": "-"}, False, Outcome.UNREACHABLE),
+    # as nginx logs it: the worker's answer (the redirect), then the origin's
+    ({"upstream": "200 : 502", "status": "502", "header_time": "0.010 : -", "got": "154 : 0"}, False,
+     Outcome.UNREACHABLE),
+    ({"upstream": "200 : 404", "status": "404", "header_time": "0.010 : 0.001"}, False, Outcome.MISSING),
 ])
 def test_what_nginxs_line_says_happened(kw: dict, landed: bool, expect: Outcome) -> None:
     rec = parse_line(_line(**kw))

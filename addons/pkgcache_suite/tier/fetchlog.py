@@ -75,7 +75,7 @@ def parse_line(line: str) -> FetchRecord | None:
     headers = {name: _unescape(f[name]) for name in HEADERS if f[name] != "-"}
     return FetchRecord(token=f["token"], status=int(f["status"]), upstream_status=_number(f["upstream_status"]),
                        upstream_bytes=_number(f["upstream_bytes"]) or 0,
-                       answered=f["header_time"] not in ("-", ""), headers=headers,
+                       answered=_seconds(f["header_time"]) is not None, headers=headers,
                        sent=_number(f["sent"]) or 0, upstream_time=_seconds(f["upstream_time"]))
 
 
