@@ -100,13 +100,36 @@ def test_the_configuration_fetches_stores_and_hands_over(tmp_path: Path) -> None
              run_dir=tmp_path, connect_timeout=7, idle_timeout=9)
     conf = nginx_conf(t)
     fetch = conf[conf.index(FETCH_PREFIX.replace(".", "[.]")):]
-    fetch = fetch[:fetch.index("}\n")]
+    fetch = fetch[:fetch.index("\n        }\n")]
     assert "internal;" in fetch and f"proxy_store {tmp_path}/landing/$pkgcache_token;" in fetch
     assert "proxy_pass_request_headers off;" in fetch  # no tier header, no client conditional goes upstream
     assert "proxy_ignore_client_abort on;" in fetch and "proxy_read_timeout 9s;" in fetch
     assert "proxy_connect_timeout 7s;" in fetch and "add_header X-Cache MISS always;" in fetch
-    assert f"location {HIT_LOCATION}" in conf and f"proxy_set_header {ENGINE} $pkgcache_origin$uri;" in conf
+    assert f"location {HIT_LOCATION}" in conf and f"proxy_set_header {ENGINE} $pkgcache_engine;" in conf
+    assert "1 $pkgcache_origin$uri;" in conf  # the published path, for a plain request target only
     assert f"del-header {ENGINE}" in haproxy_cfg(t)  # a client cannot say it
+
+
+def test_nginx_obeys_no_upstream_and_fetches_only_what_was_granted(tmp_path: Path) -> None:
+    """The fetch location checks the worker's grant before anything, ignores and hides every X-Accel-*
+    header of the origin and replaces its X-Cache; the workers' location obeys only X-Accel-Redirect."""
+    from pkgcache_suite.tier.config import ACCEL
+
+    t = Tier(listen_host="", listen_port=3142, workers=[4001], nginx_port=4003, published=tmp_path / "front",
+             run_dir=tmp_path)
+    conf = nginx_conf(t)
+    fetch = conf[conf.index(FETCH_PREFIX.replace(".", "[.]")):]
+    fetch = fetch[:fetch.index("\n        }\n")]
+    grant = f"if (!-f {tmp_path}/grants/$pkgcache_token/$pkgcache_addr/$pkgcache_host)"
+    assert fetch.index(grant) < fetch.index("proxy_pass ")
+    assert f"proxy_ignore_headers {' '.join(ACCEL)};" in fetch
+    assert all(f"proxy_hide_header {h};" in fetch for h in ACCEL) and "proxy_hide_header X-Cache;" in fetch
+    workers = conf[conf.index("location @workers"):]
+    assert f"proxy_ignore_headers {' '.join(ACCEL[1:])};" in workers
+    assert "if ($pkgcache_plain = 0) { return 418; }" in conf  # odd targets go to the workers, unlooked-up
+    h = haproxy_cfg(t)
+    assert "if get_or_head { req.hdr_cnt(transfer-encoding) gt 0 }" in h
+    assert h.index("req.hdr_cnt(transfer-encoding)") < h.index("use_backend")
 
 
 def test_the_fetch_log_is_followed_across_a_rotation(tmp_path: Path, monkeypatch) -> None:

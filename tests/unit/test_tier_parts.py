@@ -127,3 +127,28 @@ def test_a_child_that_keeps_dying_stops_the_tier(tmp_path: Path) -> None:
         sup._keep_alive()
         time.sleep(0.01)
     assert sup.failed and sup.stopping and child.restarts == CRASH_LIMIT
+
+
+def test_grants_are_one_per_download_and_die_with_their_worker(tmp_path: Path) -> None:
+    """A grant names exactly one token, address and Host; taking it back, or the worker's death, ends it;
+    names that would leave the grant tree are refused."""
+    import os
+
+
+
+    from pkgcache_suite.tier.grants import give, grant_path, sweep_grants, take_back
+
+    mine = f"{os.getpid():08x}" + "ab" * 12
+    dead = f"{0x7ffffffe:08x}" + "cd" * 12  # no such process
+    assert give(tmp_path, mine, "192.0.2.7:80", "mirror.example").is_file()
+    with pytest.raises(FileExistsError):
+        give(tmp_path, mine, "192.0.2.7:80", "mirror.example")  # a token is given once
+    give(tmp_path, dead, "[2001:db8::1]:8080", "mirror.example:8080")
+    (tmp_path / "grants" / "stray").write_text("")
+    for bad in ("..", ".", "a/b", ""):
+        with pytest.raises(ValueError):
+            grant_path(tmp_path, mine, bad, "mirror.example")
+    assert sweep_grants(tmp_path) == 2  # the dead worker's and the stray file
+    assert sorted(p.name for p in (tmp_path / "grants").iterdir()) == [mine]
+    take_back(tmp_path, mine)
+    assert list((tmp_path / "grants").iterdir()) == []

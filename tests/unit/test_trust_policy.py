@@ -33,6 +33,21 @@ def test_client_input_bounds(path: str, headers: list[tuple[str, str]], status: 
     assert (got.status if got else None) == status
 
 
+@pytest.mark.parametrize("method,headers,status", [
+    ("GET", [("Transfer-Encoding", "chunked")], 400),
+    ("head", [("transfer-encoding", "chunked")], 400),
+    ("GET", [("Content-Length", "0")], None),
+    ("POST", [("Transfer-Encoding", "chunked")], None),
+    ("PUT", [("Content-Length", "7")], None),
+])
+def test_a_body_on_a_bodiless_method_is_refused(method: str, headers: list[tuple[str, str]],
+                                                status: int | None) -> None:
+    """What HAProxy refuses in front of the tier, the workers refuse alike (HAProxy drops a Content-Length
+    sent beside Transfer-Encoding before its rules run, so this is the rule both can apply)."""
+    got = check_request("/ok", headers, method)
+    assert (got.status if got else None) == status
+
+
 @pytest.mark.parametrize("host,local", [
     ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True), ("0.0.0.0", True),
     ("169.254.169.254", True), ("fe80::1", True), ("::ffff:127.0.0.1", True), ("localhost", True),

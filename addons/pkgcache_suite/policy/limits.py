@@ -21,6 +21,8 @@ MAX_NUMBER_DIGITS = 64  # far beyond any file size, far below what makes number 
 PARSED = {"range": 256, "if-range": 256, "if-modified-since": 64, "if-unmodified-since": 64,
           "if-none-match": 4096, "if-match": 4096}
 _DIGITS = re.compile(r"\d+")
+BODILESS = ("GET", "HEAD")  # methods whose request body means nothing to a cache, and only serves smuggling
+BODY_ON_GET = "a GET or HEAD with a request body (Transfer-Encoding)"  # the tier's HAProxy says the same
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class Refusal:
     reason: str
 
 
-def check_request(path: str, headers: Iterable[tuple[str, str]]) -> Refusal | None:
+def check_request(path: str, headers: Iterable[tuple[str, str]], method: str = "GET") -> Refusal | None:
     """None when the request is within bounds, else the status and one-line reason to answer with."""
     if len(path.encode("utf-8", "surrogateescape")) > MAX_PATH:
         return Refusal(414, f"request target longer than {MAX_PATH} bytes")
@@ -38,6 +40,8 @@ def check_request(path: str, headers: Iterable[tuple[str, str]]) -> Refusal | No
         count += 1
         total += len(name) + len(value)
         lname = name.lower()
+        if lname == "transfer-encoding" and method.upper() in BODILESS:
+            return Refusal(400, BODY_ON_GET)
         if len(value) > MAX_HEADER_VALUE:
             return Refusal(431, f"header {lname} longer than {MAX_HEADER_VALUE} bytes")
         limit = PARSED.get(lname)

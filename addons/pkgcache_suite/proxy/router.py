@@ -269,7 +269,7 @@ class Router:
         if not self._client_ok(flow):
             _refuse(flow, "client address not allowed")
             return
-        bad = check_request(req.path, req.headers.items(multi=True))
+        bad = check_request(req.path, req.headers.items(multi=True), req.method)
         if bad is not None:
             log.warning("pkgcache: refused %s from %s: %s", req.method, client_address(flow), bad.reason)
             flow.response = http.Response.make(bad.status, f"pkgcache: {bad.reason}\n".encode(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pkgcache_suite.context import CacheContext
+from pkgcache_suite.proxy.boundary import MarkOwnAnswers, StripEngineHeaders
 from pkgcache_suite.proxy.cache import CacheCore
 from pkgcache_suite.proxy.offline import OfflineAddon
 from pkgcache_suite.proxy.router import Router
@@ -16,6 +17,8 @@ def build_addons(shared: CacheContext | None = None, fail_fast: bool = False) ->
     shared.fail_fast = fail_fast
     # Router first: its request hook decides access and where a request goes before the cache looks at it.
     # CacheCore before OfflineAddon: its configure() builds the store the offline addon uses.
+    # The boundary around them: upstream responses are cleaned before any of them looks, and answers they
+    # made themselves are marked after all of them have decided (proxy/boundary.py).
     router = Router(shared)
     shared.info_sources.append(router.info)
-    return [router, CacheCore(shared), OfflineAddon(shared)]
+    return [StripEngineHeaders(), router, CacheCore(shared), OfflineAddon(shared), MarkOwnAnswers()]

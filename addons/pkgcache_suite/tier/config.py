@@ -26,7 +26,9 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pkgcache_suite.policy.limits import BODY_ON_GET
 from pkgcache_suite.storage.published import HOLD
+from pkgcache_suite.tier.grants import GRANTS
 
 AUTHORITY = "X-Pkgcache-Authority"  # host[:port] of the requested URL, set by HAProxy from the request line
 DIRECT = "X-Pkgcache-Direct"  # set by HAProxy on a request addressed to the proxy itself (a plain browser)
@@ -37,6 +39,9 @@ HIT_LOCATION = "@pkgcache_hit"  # nginx's named location serving a published fil
 LANDING = "landing"  # the folder, in the tier's run folder, where nginx stores fetched files (one per token)
 FETCH_LOG = "front-fetch.log"  # nginx's line per fetched miss, read by the worker that asked for it
 NGINX_PID = "nginx.pid"
+# what nginx acts on in a response it proxies; a worker sends only the redirect, and only its own
+ACCEL = ("X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate", "X-Accel-Buffering", "X-Accel-Charset")
+REFUSED = "pkgcache: refused a fetch no worker asked for"  # nginx's line for a redirect without its grant
 
 
 @dataclass(frozen=True)
@@ -72,9 +77,16 @@ class Tier:
         """Where nginx writes a fetch before renaming it into the landing folder (same file system)."""
         return self.landing / ".partial"
 
+    @property
+    def grants(self) -> Path:
+        """The downloads workers asked nginx to fetch (tier/grants.py)."""
+        return self.run_dir / GRANTS
+
     def make_dirs(self) -> None:
         """The folders nginx's configuration names: it refuses to start without them."""
         self.partial.mkdir(parents=True, exist_ok=True)
+        self.grants.mkdir(parents=True, exist_ok=True)
+        self.grants.chmod(0o755)  # nginx's worker user looks for grants in it
 
     @property
     def nginx_socket(self) -> Path | None:
@@ -116,6 +128,10 @@ def haproxy_cfg(t: Tier) -> str:
         "    acl absolute url_beg -i http://",
         "    acl has_query query -m found",
         "    acl get_or_head method GET HEAD",
+        # HAProxy drops a Content-Length sent with Transfer-Encoding before any rule sees it; a bodiless
+        # method with a body is refused here as the workers refuse it (policy/limits.py)
+        f'    http-request return status 400 content-type text/plain string "pkgcache: {BODY_ON_GET}" '
+        "if get_or_head { req.hdr_cnt(transfer-encoding) gt 0 }",
     ]
     if t.allow_clients:
         nets = " ".join(str(n) for n in t.allow_clients)
@@ -180,6 +196,20 @@ http {{
                               '$upstream_http_content_encoding\t$upstream_http_vary\t'
                               '$upstream_http_last_modified\t$upstream_http_etag\t$body_bytes_sent\t'
                               '$upstream_response_time';
+    log_format pkgcache_refused '{REFUSED}: $uri (from $remote_addr)';
+    # a request target the workers would read differently from nginx (dot segments, encoded separators,
+    # control characters, doubled slashes): never looked up in the published tree, never put in a header
+    map $request_uri $pkgcache_plain {{
+        "~*%(0[0-9a-f]|1[0-9a-f]|7f|2e|2f|5c|25)" 0;
+        "~(^|/)[.][.]?(/|$|[?])" 0;
+        "~//" 0;
+        "~\\x5c" 0;  # a backslash, which some servers read as a slash
+        default 1;
+    }}
+    map $pkgcache_plain $pkgcache_engine {{
+        1 $pkgcache_origin$uri;
+        default "";
+    }}
     # the published directory of a URL's origin: host, or host_port for a port other than 80
     map {authority} $pkgcache_origin {{
         "~^(?<h>[a-z0-9][a-z0-9.-]*[a-z0-9])(:80)?$" $h;
@@ -196,6 +226,7 @@ http {{
 {f"        listen unix:{t.nginx_socket};" + chr(10) if t.nginx_socket else ""}        root {t.published};
         error_page 418 = @workers;
         location / {{
+            if ($pkgcache_plain = 0) {{ return 418; }}
             # a refreshed index of this origin is being checked for stale copies: the workers wait for it
             if (-d $document_root/$pkgcache_origin/{HOLD}) {{ return 418; }}
             try_files /$pkgcache_origin$uri @workers;
@@ -205,6 +236,11 @@ http {{
         # a miss a worker asked nginx to fetch: streamed to the client and stored whole in the landing folder
         location ~ "^{FETCH_PREFIX.replace('.', '[.]')}(?<pkgcache_token>[0-9a-f]{{32}})/(?<pkgcache_addr>[0-9a-f.:\\[\\]]+)/(?<pkgcache_host>[^/]+)$" {{
             internal;
+            # only a download a live worker granted, to the address it checked (tier/grants.py)
+            if (!-f {t.grants}/$pkgcache_token/$pkgcache_addr/$pkgcache_host) {{
+                access_log /dev/stderr pkgcache_refused;
+                return 403;
+            }}
             proxy_pass http://$pkgcache_addr$request_uri;
             proxy_pass_request_headers off;  # the tier's own headers and the client's conditionals stay here
             proxy_set_header Host $pkgcache_host;
@@ -223,6 +259,10 @@ http {{
             proxy_connect_timeout {t.connect_timeout}s;
             proxy_read_timeout {t.idle_timeout}s;
             proxy_next_upstream off;
+            # the origin steers nothing here: its X-Accel-* are neither followed nor passed on, its X-Cache
+            # is replaced by ours
+            proxy_ignore_headers {" ".join(ACCEL)};
+{"".join(f"            proxy_hide_header {h};{chr(10)}" for h in ACCEL)}            proxy_hide_header X-Cache;
             add_header X-Cache MISS always;
             access_log {t.fetch_log} pkgcache_fetch;
         }}
@@ -238,7 +278,9 @@ http {{
             proxy_set_header Connection "";
             proxy_set_header Host {authority};
             proxy_set_header X-Forwarded-For $http_x_forwarded_for;
-            proxy_set_header {ENGINE} $pkgcache_origin$uri;
+            proxy_set_header {ENGINE} $pkgcache_engine;
+            # a worker sends only its own X-Accel-Redirect (proxy/boundary.py); nothing else of this kind is obeyed
+            proxy_ignore_headers {" ".join(ACCEL[1:])};
             proxy_buffering off;
             proxy_buffer_size 256k;  # a streamed miss moves in large reads, not 4 KiB ones
             proxy_buffers 8 256k;

@@ -32,6 +32,7 @@ from pkgcache_suite.settings import parse_bounded
 from pkgcache_suite.tier.args import TierArgs, TierArgsError, split_args
 from pkgcache_suite.tier.config import Tier, haproxy_cfg, nginx_conf
 from pkgcache_suite.tier.frontlog import FrontLog, rotate_if_large
+from pkgcache_suite.tier.grants import sweep_grants
 from pkgcache_suite.tier.landing import sweep_landing
 
 log = logging.getLogger("pkgcache")
@@ -202,6 +203,7 @@ class Supervisor:
                 if time.monotonic() - swept > SWEEP_EVERY:
                     swept = time.monotonic()
                     sweep_landing(t.landing)
+                    sweep_grants(t.run_dir)  # a killed worker's grants: its tokens fetch nothing more
                     rotate_if_large(t.fetch_log, self._reopen_logs)
         finally:
             self.stop()

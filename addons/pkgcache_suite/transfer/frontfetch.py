@@ -35,6 +35,7 @@ from pkgcache_suite.storage import Entry, StoreError, VerifyError, adopt_file
 from pkgcache_suite.storage.published import publishable
 from pkgcache_suite.tier.config import FETCH_LOG, FETCH_PREFIX, HIT_LOCATION, LANDING, NGINX_PID
 from pkgcache_suite.tier.fetchlog import FetchRecord, Outcome, outcome, parse_line
+from pkgcache_suite.tier.grants import give, take_back
 from pkgcache_suite.tier.landing import process_alive
 from pkgcache_suite.transfer.answers import count
 from pkgcache_suite.transfer.flight import FlightState
@@ -56,6 +57,7 @@ class Pending:
     """A miss nginx is fetching for this worker."""
 
     st: FlowState
+    token: str
     host: str
     port: int
     nginx_pid: int  # the nginx asked: if it is no longer the one running, the download will never be logged
@@ -136,9 +138,14 @@ class FrontFetches:
         host = f"[{req.host}]" if ":" in req.host else req.host
         authority = host if req.port == 80 else f"{host}:{req.port}"
         target = f"[{addr}]:{req.port}" if ":" in addr else f"{addr}:{req.port}"
+        try:
+            give(run, token, target, authority)  # nginx fetches this download and nothing else
+        except (OSError, ValueError) as e:
+            log.warning("pkgcache: cannot grant nginx the download of %s (%s); this worker fetches it", st.url, e)
+            return False
         st.flight = self.downloads.new_flight(st.key)
         st.flight.by_front = True
-        self.pending[token] = Pending(st, req.host, req.port, nginx, record_wanted)
+        self.pending[token] = Pending(st, token, req.host, req.port, nginx, record_wanted)
         where = f"{FETCH_PREFIX}{token}/{target}/{authority}"
         flow.response = http.Response.make(200, b"", {"X-Accel-Redirect": where})
         flow.comment = f"pkgcache: MISS ({st.kind.value}, fetched and stored by the front)"
@@ -214,6 +221,7 @@ class FrontFetches:
                 for rec in self._read_records(run):
                     p = self.pending.pop(rec.token, None)
                     if p is not None:
+                        take_back(run, rec.token)  # logged: the download is over, the token fetches no more
                         self.tasks.start(self._complete(run, p, rec), f"admitting {p.st.url}")
                 if time.monotonic() - checked > NGINX_CHECK:
                     checked = time.monotonic()
@@ -266,6 +274,8 @@ class FrontFetches:
 
     def _settle(self, p: Pending, a: Admitted, rec: FetchRecord | None = None) -> None:
         st, store, reach = p.st, self.c.store, self.c.reachability
+        if self.run_dir is not None:
+            take_back(self.run_dir, p.token)
         if reach is not None and rec is not None:
             reach.mark(p.host, p.port, a.outcome is not Outcome.UNREACHABLE)
         if rec is not None and a.outcome is Outcome.LANDED:
@@ -306,6 +316,8 @@ class FrontFetches:
         """The worker stops: downloads nginx still fetches are given up (their locks go with the process)."""
         self.tasks.cancel_all()
         for p in self.pending.values():
+            if self.run_dir is not None:
+                take_back(self.run_dir, p.token)
             self.downloads.finish(p.st, FlightState.FAILED)
         self.pending.clear()
         for fd in (self._fd, self._old[0] if self._old else -1):
