@@ -73,6 +73,13 @@ class Origin:
             def do_GET(self) -> None:
                 self._serve(head=False)
 
+            def do_POST(self) -> None:
+                """Logged (a test may count what reached the origin) and refused, as a mirror refuses it."""
+                origin.log.append(LoggedRequest(self.command, self.path.split("?", 1)[0],
+                                                {k.lower(): v for k, v in self.headers.items()}))
+                self.close_connection = True
+                self.send_error(501)
+
             def _reset(self) -> None:
                 self.wfile.flush()
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")

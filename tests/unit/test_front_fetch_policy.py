@@ -195,3 +195,25 @@ def test_slow_downloads_stay_with_the_worker(size: int | None, speed: float | No
 def test_an_origins_speed_is_a_moving_average(previous: float | None, nbytes: int, seconds: float | None,
                                               expect: float | None) -> None:
     assert next_speed(previous, nbytes, seconds) == expect
+
+
+@pytest.mark.parametrize("headers,alike", [
+    ([], True),
+    ([("Range", "bytes=100-199")], True), ([("Range", "bytes=100-")], True), ([("Range", "bytes=-5")], True),
+    ([("Range", "bytes=5-1")], False),  # invalid: the worker ignores it, nginx answers 416
+    ([("Range", "bytes=-0")], False), ([("Range", "bytes=0-0,1-1")], False), ([("Range", "bytes = 0 - 5")], False),
+    ([("Range", "bytes=" + "9" * 19 + "-")], False), ([("Range", "items=0-5")], False),
+    ([("Range", "bytes=1-2"), ("Range", "bytes=3-4")], False),
+    ([("Range", "bytes=0-"), ("If-Range", '"abc"')], True),
+    ([("Range", "bytes=0-"), ("If-Range", "Sun, 06 Dec 2026 18:00:00 GMT")], True),
+    ([("If-Range", 'W/"weak"')], False), ([("If-Range", "garbage")], False),
+    ([("If-Modified-Since", "Sun, 06 Dec 2026 18:00:00 GMT")], True),
+    ([("If-Modified-Since", "not a date")], False), ([("If-Modified-Since", "Mon, " * 100)], False),
+    ([("If-None-Match", '"a"')], False), ([("If-Match", "x")], False), ([("If-Unmodified-Since", "x")], False),
+])
+def test_nginx_serves_only_what_it_reads_as_the_worker_does(headers: list[tuple[str, str]], alike: bool) -> None:
+    from pkgcache_suite.policy.frontfetch import nginx_reads_alike
+
+    assert nginx_reads_alike(headers) is alike
+    facts = FrontFacts(**{**PLAIN.__dict__, "read_alike": alike})
+    assert (may_redirect(facts) is None) is alike

@@ -27,6 +27,11 @@ from pkgcache_suite.transfer.watchdog import Watchdog
     ("/ok", [(f"X-{i}", "v") for i in range(201)], 431),
     ("/ok", [(f"X-{i}", "v" * 8000) for i in range(9)], 431),
     ("/ok", [("If-Modified-Since", "Mon, 01 Jan 2024 00:00:00 GMT")], None),
+    ("/ok", [("X-A", "a\x00b")], 400),
+    ("/pool/m/%2e/x.deb", [], 400), ("/pool/m/./x.deb", [], 400), ("/pool/../x.deb", [], 400),
+    ("/pool/%2E%2e/x.deb", [], 400), ("/pool/m/..", [], 400), ("/pool/x.deb%00.html", [], 400),
+    ("/pool/x.deb?a=../b", [], None), ("/pool/...deb", [], None), ("/pool/x%2edeb", [], None),
+    ("/pool/.hidden/x.deb", [], None),
 ])
 def test_client_input_bounds(path: str, headers: list[tuple[str, str]], status: int | None) -> None:
     got = check_request(path, headers)

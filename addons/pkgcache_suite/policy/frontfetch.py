@@ -13,6 +13,8 @@ address) stays on the worker's own path, which handles it as before.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 QUICK = 10.0  # seconds a download may be expected to take and still be handed to nginx
@@ -21,6 +23,11 @@ MEASURED_MIN = 1 << 20  # downloads smaller than this say more about latency tha
 
 # request headers that ask for something other than the whole identity body
 PARTIAL = ("range", "if-range", "if-none-match", "if-modified-since", "if-match", "if-unmodified-since")
+# the forms of them nginx reads exactly as the worker does (policy/httpsem.py), with if_modified_since before
+_RANGE = re.compile(r"bytes=(?:(\d{1,18})-(\d{0,18})|-0*[1-9]\d{0,17})")
+_STRONG_ETAG = re.compile(r'"[\x21\x23-\x7e]{1,200}"')
+_HTTP_DATE = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-3]\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+                        r"(19|20)\d\d [0-2]\d:[0-5]\d:[0-5]\d GMT")
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,32 @@ class FrontFacts:
     headers: frozenset[str]  # the request's header names, lower-case
     remapped: bool = False  # a configured repository: the worker chose the mirror and the path
     via_proxy: bool = False  # upstream is reached through another proxy
+    read_alike: bool = True  # nginx would answer the request's Range and conditionals as the worker does
+
+
+def nginx_reads_alike(headers: Iterable[tuple[str, str]]) -> bool:
+    """Whether nginx, serving a published file, answers these request headers exactly as the worker's own
+    answer would: one well-formed byte range (first <= last), a strong ETag or an HTTP date in If-Range, an
+    HTTP date in If-Modified-Since, and no If-None-Match, If-Match or If-Unmodified-Since (nginx compares
+    and refuses those by rules of its own).  Anything else the worker answers itself."""
+    seen: dict[str, str] = {}
+    for name, value in headers:
+        n = name.lower()
+        if n not in PARTIAL:
+            continue
+        if n in seen or n in ("if-none-match", "if-match", "if-unmodified-since"):
+            return False
+        seen[n] = value
+    rng = seen.get("range")
+    if rng is not None:
+        m = _RANGE.fullmatch(rng)
+        if m is None or (m.group(2) and int(m.group(2)) < int(m.group(1))):
+            return False
+    if_range = seen.get("if-range")
+    if if_range is not None and not (_STRONG_ETAG.fullmatch(if_range) or _HTTP_DATE.fullmatch(if_range)):
+        return False
+    ims = seen.get("if-modified-since")
+    return ims is None or _HTTP_DATE.fullmatch(ims) is not None
 
 
 def may_redirect(f: FrontFacts) -> str | None:
@@ -44,6 +77,8 @@ def may_redirect(f: FrontFacts) -> str | None:
         return "nginx and the worker file this URL differently"
     if not f.publishable:
         return "not a published kind of file"
+    if not f.read_alike:
+        return "nginx would read its Range or conditionals differently"
     return None
 
 

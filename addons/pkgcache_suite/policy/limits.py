@@ -21,6 +21,9 @@ MAX_NUMBER_DIGITS = 64  # far beyond any file size, far below what makes number 
 PARSED = {"range": 256, "if-range": 256, "if-modified-since": 64, "if-unmodified-since": 64,
           "if-none-match": 4096, "if-match": 4096}
 _DIGITS = re.compile(r"\d+")
+# a "." or ".." segment, plain or percent-encoded: servers resolve them differently (nginx refuses one that
+# climbs above the root, others serve the parent), so no setup forwards or looks one up
+_DOT_SEGMENT = re.compile(r"(?:^|/|%2f)(?:\.|%2e){1,2}(?:/|%2f|$)", re.IGNORECASE)
 BODILESS = ("GET", "HEAD")  # methods whose request body means nothing to a cache, and only serves smuggling
 BODY_ON_GET = "a GET or HEAD with a request body (Transfer-Encoding)"  # the tier's HAProxy says the same
 
@@ -35,6 +38,9 @@ def check_request(path: str, headers: Iterable[tuple[str, str]], method: str = "
     """None when the request is within bounds, else the status and one-line reason to answer with."""
     if len(path.encode("utf-8", "surrogateescape")) > MAX_PATH:
         return Refusal(414, f"request target longer than {MAX_PATH} bytes")
+    target = path.split("?", 1)[0]
+    if _DOT_SEGMENT.search(target) or "%00" in target:
+        return Refusal(400, "a dot segment or an encoded NUL in the request path")
     total = count = 0
     for name, value in headers:
         count += 1
@@ -42,6 +48,8 @@ def check_request(path: str, headers: Iterable[tuple[str, str]], method: str = "
         lname = name.lower()
         if lname == "transfer-encoding" and method.upper() in BODILESS:
             return Refusal(400, BODY_ON_GET)
+        if any(c in value for c in "\x00\r\n"):
+            return Refusal(400, f"header {lname} holds a control character")
         if len(value) > MAX_HEADER_VALUE:
             return Refusal(431, f"header {lname} longer than {MAX_HEADER_VALUE} bytes")
         limit = PARSED.get(lname)

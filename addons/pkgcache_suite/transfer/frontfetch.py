@@ -30,7 +30,8 @@ from pkgcache_suite.background import Tasks
 from pkgcache_suite.indexes.kinds import BY_HASH
 from pkgcache_suite.policy.admission import HTML_PAGE, admit, looks_like_html, parse_length
 from pkgcache_suite.policy.destinations import is_local_address, parse_ip
-from pkgcache_suite.policy.frontfetch import FrontFacts, may_fetch, may_redirect, next_speed, quick_enough
+from pkgcache_suite.policy.frontfetch import (FrontFacts, may_fetch, may_redirect, next_speed, nginx_reads_alike,
+                                              quick_enough)
 from pkgcache_suite.storage import Entry, StoreError, VerifyError, adopt_file
 from pkgcache_suite.storage.published import publishable
 from pkgcache_suite.tier.config import FETCH_LOG, FETCH_PREFIX, HIT_LOCATION, LANDING, NGINX_PID
@@ -99,7 +100,8 @@ class FrontFetches:
         return FrontFacts(enabled=self.run_dir is not None, front_path=st.front_path, key=st.key,
                           publishable=publishable(st.key, st.kind.value), method=req.method, scheme=req.scheme,
                           headers=frozenset(k.lower() for k in req.headers.keys()), remapped=st.remapped,
-                          via_proxy=flow.server_conn.via is not None)
+                          via_proxy=flow.server_conn.via is not None,
+                          read_alike=nginx_reads_alike(req.headers.items(multi=True)))
 
     # -- hits ---------------------------------------------------------------------------------
 
