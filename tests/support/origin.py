@@ -57,6 +57,7 @@ class Origin:
     log: list[LoggedRequest] = field(default_factory=list)
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
     tls: tuple[Path, Path] | None = None  # (certificate, key): serve HTTPS
+    extra_headers: list[tuple[str, str]] = field(default_factory=list)  # sent with every answer (a hostile mirror)
 
     def start(self) -> Origin:
         origin = self
@@ -66,6 +67,11 @@ class Origin:
 
             def log_message(self, *args: object) -> None:
                 pass
+
+            def end_headers(self) -> None:
+                for name, value in origin.extra_headers:
+                    self.send_header(name, value)
+                super().end_headers()
 
             def do_HEAD(self) -> None:
                 self._serve(head=True)
