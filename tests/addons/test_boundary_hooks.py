@@ -68,6 +68,25 @@ async def test_https_and_an_upstream_proxy_are_cleaned_too(suite) -> None:
     assert not [n for n in f.response.headers.keys() if n.lower().startswith("x-accel-")]
 
 
+@pytest.mark.parametrize("path", ["/debian/pool/main/h/hello/hello_1.0_amd64.deb", "/debian/dists/stable/InRelease"])
+async def test_a_remapped_repository_is_cleaned_too(tmp_path: Path, path: str) -> None:
+    conf = tmp_path / "acng.conf"
+    conf.write_text("Remap-debrep: /debian http://192.0.2.7/debian ; http://192.0.2.8/debian\n")
+    addons = build_addons()
+    with taddons.context(*addons) as tctx:
+        tctx.options.update(pkgcache_dir=str(tmp_path / "c"), pkgcache_datastore=str(tmp_path / "ds"),
+                            pkgcache_conf=str(conf))
+        f = tflow.tflow(req=tutils.treq(host="192.0.2.7", port=80, path=path))
+        await _run(tctx, HttpRequestHook(f))
+        assert f.response is None and f.request.host == "192.0.2.8"  # sent to the repository's mirror
+        f.response = _upstream(200)
+        await _run(tctx, HttpResponseHeadersHook(f))
+        assert not [n for n in f.response.headers.keys() if n.lower().startswith("x-accel-")]
+        assert f.response.headers.get_all("X-Cache") == ["MISS"]
+        if addons[2].c.store is not None:
+            addons[2].c.store.close()
+
+
 async def test_the_workers_own_redirect_to_nginx_is_kept(suite, tmp_path: Path) -> None:
     """mitmproxy runs responseheaders for an answer made in the request hook as well: the worker's
     X-Accel-Redirect handing a miss to nginx survives it."""
@@ -90,3 +109,28 @@ async def test_the_workers_own_redirect_to_nginx_is_kept(suite, tmp_path: Path) 
     core.front.stop()
     assert not (run / "grants" / token).exists()  # given up with the worker: the token fetches nothing more
     await core.done()
+
+
+@pytest.mark.parametrize("peer,trusted,believed", [
+    ("127.0.0.1", "127.0.0.1,::1", True),  # the tier's own front
+    ("192.0.2.50", "127.0.0.1,::1", False),  # a client saying it is the front
+    ("127.0.0.1", "", False),  # no front configured: believe no one
+])
+async def test_the_tiers_headers_are_believed_only_from_the_trusted_front(tmp_path: Path, peer: str,
+                                                                          trusted: str, believed: bool) -> None:
+    from pkgcache_suite.proxy.flowinfo import META_CLIENT
+
+    addons = build_addons()
+    with taddons.context(*addons) as tctx:
+        tctx.options.update(pkgcache_dir=str(tmp_path / "c"), pkgcache_datastore=str(tmp_path / "ds"),
+                            pkgcache_trusted_front=trusted)
+        f = tflow.tflow(req=tutils.treq(host="192.0.2.7", port=80, path="/debian/dists/stable/InRelease",
+                                        headers=((b"X-Forwarded-For", b"203.0.113.66"),
+                                                 (b"X-Pkgcache-Engine", b"192.0.2.7/etc/passwd"))))
+        f.client_conn.peername = (peer, 40000)
+        await _run(tctx, HttpRequestHook(f))
+        assert (f.metadata.get(META_CLIENT) == "203.0.113.66") is believed
+        assert (f.metadata.get(META_FRONT_PATH) is not None) is believed
+        assert "X-Forwarded-For" not in f.request.headers and "X-Pkgcache-Engine" not in f.request.headers
+        if addons[2].c.store is not None:
+            addons[2].c.store.close()
