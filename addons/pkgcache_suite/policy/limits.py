@@ -40,7 +40,7 @@ def check_request(path: str, headers: Iterable[tuple[str, str]], method: str = "
         return Refusal(414, f"request target longer than {MAX_PATH} bytes")
     target = path.split("?", 1)[0]
     if _DOT_SEGMENT.search(target) or "%00" in target:
-        return Refusal(400, "a dot segment or an encoded NUL in the request path")
+        return Refusal(400, "refusing unsafe URL: a dot segment or an encoded NUL in the path")
     total = count = 0
     for name, value in headers:
         count += 1

@@ -10,7 +10,8 @@ cache did, so an upstream's is dropped too and the worker states its own.
 
 Two addons, because mitmproxy runs the ``responseheaders`` hook for answers an
 addon made in the ``request`` hook as well: :class:`MarkOwnAnswers` runs after
-every other ``request`` hook and marks such answers as the worker's;
+every other ``request`` hook and marks such answers as the worker's (a hit
+routed to the loopback file server is marked when it is routed);
 :class:`StripEngineHeaders` runs before every other ``responseheaders`` hook
 and cleans every response that is not marked, whichever path it takes
 (streamed, buffered, revalidated, passed through, HTTPS, remapped, via an
@@ -23,9 +24,10 @@ import logging
 
 from mitmproxy import http
 
+from pkgcache_suite.transfer.state import OWN_ANSWER as OWN
+
 log = logging.getLogger("pkgcache")
 
-OWN = "pkgcache_own_answer"  # flow.metadata: the response was made by the worker, not received from upstream
 ENGINE_PREFIX = "x-accel-"  # nginx's instructions to itself
 CACHE_STATUS = "x-cache"  # what the cache did: stated by the worker alone
 

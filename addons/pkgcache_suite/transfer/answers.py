@@ -21,7 +21,7 @@ from pkgcache_suite.policy import httpsem
 from pkgcache_suite.storage import Entry, StoreError
 from pkgcache_suite.transfer.fileserver import PATH_PREFIX, Job
 from pkgcache_suite.transfer.flight import Flight, FlightState, RemoteProgress
-from pkgcache_suite.transfer.state import MARKERS, FlowState, Role
+from pkgcache_suite.transfer.state import MARKERS, OWN_ANSWER, FlowState, Role
 
 if TYPE_CHECKING:
     from pkgcache_suite.context import CacheContext
@@ -124,6 +124,7 @@ class Answers:
         req.scheme, req.host, req.port = "http", "127.0.0.1", self.c.fileserver.port
         req.path = PATH_PREFIX + token
         flow.server_conn.via = None  # never through an upstream proxy: the file server is ours, on loopback
+        flow.metadata[OWN_ANSWER] = True  # its headers are ours, X-Cache included
         self.flows[flow.id] = st
 
     # -- following a download -----------------------------------------------------------

@@ -19,6 +19,11 @@ MARKERS = {"HIT": ":green_circle:", "REVALIDATED": ":green_circle:", "STALE": ":
            "MISS": ":large_blue_circle:", "OFFLINE": ":red_circle:", "REFUSED": ":red_circle:"}
 
 
+# flow.metadata: the response is the worker's own (made by an addon, or by the loopback file server), not an
+# upstream's: the engine headers in it are the worker's choice (proxy/boundary.py)
+OWN_ANSWER = "pkgcache_own_answer"
+
+
 class Role(str, Enum):
     PASS = "pass"  # proxied untouched
     LEAD = "lead"  # downloading the file for everyone who asks for it
