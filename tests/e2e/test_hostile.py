@@ -6,7 +6,9 @@ added to one and not the other.  For every request: pkgcache itself answers
 no 5xx, nothing is read or written outside the cache root, nothing wrong is
 committed, no header of the client's making reaches the origin, the client is
 counted under its own address, both setups answer with the same status, and
-the next honest request gets the correct body.
+the next honest request gets the correct body.  The hostile upstreams (resets,
+short, stalled and close-delimited bodies, HTML in place of a package, huge
+and duplicated headers, engine headers) run on both setups the same way.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def world(request: pytest.FixtureRequest,
     origin = Origin(top / "origin").start()
     origin.put(DEB, BODY)
     origin.put("/debian/dists/stable/InRelease", b"Suite: stable\n")
-    admin = ("--set", "pkgcache_admin_password=pw")
+    admin = ("--set", "pkgcache_admin_password=pw", "--set", "pkgcache_idle_timeout=3")
     proxy = Proxy(top / "cache", *admin) if request.param == "embedded" else TierProcess(top / "cache", 1, *admin)
     proxy.setup = request.param  # type: ignore[union-attr]
     yield top, origin, proxy
@@ -279,3 +281,48 @@ def test_sigkill_during_concurrent_fills_leaves_only_whole_files(origin: Origin,
     for p, digest in files.items():  # and what was committed is whole
         body = cache / f"127.0.0.1_{origin.port}" / p.lstrip("/")
         assert hashlib.sha256(body.read_bytes()).hexdigest() == digest
+
+
+# hostile upstreams: what a broken or lying mirror sends, on both setups
+UPSTREAMS = [
+    ("reset", Behaviour(reset_after=100_000)),
+    ("short", Behaviour(truncate_to=100_000, content_length=400_000)),
+    ("stall", Behaviour(stall_after=100_000, stall=10)),
+    ("close-delimited", Behaviour(close_delimited=True)),
+    ("chunked", Behaviour(chunked=True)),
+    ("html-as-package", Behaviour(html_body_as="application/octet-stream")),
+    ("captive-portal", Behaviour(html=True)),
+    ("redirect-to-loopback", Behaviour(redirect="http://127.0.0.1:1/x.deb")),
+    ("huge-header", Behaviour(headers=[("X-Big", "a" * 60_000)])),
+    ("many-headers", Behaviour(headers=[(f"X-H{i}", "v") for i in range(500)])),
+    ("content-length-twice", Behaviour(headers=[("Content-Length", "5")])),
+    ("set-cookie-and-cache-control", Behaviour(headers=[("Set-Cookie", "a=b"), ("Cache-Control", "private")])),
+    ("engine-headers", Behaviour(headers=[("X-Accel-Redirect", "@pkgcache_hit"), ("X-Accel-Buffering", "no"),
+                                          ("X-Accel-Limit-Rate", "1"), ("X-Cache", "HIT")])),
+]
+
+
+@pytest.mark.parametrize("name,behaviour", UPSTREAMS, ids=[u[0] for u in UPSTREAMS])
+def test_hostile_upstream(world: tuple[Path, Origin, Proxy | TierProcess], name: str, behaviour: Behaviour) -> None:
+    """Whatever the mirror sends, nothing wrong is stored and the next honest answer is whole; no engine
+    header of the mirror's reaches the client."""
+    top, origin, proxy = world
+    path = f"/debian/pool/main/u/{name}/{name}_1.0_all.deb"
+    body = os.urandom(400_000)
+    origin.put(path, body)
+    origin.behaviours[path] = behaviour
+    try:
+        with proxy.client(timeout=20) as c:
+            r = c.get(origin.base + path)
+            assert not [h for h in r.headers if h.lower().startswith("x-accel-")], (name, r.headers)
+            assert len(r.headers.get_list("x-cache")) <= 1, (name, r.headers)  # none on mitmproxy's own 502
+            assert r.status_code < 500 or not r.content.startswith(b"pkgcache:"), (name, r, r.content[:200])
+    except httpx.HTTPError:
+        pass  # a broken transfer is what the client must see for a broken body
+    finally:
+        del origin.behaviours[path]
+    with proxy.client() as c:
+        wait_for(lambda: c.get(origin.base + path).content == body, timeout=15, what=f"a whole answer after {name}")
+    time.sleep(0.5)  # an admission in flight
+    assert _committed_match_origin(proxy, origin) == [], name
+    assert proxy.proc.poll() is None

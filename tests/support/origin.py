@@ -40,6 +40,7 @@ class Behaviour:
     stall_after: int | None = None  # send this many body bytes, then send nothing for `stall` seconds
     stall: float = 60.0
     negotiate: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # Accept substring -> (body, type)
+    headers: list[tuple[str, str]] = field(default_factory=list)  # extra response headers for this path
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Origin:
                 pass
 
             def end_headers(self) -> None:
-                for name, value in origin.extra_headers:
+                for name, value in [*origin.extra_headers, *getattr(self, "path_headers", [])]:
                     self.send_header(name, value)
                 super().end_headers()
 
@@ -96,6 +97,7 @@ class Origin:
                 path = self.path.split("?", 1)[0]
                 origin.log.append(LoggedRequest(self.command, path, {k.lower(): v for k, v in self.headers.items()}))
                 b = origin.behaviours.get(path, Behaviour())
+                self.path_headers = b.headers
                 if b.fail_times > 0:
                     b.fail_times -= 1
                     self.send_response(503)

@@ -44,7 +44,8 @@ class TierProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def client(self, **kw) -> httpx.Client:
-        return httpx.Client(proxy=self.url, trust_env=False, timeout=30, **kw)
+        kw.setdefault("timeout", 30)
+        return httpx.Client(proxy=self.url, trust_env=False, **kw)
 
     def log_text(self) -> str:
         return "\n".join(self.lines)
