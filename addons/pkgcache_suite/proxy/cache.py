@@ -17,6 +17,7 @@ from mitmproxy import ctx, http
 from pkgcache_suite.context import CacheContext
 from pkgcache_suite.maintenance.housekeeping import Housekeeping
 from pkgcache_suite.maintenance.stale import StaleCopies
+from pkgcache_suite.offline.reachability import via_route
 from pkgcache_suite.policy.cachekey import UnsafeURL, cache_key
 from pkgcache_suite.policy.decide import Decision, RequestFacts, decide
 from pkgcache_suite.policy.rules import Classifier, Kind
@@ -220,10 +221,12 @@ class CacheCore:
         decision = decide(facts)
         if decision is Decision.ASK_OFFLINE:
             r = self.c.reachability
-            # Upstream is probed afresh before it is asked: a refused connection would be mitmproxy's 502,
-            # where a stale copy, or an offline miss recorded as wanted, is the better answer.
-            facts = replace(facts, offline=r is not None and await r.offline(flow.request.host, flow.request.port,
-                                                                             trust=0.0))
+            # Real traffic decides; a route nothing is known about is probed once (offline/reachability.py):
+            # a refused connection would be mitmproxy's 502, where a stale copy, or an offline miss recorded
+            # as wanted, is the better answer.
+            offline = r is not None and await r.offline(flow.request.host, flow.request.port,
+                                                        via=via_route(flow.server_conn.via))
+            facts = replace(facts, offline=offline)
             decision = decide(facts)
         lock = None
         if decision is Decision.REVALIDATE:

@@ -81,8 +81,8 @@ class OfflineAddon:
                           "'pkgcache' folder of whichever USB stick is mounted; default: the cache's own "
                           "(.pkgcache/datastore in the cache root).")
         loader.add_option("pkgcache_probe_interval", str, "3",
-                          "In offline=auto, seconds a success from a remap target is trusted before a quick TCP "
-                          "probe checks it again; requests the cache would send upstream are always probed first.")
+                          "In offline=auto, seconds a real answer from a route is trusted without a probe (every "
+                          "answer renews it); a slow probe never makes a request offline.")
         loader.add_option("pkgcache_usb_events", str, "udev",
                           "Where USB device events come from: 'udev', or 'file:PATH' (lines 'add DEVNODE' / "
                           "'remove DEVNODE'; for tests and simulation).")

@@ -18,6 +18,7 @@ from mitmproxy import http
 
 from pkgcache_suite.background import Tasks
 from pkgcache_suite.indexes.kinds import BY_HASH
+from pkgcache_suite.offline.reachability import via_route
 from pkgcache_suite.policy import httpsem
 from pkgcache_suite.policy.admission import admit, parse_length
 from pkgcache_suite.policy.decide import Answer, answer
@@ -85,7 +86,7 @@ class Downloads:
 
     def on_headers(self, flow: http.HTTPFlow, st: FlowState, resp: http.Response) -> None:
         if self.c.reachability is not None:
-            self.c.reachability.mark(flow.request.host, flow.request.port, True)
+            self.c.reachability.mark(flow.request.host, flow.request.port, True, via_route(flow.server_conn.via))
         watched = self.watchdog.watched.get(flow.id)
         if watched is not None:
             watched.progress()
@@ -247,7 +248,8 @@ class Downloads:
         if flow.response is None and reach is not None and flow.server_conn.timestamp_tcp_setup is None:
             # upstream unreachable: the client already got a 502, but the next request is handled offline,
             # and a miss is remembered as if it had been one
-            reach.mark(flow.request.host, flow.request.port, False)
+            reach.mark(flow.request.host, flow.request.port, False, via_route(flow.server_conn.via),
+                       flow.error.msg if flow.error else "connection failed")
             if st.role is Role.LEAD and reach.mode == "auto":
                 record_wanted()
         msg = flow.error.msg if flow.error else "unknown error"
