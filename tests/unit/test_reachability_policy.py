@@ -27,6 +27,13 @@ def test_judge(state: RouteState | None, verdict: Verdict) -> None:
     assert judge(state, NOW, up_ttl=3.0) is verdict
 
 
+def test_with_a_stale_copy_at_hand_the_route_is_always_checked() -> None:
+    fresh = RouteState(up=True, real=True, when=NOW - 0.1)
+    assert judge(fresh, NOW, up_ttl=3.0, fallback=True) is Verdict.PROBE
+    held = RouteState(up=False, real=True, when=NOW - 1, failures=HOLD_AFTER, held_until=NOW + 5)
+    assert judge(held, NOW, up_ttl=3.0, fallback=True) is Verdict.OFFLINE
+
+
 @pytest.mark.parametrize("exc,result", [
     (None, ProbeResult.UP),
     (ConnectionRefusedError(errno.ECONNREFUSED, "refused"), ProbeResult.REFUSED),

@@ -7,7 +7,8 @@ record the URL) needs a belief about each route *before* the request goes out.
 The belief comes from real traffic first.  A real answer from a route makes it
 up at once, and every answer renews that for a few seconds: the requests of a
 burst go straight upstream, at no extra connection.  A route nothing recent is
-known about is probed with one TCP connect; a probe that is merely slow decides
+known about, and the route of a request that has a fallback (a stale copy to
+serve, another mirror to try), is probed with one TCP connect; a probe that is merely slow decides
 nothing (the request goes upstream and finds out for real), while a refused or
 unroutable connect, or a name that does not resolve, answers that request
 offline, so the first request after upstream vanished gets a stale copy or a
@@ -54,14 +55,16 @@ class RouteState:
     held_until: float = 0.0
 
 
-def judge(s: RouteState | None, now: float, up_ttl: float) -> Verdict:
+def judge(s: RouteState | None, now: float, up_ttl: float, fallback: bool = False) -> Verdict:
     """Pure: what a request does about a route.  A real answer within up_ttl is trusted (every answer
-    renews it, so a burst of requests never probes); an older one, or none, is checked with a probe."""
+    renews it, so the misses of a burst never probe); an older one, or none, is checked with a probe.
+    fallback: something better than mitmproxy's 502 is at hand if upstream is gone (a cached copy of an
+    index being revalidated, another target of a remapped repository), so the route is always checked."""
     if s is None or s.up is None:
         return Verdict.PROBE
     if s.failures >= HOLD_AFTER and now < s.held_until:
         return Verdict.OFFLINE
-    if s.up and now - s.when < up_ttl:
+    if s.up and now - s.when < up_ttl and not fallback:
         return Verdict.ONLINE
     return Verdict.PROBE
 
@@ -138,14 +141,14 @@ class Reachability:
         s = self._state.get(self.route(host, port, via))
         return s is not None and s.up is False
 
-    async def offline(self, host: str, port: int, via: Route | None = None) -> bool:
-        """Whether to answer this request locally."""
+    async def offline(self, host: str, port: int, via: Route | None = None, fallback: bool = False) -> bool:
+        """Whether to answer this request locally (fallback: see judge)."""
         if self.mode == "on":
             return True
         if self.mode == "off":
             return False
         r = self.route(host, port, via)
-        verdict = judge(self._state.get(r), time.monotonic(), self.up_ttl)
+        verdict = judge(self._state.get(r), time.monotonic(), self.up_ttl, fallback)
         if verdict is not Verdict.PROBE:
             return verdict is Verdict.OFFLINE
         fut = self._probes.get(r)

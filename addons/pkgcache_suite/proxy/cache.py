@@ -225,7 +225,8 @@ class CacheCore:
             # a refused connection would be mitmproxy's 502, where a stale copy, or an offline miss recorded
             # as wanted, is the better answer.
             offline = r is not None and await r.offline(flow.request.host, flow.request.port,
-                                                        via=via_route(flow.server_conn.via))
+                                                        via=via_route(flow.server_conn.via),
+                                                        fallback=entry is not None)
             facts = replace(facts, offline=offline)
             decision = decide(facts)
         lock = None

@@ -356,7 +356,7 @@ class Router:
                 continue
             t = urlsplit(target)
             port = t.port or (443 if t.scheme == "https" else 80)
-            if r is not None and r.mode == "auto" and await r.offline(t.hostname or "", port):
+            if r is not None and r.mode == "auto" and await r.offline(t.hostname or "", port, fallback=True):
                 self._mark_bad(target, "unreachable")
                 continue
             return target
