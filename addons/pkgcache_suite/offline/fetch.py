@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ from typing import Any
 import httpx
 
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError
-from pkgcache_suite.indexes.debian import DebianIndex, ReleaseInfo, is_release_url
+from pkgcache_suite.indexes.debian import DebianIndex, ReleaseInfo, by_hash_name, is_release_url
+from pkgcache_suite.indexes.kinds import BY_HASH
 from pkgcache_suite.offline import indexplan, requested, rpmmeta
 from pkgcache_suite.offline.wantspec import WantRequest
 from pkgcache_suite.progress import TransferProgress
@@ -47,6 +49,7 @@ class Outcome:
     resolved: dict[str, list[str]] = field(default_factory=dict)  # request id -> package URLs
     unresolved: dict[str, dict[str, str]] = field(default_factory=dict)  # request id -> package -> why
     choices: dict[str, str] = field(default_factory=dict)  # suite -> which indexes were chosen, in words
+    fell_back: dict[str, str] = field(default_factory=dict)  # by-hash URL upstream lacks -> plain URL fetched
 
 class Fetcher:
     def __init__(self, ds: Datastore, proxy: str | None = None, jobs: int = 4, retries: int = 3,
@@ -186,6 +189,8 @@ class Fetcher:
             req_headers, have = self._resume_headers(headers, part, side)
             try:
                 async with client.stream("GET", url, headers=req_headers) as r:
+                    if r.status_code == 404 and await self._by_hash_fallback(client, url, reporter):
+                        return
                     if r.status_code in PERMANENT:
                         self._fail(url, f"HTTP {r.status_code} {r.reason_phrase}", permanent=True)
                         reporter.finished(url, False, f"HTTP {r.status_code}")
@@ -235,6 +240,42 @@ class Fetcher:
             return
         self._fail(url, f"gave up after {self.retries + 1} attempts: {last_err}", permanent=False)
         reporter.finished(url, False, last_err)
+
+    def _plain_name(self, url: str) -> str | None:
+        """The plain URL of an index whose by-hash URL a fetched Release lists, else None."""
+        m, name = BY_HASH.search(url), self.index.names.get(url)
+        if m is None or name is None:
+            return None
+        tail = by_hash_name(name, m.group(1).lower())
+        return url[: -len(tail)] + name if url.endswith(tail) else None
+
+    async def _by_hash_fallback(self, client: httpx.AsyncClient, url: str, reporter: TransferProgress) -> bool:
+        """Upstream answered 404 for an index's by-hash name (a mirror whose Release and by-hash tree are out
+        of step): as apt does, fetch the plain name and check it against the Release digest; the verified
+        body is filed under both names, so the offline client finds it whichever it asks for."""
+        plain = self._plain_name(url)
+        if plain is None:
+            return False
+        if not (plain in self.manifest["files"] and self._intact(plain)):
+            self._queued.add(plain)
+            known = self.index.known.get(plain)
+            reporter.expect(1, known[0] if known else None)
+            await self._download(client, plain, {}, reporter)
+        rec = self.manifest["files"].get(plain)
+        want = self.index.expected(url)
+        if rec is None or want is None or (rec["size"], rec["sha256"]) != want:
+            return False
+        dest = self.ds.file_path(url)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = self.ds.root / "files" / ".partial" / hashlib.sha256(url.encode()).hexdigest()
+        shutil.copyfile(self.ds.file_path(plain), part)  # a copy: a stick's file system may have no links
+        os.replace(part, dest)
+        self.manifest["files"][url] = dict(rec)
+        self.manifest["failed"].pop(url, None)
+        self.out.fell_back[url] = plain
+        self._dirty = True
+        reporter.finished(url, True)
+        return True
 
     def _fail(self, url: str, reason: str, permanent: bool) -> None:
         self.manifest["failed"][url] = {"reason": reason, "permanent": permanent, "when": time.time()}

@@ -33,6 +33,9 @@ def print_outcome(out: Outcome, summary: str, ignored: list[str], gone: dict[str
           f"{len(out.failed) - len(gone)} failed; {summary}")
     for base, why in sorted(out.choices.items()):
         print(f"  indexes of {base}: {why}")
+    for url, plain in sorted(out.fell_back.items()):
+        print(f"  by-hash object missing upstream: {url}; fetched {plain} instead, its size and SHA-256 "
+              "checked against the Release (as apt falls back)")
     for rid, urls in out.resolved.items():
         problems = out.unresolved.get(rid, {})
         print(f"  request {rid}: {len(urls)} package files resolved"
