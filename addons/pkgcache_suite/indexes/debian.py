@@ -17,6 +17,7 @@ from typing import IO
 from debian import deb822
 
 from pkgcache_suite.indexes.compression import open_decompressed
+from pkgcache_suite.indexes.kinds import BY_HASH
 
 
 
@@ -122,6 +123,15 @@ class DebianIndex:
 
     def expected(self, url: str) -> tuple[int, str] | None:
         return self.known.get(url)
+
+    def plain_name(self, url: str) -> str | None:
+        """The plain URL of an index whose by-hash URL a Release at hand lists, else None: apt asks for
+        the plain name when a mirror lacks the by-hash object, and checks it against the same digest."""
+        m, name = BY_HASH.search(url), self.names.get(url)
+        if m is None or name is None:
+            return None
+        tail = by_hash_name(name, m.group(1).lower())
+        return url[: -len(tail)] + name if url.endswith(tail) else None
 
     def add_release(self, url: str, path: Path) -> ReleaseInfo:
         with open(path, "rb") as f:

@@ -21,15 +21,14 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError
-from pkgcache_suite.indexes.debian import DebianIndex, ReleaseInfo, by_hash_name, is_release_url
-from pkgcache_suite.indexes.kinds import BY_HASH
+from pkgcache_suite.indexes.debian import DebianIndex, ReleaseInfo, is_release_url
 from pkgcache_suite.offline import indexplan, requested, rpmmeta
+from pkgcache_suite.offline.resumable import resume_headers, total_size
 from pkgcache_suite.offline.wantspec import WantRequest
 from pkgcache_suite.progress import TransferProgress
 from pkgcache_suite.storage import file_sha256
@@ -139,27 +138,6 @@ class Fetcher:
 
     # -- downloading ----------------------------------------------------------------
 
-    @staticmethod
-    def _resume_headers(headers: dict[str, str], part: Path, side: Path) -> tuple[dict[str, str], int]:
-        """Request headers, resuming a partial download (Range validated by If-Range) when one is there."""
-        have = part.stat().st_size if part.exists() else 0
-        req_headers = {k: v for k, v in headers.items() if k in ("accept",)}
-        req_headers["Accept-Encoding"] = "identity"
-        validators = json.loads(side.read_text()) if have and side.exists() else {}
-        if have and (validators.get("etag") or validators.get("last_modified")):
-            req_headers["Range"] = f"bytes={have}-"
-            req_headers["If-Range"] = validators.get("etag") or validators["last_modified"]
-            return req_headers, have
-        return req_headers, 0
-
-    @staticmethod
-    def _total(r: httpx.Response) -> int | None:
-        if r.status_code == 206:
-            tail = r.headers.get("content-range", "").rsplit("/", 1)[-1]
-            return int(tail) if tail.isdigit() else None
-        cl = r.headers.get("content-length", "")
-        return int(cl) if cl.isdigit() else None
-
     def _fetched(self, url: str, record: dict[str, Any], new_bytes: int, reporter: TransferProgress) -> None:
         """A file is in the datastore: record it, check it, learn what it names."""
         self.manifest["files"][url] = record
@@ -186,7 +164,7 @@ class Fetcher:
         for attempt in range(self.retries + 1):
             if attempt:
                 await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 8))
-            req_headers, have = self._resume_headers(headers, part, side)
+            req_headers, have = resume_headers(headers, part, side)
             try:
                 async with client.stream("GET", url, headers=req_headers) as r:
                     if r.status_code == 404 and await self._by_hash_fallback(client, url, reporter):
@@ -210,7 +188,7 @@ class Fetcher:
                         mode = "ab"
                     else:
                         have, mode = 0, "wb"
-                    total = self._total(r)
+                    total = total_size(r)
                     meta = {"etag": r.headers.get("etag"), "last_modified": r.headers.get("last-modified"),
                             "content_type": r.headers.get("content-type")}
                     side.write_text(json.dumps(meta))
@@ -241,19 +219,11 @@ class Fetcher:
         self._fail(url, f"gave up after {self.retries + 1} attempts: {last_err}", permanent=False)
         reporter.finished(url, False, last_err)
 
-    def _plain_name(self, url: str) -> str | None:
-        """The plain URL of an index whose by-hash URL a fetched Release lists, else None."""
-        m, name = BY_HASH.search(url), self.index.names.get(url)
-        if m is None or name is None:
-            return None
-        tail = by_hash_name(name, m.group(1).lower())
-        return url[: -len(tail)] + name if url.endswith(tail) else None
-
     async def _by_hash_fallback(self, client: httpx.AsyncClient, url: str, reporter: TransferProgress) -> bool:
         """Upstream answered 404 for an index's by-hash name (a mirror whose Release and by-hash tree are out
         of step): as apt does, fetch the plain name and check it against the Release digest; the verified
         body is filed under both names, so the offline client finds it whichever it asks for."""
-        plain = self._plain_name(url)
+        plain = self.index.plain_name(url)
         if plain is None:
             return False
         if not (plain in self.manifest["files"] and self._intact(plain)):
