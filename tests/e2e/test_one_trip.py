@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pkgcache_suite.proxy.wantpage import one_liner
 from support.debrepo import ARCH, AptClient, build_deb, write_indexes
+from support.onetrip import state_wants, wanted_doc
 from support.origin import Origin
-from support.proxy import Proxy, wait_for
+from support.proxy import wait_for
 
 pytestmark = pytest.mark.usefixtures("apt_tools")
 
@@ -50,13 +50,6 @@ def build_repo(repo: Path) -> dict[str, Path]:
     return debs
 
 
-def wanted_doc(ds: Path) -> dict:
-    try:
-        return json.loads((ds / "wanted.json").read_text())
-    except FileNotFoundError:
-        return {}
-
-
 def installed_root(apt: AptClient, status: str) -> list[str]:
     """A root folder dpkg really installs into, whose dpkg status says what is installed; the apt options that
     use it (they come after the client's own, so they win)."""
@@ -66,17 +59,6 @@ def installed_root(apt: AptClient, status: str) -> list[str]:
     (root / "var/lib/dpkg/status").write_text(status)
     return ["-o", f"Dir::State::status={root}/var/lib/dpkg/status", "-o", f"DPkg::Options::=--root={root}",
             "-o", "DPkg::Options::=--force-script-chrootless", "-o", "DPkg::Options::=--force-not-root"]
-
-
-def state_wants(apt: AptClient, proxy: Proxy, packages: str,
-                status: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """The README's line as a client runs it; only the apt options of the test's private client are added."""
-    line = one_liner(proxy.url).replace("packages='hello'", f"packages='{packages}'")
-    line = line.replace("apt-get indextargets", "apt-get " + " ".join(f"'{o}'" for o in apt.options())
-                        + " indextargets", 1)
-    line = line.replace("/var/lib/dpkg/status", str(status or apt.base / "state" / "status"))
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-    return subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=60, env=env)
 
 
 @pytest.mark.parametrize("skew", [False, True], ids=["mirror-in-step", "by-hash-missing-upstream"])
@@ -124,6 +106,10 @@ def test_fresh_offline_machine_installs_after_one_fetch(origin: Origin, start_pr
     # only what the client uses: main for its architecture, no contrib, no other arch, no translations
     index_dirs = {u.split("/dists/stable/", 1)[1].rsplit("/by-hash/", 1)[0] for u in fetched if "/by-hash/" in u}
     assert index_dirs == {f"main/binary-{ARCH}"}, index_dirs
+    # the names the client guessed before it had a Release (every compression) are not brought: its target
+    # says which one it reads; a plain name is here only as the fallback of a missing by-hash object
+    plain = {u for u in fetched if "/binary-" in u and "/by-hash/" not in u}
+    assert plain == ({f"{origin.base}/debian/dists/stable/main/binary-{ARCH}/Packages.xz"} if skew else set()), plain
 
     # back offline: the proxy imports, and the request leaves the list
     wait_for(lambda: not wanted_doc(ds).get("requests") and not wanted_doc(ds).get("wanted"), timeout=30,

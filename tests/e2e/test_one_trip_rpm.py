@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from pkgcache_suite.proxy.wantpage import rpm_one_liner
+from support.onetrip import wanted_doc
 from support.origin import Origin
 from support.proxy import Proxy, wait_for
 from support.rpmpac import build_rpms, need
@@ -24,13 +25,6 @@ def dnf(proxy: Proxy, origin: Origin, client: Path, *args: str) -> subprocess.Co
     return subprocess.run(["dnf", "-y", "--config", str(client / "dnf.conf"), "--installroot", str(client / "root"),
                            "--releasever", "1", "--forcearch", "x86_64", "--setopt", f"reposdir={client / 'repos'}",
                            *args], capture_output=True, text=True, timeout=300)
-
-
-def wanted_doc(ds: Path) -> dict:
-    try:
-        return json.loads((ds / "wanted.json").read_text())
-    except FileNotFoundError:
-        return {}
 
 
 def offline_rpm_client(origin: Origin, start_proxy, tmp_path: Path) -> tuple[dict[str, Path], Path, Proxy, Path,

@@ -150,6 +150,26 @@ def test_fetch_brings_the_indexes_clients_use(targets: str, usage: indexplan.Usa
     assert all("/by-hash/" not in u for u in plain)
 
 
+@pytest.mark.parametrize("name,stem", [
+    ("main/binary-amd64/Packages.xz", "main/binary-amd64/Packages"),
+    ("main/binary-amd64/Packages", "main/binary-amd64/Packages"),
+    ("main/i18n/Translation-en.bz2", "main/i18n/Translation-en"),
+    ("main/i18n/Translation-pt_BR.zst", "main/i18n/Translation-pt_BR"),
+    ("main/Contents-amd64.gz", "main/Contents-amd64"),
+    ("main/dep11/icons-48x48.tar.gz", "main/dep11/icons-48x48.tar"),
+    ("main/binary-amd64/Release", "main/binary-amd64/Release"),
+])
+def test_an_index_name_without_its_compression(name: str, stem: str) -> None:
+    assert indexplan.stem(name) == stem
+
+
+def test_a_stated_target_is_read_in_one_compression_and_name() -> None:
+    stated = parse_targets(target(CompressionTypes="gz xz"))[0][0]
+    info = release()
+    assert indexplan.chosen(info, stated) == BASE + "main/binary-amd64/by-hash/SHA256/" + f"{1:064x}"
+    assert indexplan.chosen(release(by_hash=False), stated) == BASE + "main/binary-amd64/Packages.gz"
+
+
 @pytest.mark.parametrize("url,seen", [
     (BASE + "main/binary-amd64/by-hash/SHA256/abc", (BASE, "main", "amd64", False)),
     (BASE + "contrib/i18n/by-hash/SHA256/abc", (BASE, "contrib", None, True)),

@@ -266,9 +266,22 @@ class Fetcher:
         for info in self.index.releases.values():
             if url.startswith(info.base):
                 rest = url[len(info.base):]
-                if rest in ("InRelease", "Release", "Release.gpg") or url in self.index.known:
+                if rest in ("InRelease", "Release", "Release.gpg"):
                     return None
-                return f"not listed in {info.url}"
+                if url not in self.index.known:
+                    return f"not listed in {info.url}"
+                return self._other_name(info, url)
+        return None
+
+    def _other_name(self, info: ReleaseInfo, url: str) -> str | None:
+        """A client that guessed names before it had a Release asked for every compression of an index; a
+        stated target says which one it reads from now on, and only that one is brought."""
+        name = indexplan.stem(self.index.names.get(url, ""))
+        for t in self.requests:
+            for target in t.targets:
+                if target.base == info.base and target.name == name and (pick := indexplan.chosen(info, target)) \
+                        and pick != url:
+                    return f"another name of {name}: its client reads {pick}"
         return None
 
     def _enqueue(self, url: str, headers: dict[str, str], reporter: TransferProgress, expanded: bool = False,

@@ -54,6 +54,17 @@ def _pick(info: ReleaseInfo, stem: str, compressions: tuple[str, ...] = APT_ORDE
     return None
 
 
+def chosen(info: ReleaseInfo, target: Target) -> str | None:
+    """The one URL a stated index target is fetched as (its client asks for that one once it has the Release)."""
+    return _pick(info, target.name, target.compressions)
+
+
+def stem(name: str) -> str:
+    """An index name without its compression: main/binary-amd64/Packages.xz -> main/binary-amd64/Packages."""
+    head, dot, ext = name.rpartition(".")
+    return head if dot and ext in APT_ORDER else name
+
+
 def _stems(info: ReleaseInfo, components: list[str], archs: list[str], languages: list[str] | None) -> list[str]:
     archs = list(archs) + (["all"] if "all" in info.architectures and "all" not in archs else [])
     stems = [f"{c}/binary-{a}/Packages" for c in components for a in archs]
@@ -77,7 +88,7 @@ def select(info: ReleaseInfo, targets: list[Target], usage: Usage | None, archs:
     mine = [t for t in targets if t.base == info.base]
     if mine:
         for t in mine:
-            if (u := _pick(info, t.name, t.compressions)) and u not in urls:
+            if (u := chosen(info, t)) and u not in urls:
                 urls.append(u)
         return urls, f"the {len(mine)} index targets the clients stated"
     if usage is not None and usage.components:
