@@ -31,6 +31,14 @@ def wanted_urls(ds: Path) -> list[str]:
         return []
 
 
+def import_caught_up(ds: Path) -> bool:
+    """The proxy imported the datastore as the trip left it (it may import a trip's first files early)."""
+    try:
+        return (ds / "import-report.json").stat().st_mtime >= (ds / "manifest.json").stat().st_mtime
+    except FileNotFoundError:
+        return False
+
+
 def fetch(ds: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["pkgcache", "fetch", str(ds), *args], capture_output=True, text=True, timeout=300)
 
@@ -64,6 +72,7 @@ def test_update_fetch_update_install_fetch_install_converges(origin: Origin, sta
     assert "by-hash/SHA256/" in r.stderr
     wait_for(lambda: not any(u.endswith("/InRelease") for u in wanted_urls(ds)), timeout=20,
              what="the import of the fetched InRelease")
+    wait_for(lambda: import_caught_up(ds), timeout=20, what="the import of the whole trip")
     # 3. update offline now succeeds from the imported files
     r = apt.run("update")
     assert "Err" not in r.stdout

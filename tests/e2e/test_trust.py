@@ -14,6 +14,7 @@ from pathlib import Path
 
 import diskcache
 import httpx
+import pytest
 
 from support.proxy import Proxy, fetch_digest, wait_for
 from support.rawhttp import get, raw
@@ -291,9 +292,20 @@ def test_dead_leaders_partial_is_not_followed_by_another_process(origin: Origin,
 # -- 9. leftovers are swept and the tree reconciled with the index -----------------------------------------------
 
 
-def test_leftovers_are_swept_and_unindexed_bodies_never_served(origin: Origin, start_proxy, tmp_path: Path) -> None:
+@pytest.mark.parametrize("ended", ["killed", "stopped"])
+def test_leftovers_are_swept_and_unindexed_bodies_never_served(origin: Origin, start_proxy, tmp_path: Path,
+                                                              ended: str) -> None:
+    """killed: the proxy died mid-run, so the next start checks the tree against the index (in the background)
+    and removes the body nobody vouches for.  stopped: a clean stop, so the next start walks nothing (its cost
+    does not grow with the cache), and the planted body is still never served: it is a miss, overwritten."""
     cache = tmp_path / "cache"
     first = start_proxy(cache_dir=cache)
+    running = cache / ".pkgcache" / "running"
+    wait_for(lambda: running.is_dir() and sorted(os.listdir(running))[:1] not in ([], [".unchecked"]), timeout=30,
+             what="the first start's check of the new cache")
+    if ended == "killed":
+        first.proc.kill()
+        first.proc.wait()
     first.stop()
     partial = cache / ".pkgcache" / "partial"
     old = time.time() - 3600
@@ -306,11 +318,19 @@ def test_leftovers_are_swept_and_unindexed_bodies_never_served(origin: Origin, s
     origin.put(DEB, b"the real one")
     proxy = start_proxy(cache_dir=cache)
     wait_for(lambda: "leftovers of interrupted downloads" in proxy.log_text(), what="the sweep")
-    wait_for(lambda: not planted.exists(), what="the unindexed body removed")
     assert sorted(os.listdir(partial)) == []
+    if ended == "killed":
+        wait_for(lambda: not planted.exists(), what="the unindexed body removed")
+        assert "1 process(es) serving this cache ended without closing it" in proxy.log_text()
+        wait_for(lambda: "'removed': 1" in proxy.log_text(), what="the check's counts logged")
+    else:
+        time.sleep(1)
+        assert planted.exists() and "checked against its index" not in proxy.log_text()
     with proxy.client() as c:
         r = c.get(origin.base + DEB)
     assert r.content == b"the real one" and r.headers["x-cache"] == "MISS"
+    proxy.stop()
+    assert os.listdir(running) == [], "a clean stop leaves no registration"
 
 
 # -- 10. implausible package bodies are not stored ----------------------------------------------------------------

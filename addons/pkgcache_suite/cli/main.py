@@ -7,6 +7,7 @@ flag keeps working and there is one way the proxy starts.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import sys
@@ -51,8 +52,9 @@ def _serve(args: argparse.Namespace, extra: list[str]) -> int:
 def _ls(args: argparse.Namespace, extra: list[str]) -> int:
 
     store = _open_store(args)
-    total = 0
-    for key in sorted(store.keys()):
+    total = shown = 0
+    for key in itertools.islice(store.iter_keys(), args.limit):
+        shown += 1
         entry = store.lookup(key)
         if entry is None:
             print(f"MISSING  {key}")
@@ -60,7 +62,10 @@ def _ls(args: argparse.Namespace, extra: list[str]) -> int:
         total += entry.length
         size = str(entry.length) if args.bytes else human_size(entry.length)
         print(f"{size:>12}  {entry.kind:<9}  {entry.url}")
-    print(f"{len(store)} entries, {human_size(total)}")
+    if args.limit is not None and shown == args.limit and shown < len(store):
+        print(f"the first {shown} of {len(store)} entries ({human_size(total)} shown)")
+    else:
+        print(f"{len(store)} entries, {human_size(total)}")
     return 0
 
 
@@ -268,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_serve)
     ls = sub.add_parser("ls", help="list cached files")
     ls.add_argument("--bytes", action="store_true", help="sizes as exact byte counts instead of KiB/MiB/GiB")
+    ls.add_argument("--limit", type=int, metavar="N",
+                    help="only the first N entries in key order (as quick in a cache of millions as of a few)")
     ls.set_defaults(func=_ls)
     f = sub.add_parser("fetch", help="download a datastore's wanted list and stated packages, with their dependencies (on a connected machine)")
     f.add_argument("datastore", help="the datastore folder (e.g. the stick's pkgcache/ folder)")

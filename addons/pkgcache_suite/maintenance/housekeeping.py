@@ -1,6 +1,8 @@
-"""The proxy's own upkeep: at start, make the tree agree with the index and learn what cached indexes
-list; then, soon and every few minutes, remove what interrupted downloads left behind.  Every second, write
-the counters, so the report of any process sharing the cache root sees this one's traffic."""
+"""The proxy's own upkeep: after a process serving the cache died mid-run (or on a cache this version has not
+checked), make the tree agree with the index and learn what cached indexes list, in a child process at low
+priority (maintenance/offloop.py), so a start costs the same whatever the cache's size; then, soon and every
+few minutes, remove what interrupted downloads left behind.  Every second, write the counters, so the report
+of any process sharing the cache root sees this one's traffic."""
 
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ import logging
 from typing import TYPE_CHECKING
 
 from pkgcache_suite.background import Tasks
-from pkgcache_suite.maintenance.tasks import record_all_refs
+from pkgcache_suite.maintenance import offloop
 from pkgcache_suite.maintenance.evict import enforce_max_size
 from pkgcache_suite.stats import FLUSH_EVERY
-from pkgcache_suite.storage import CacheStore, reconcile, sweep_partials
+from pkgcache_suite.storage import CacheStore, sweep_partials
+from pkgcache_suite.storage.liveness import Liveness
+from pkgcache_suite.storage.private import PRIVATE
 from pkgcache_suite.units import human_size
 
 if TYPE_CHECKING:
@@ -23,6 +27,7 @@ log = logging.getLogger("pkgcache")
 INTERVAL = 300.0
 SIZE_CHECK = 300.0  # how often the cache is recounted for the size limit
 SOON = 5.0  # a second sweep shortly after start catches leftovers too young for the first
+CHECK_LOCK = ".check"  # no cache key starts with a dot: the lock of the one process checking the cache
 
 
 class Housekeeping:
@@ -33,16 +38,38 @@ class Housekeeping:
         self._size: int | None = None  # the cache's size at the last check (None: not known, or no limit)
         self._grown = 0  # bytes committed since
         self._over = asyncio.Event()
+        self.liveness: Liveness | None = None
+        self.needs_check = False
+        self.check: asyncio.Task[None] | None = None  # the check after a crash, while it runs
 
     def start(self) -> None:
         if self._task is None:
+            self._register()
             self._task = self.tasks.start(self._run(), "housekeeping")
             self.tasks.start(self._write_counters(), "counters")
             self._over.set()  # a first count at start
             self.tasks.start(self._keep_size(), "size limit")
 
+    def _register(self) -> None:
+        store = self.c.store
+        if store is None:
+            return
+        self.liveness = Liveness(store.root / PRIVATE)
+        try:
+            self.needs_check = self.liveness.register()
+        except OSError as e:
+            log.warning("pkgcache: cannot record this process under %s (%s); checking the cache at start",
+                        self.liveness.dir, e)
+            self.liveness, self.needs_check = None, True
+
     def stop(self) -> None:
         self.tasks.cancel_all()
+
+    def closed(self) -> None:
+        """The store is closed and nothing is half written: the next start need not check the cache."""
+        if self.liveness is not None:
+            self.liveness.unregister()
+            self.liveness = None
 
     async def _write_counters(self) -> None:
         while True:
@@ -98,20 +125,42 @@ class Housekeeping:
             store = self.c.store
             if store is not None:
                 try:
-                    await self.round(store, first)
+                    if first and self.needs_check:
+                        self.check = self.tasks.start(self.check_cache(store), "cache check")
+                    await self.sweep(store)
                 except Exception:
                     log.exception("pkgcache: housekeeping failed")
             await asyncio.sleep(SOON if first else INTERVAL)
             first = False
 
-    @staticmethod
-    async def round(store: CacheStore, first: bool) -> None:
-        if first:
-            if not len(store.refs):
-                await asyncio.to_thread(record_all_refs, store)
-            counts = await asyncio.to_thread(reconcile, store)
+    async def check_cache(self, store: CacheStore) -> None:
+        """Tree against index, and what cached indexes list, in a child process; one process of those sharing
+        the cache does it (the lock), and the dead registrations it covers are settled once it is through."""
+        lock = store.try_lock(CHECK_LOCK)
+        if lock is None:
+            return  # another process sharing the cache checks it now
+        try:
+            dead = self.liveness.dead() if self.liveness is not None else []
+            if dead:
+                log.info("pkgcache: %d process(es) serving this cache ended without closing it: checking its tree "
+                         "against its index in the background", len(dead))
+            job = await offloop.start("reconcile", store.root)
+            try:
+                counts = (await job.step()).get("counts", {})
+                await job.finish()
+            finally:
+                job.kill()
             if any(counts.values()):
                 log.info("pkgcache: cache tree checked against its index: %s", counts)
+            if self.liveness is not None:
+                self.liveness.checked(dead)
+        except (OSError, offloop.OffLoopError) as e:
+            log.error("pkgcache: checking the cache tree against its index failed: %s", e)
+        finally:
+            lock.release()
+
+    @staticmethod
+    async def sweep(store: CacheStore) -> None:
         removed = await asyncio.to_thread(sweep_partials, store)
         if removed:
             log.info("pkgcache: removed %d leftovers of interrupted downloads", len(removed))

@@ -2,11 +2,13 @@
 
 A mirror may re-publish a file under the same name.  When a refreshed
 Packages/Sources/primary index is stored, the copies it lists with another
-size or SHA-256 are dropped on a worker thread; package hits of the same
-repository wait for that (at most 30 s), so no client is served the old bytes
-under the new index; a front (nginx) passes that origin's requests to the
-workers meanwhile.  What the index lists is then recorded for the checks on
-commit.
+size or SHA-256 are dropped by a child process (maintenance/offloop.py: a
+real suite's index is seconds of CPU, which on a thread would slow every
+other client's hits); package hits of the same repository wait for that (at
+most 30 s), so no client is served the old bytes under the new index; a
+front (nginx) passes that origin's requests to the workers meanwhile.  What
+the index lists is then recorded for the checks on commit, by the same
+child, while hits go on.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 
 from pkgcache_suite.background import Tasks
 from pkgcache_suite.indexes.kinds import PACKAGE_INDEX
+from pkgcache_suite.maintenance import offloop
 from pkgcache_suite.maintenance.tasks import drop_stale_for_index, index_refs, index_root
 from pkgcache_suite.storage import CacheStore
 
@@ -77,6 +80,23 @@ class StaleCopies:
             await asyncio.sleep(0.05)
         return True
 
+    async def _recorded(self, job: offloop.Job) -> None:
+        try:
+            await job.finish()
+        except offloop.OffLoopError as e:
+            log.error("pkgcache: recording what an index lists failed: %s", e)
+        finally:
+            job.kill()
+
+    async def _on_thread(self, store: CacheStore, key: str) -> None:
+        try:
+            listed = await asyncio.to_thread(index_refs, store, key)  # read once, used twice
+            await asyncio.to_thread(drop_stale_for_index, store, key, listed)
+        except Exception:
+            log.exception("pkgcache: checking %s for stale copies failed", key)
+            return
+        self.tasks.start(asyncio.to_thread(store.record_refs, key, listed), f"record what {key} lists")
+
     async def _run(self) -> None:
         try:
             while self._pending:
@@ -85,12 +105,18 @@ class StaleCopies:
                 if store is None:
                     return
                 try:
-                    listed = await asyncio.to_thread(index_refs, store, key)  # read once, used twice
-                    await asyncio.to_thread(drop_stale_for_index, store, key, listed)
-                except Exception:
-                    log.exception("pkgcache: checking %s for stale copies failed", key)
+                    job = await offloop.start("index", store.root, key)
+                except OSError as e:  # no child process to be had: a thread, slower for the others
+                    log.warning("pkgcache: checking %s on a thread: %s", key, e)
+                    await self._on_thread(store, key)
                     continue
-                self.tasks.start(asyncio.to_thread(store.record_refs, key, listed), f"record what {key} lists")
+                try:
+                    await job.step()  # checked: the stale copies are gone, hits may go on
+                except (offloop.OffLoopError, ValueError) as e:
+                    log.error("pkgcache: checking %s for stale copies failed: %s", key, e)
+                    job.kill()
+                    continue
+                self.tasks.start(self._recorded(job), f"record what {key} lists")
         finally:
             self._roots.clear()
             self._pending.clear()

@@ -332,15 +332,11 @@ def drop_stale_for_index(store: CacheStore, index_key: str,
     root = index_root(index_key)
     if root is None:
         return []
-    cached = {k for k in store.keys()
-              if k.startswith(root + "/") and "/dists/" not in k and "/repodata/" not in k}
-    if not cached:
-        return []  # nothing of this repository is cached: nothing can be stale
     dropped = []
     for key, size, sha in listed if listed is not None else index_refs(store, index_key):
-        if key not in cached:
+        if not key.startswith(root + "/") or "/dists/" in key or "/repodata/" in key:
             continue
-        e = store.get_entry(key)
+        e = store.get_entry(key)  # one lookup per listed file: the cost follows the index, not the cache
         if e is None:
             continue
         if e.kind == "immutable" and size >= 0 and (e.length != size or (sha and e.sha256 != sha)):

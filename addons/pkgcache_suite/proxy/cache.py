@@ -148,6 +148,7 @@ class CacheCore:
         self.c.stats.close()
         if self.c.store:
             self.c.store.close()
+        self.housekeeping.closed()
 
     # -- request ----------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from pkgcache_suite.storage.entry import Entry
 from pkgcache_suite.storage.placing import file_sha256
 from pkgcache_suite.storage.private import _NOFOLLOW, PRIVATE, StoreError, fd_locked_by_other
-from pkgcache_suite.storage.published import publishable
+from pkgcache_suite.storage.published import HOLD, publishable
 from pkgcache_suite.storage.store import CacheStore
 
 log = logging.getLogger("pkgcache")
@@ -146,10 +146,21 @@ def republish(store: CacheStore) -> dict[str, int]:
             keep.add(key)
         except (OSError, StoreError) as e:
             log.warning("pkgcache: %s not published for the front: %s", key, e)
-    for dirpath, _dirs, files in os.walk(pub.root):
+    for dirpath, dirs, files in os.walk(pub.root):
+        dirs[:] = [d for d in dirs if d != HOLD]  # a worker's marker while it checks an index, not a link
         for name in files:
             path = Path(dirpath) / name
-            if path.relative_to(pub.root).as_posix() not in keep:
+            key = path.relative_to(pub.root).as_posix()
+            if key not in keep and not _committed_since(store, key, path):
                 path.unlink(missing_ok=True)
                 counts["removed"] += 1
     return counts
+
+
+def _committed_since(store: CacheStore, key: str, link: Path) -> bool:
+    """A file committed (and linked by its writer) while republish ran, with the tier serving: keep its link."""
+    entry = store.lookup(key)
+    try:
+        return entry is not None and publishable(key, entry.kind) and os.path.samefile(store.body_path(key), link)
+    except (OSError, StoreError):
+        return False

@@ -47,6 +47,7 @@ from pkgcache_suite.storage.writer import Writer
 log = logging.getLogger("pkgcache")
 
 MISSING_KEPT = 30 * 86400.0
+REFS_REBUILT = ".rebuilt"  # no cache key starts with a dot: a marker among the refs
 
 
 class CacheStore:
@@ -100,6 +101,13 @@ class CacheStore:
         with self.refs.transact():
             for key, size, sha in refs:
                 self.refs.set(key, (size, sha, index_key))
+
+    def refs_rebuilt(self) -> bool:
+        """Whether what every cached index lists was rebuilt once (a cache from before the record was kept)."""
+        return REFS_REBUILT in self.refs
+
+    def mark_refs_rebuilt(self) -> None:
+        self.refs.set(REFS_REBUILT, True)
 
     @property
     def missing(self) -> diskcache.Cache:
@@ -201,7 +209,12 @@ class CacheStore:
 
     def keys(self) -> list[str]:
         """Every key in the index."""
-        return [k for k in self.index.iterkeys() if isinstance(k, str)]
+        return list(self.iter_keys())
+
+    def iter_keys(self) -> Iterator[str]:
+        """The index's keys in sorted order, read a page at a time: the first few cost the same in a cache
+        of a thousand files as in one of millions."""
+        return (k for k in self.index.iterkeys() if isinstance(k, str))
 
     def entries(self) -> Iterator[tuple[str, Entry]]:
         """(key, entry) for every key in the index."""

@@ -28,6 +28,7 @@ from pathlib import Path
 from pkgcache_suite.repos.config import parse_conf
 from pkgcache_suite.stats import Stats
 from pkgcache_suite.storage import PRIVATE, CacheStore, StoreError, republish
+from pkgcache_suite.storage.liveness import RUNNING, Liveness
 from pkgcache_suite.settings import parse_bounded
 from pkgcache_suite.tier.args import TierArgs, TierArgsError, split_args
 from pkgcache_suite.tier.config import Tier, haproxy_cfg, nginx_conf
@@ -111,15 +112,34 @@ class Supervisor:
     children: list[Child] = field(default_factory=list)
     stopping: bool = False
     failed: bool = False  # a child kept dying: the tier stopped
+    republishing: bool = False  # the published tree is re-linked after start (see _republish)
+
+    def _needs_republish(self, store: CacheStore) -> bool:
+        """The published tree is kept in step by every process that commits or drops a file once it exists; it
+        is re-linked only when it is new, or when a process serving the cache died mid-run."""
+        return not store.published.root.is_dir() or bool(Liveness(self.root / PRIVATE).dead()) \
+            or (self.root / PRIVATE / RUNNING / ".unchecked").exists()
+
+    def _republish(self) -> None:
+        """On a thread of the supervisor, after start: until it is through, nginx passes what is not linked
+        yet to the workers (slower, never wrong), so the tier is ready at once whatever the cache's size."""
+        store = CacheStore(self.root)
+        try:
+            counts = republish(store)
+            log.info("pkgcache: published tree ready (%d linked, %d stale links removed)", counts["published"],
+                     counts["removed"])
+        except Exception as e:
+            log.error("pkgcache: re-linking the published tree failed: %s", e)
+        finally:
+            store.close()
 
     def tier(self) -> Tier:
         store = CacheStore(self.root)
         try:
-            republished = republish(store)
+            self.republishing = self._needs_republish(store)
+            store.published.enable()
         finally:
             store.close()
-        log.info("pkgcache: published tree ready (%d linked, %d stale links removed)",
-                 republished["published"], republished["removed"])
         run = self.root / PRIVATE / "tier"
         run.mkdir(parents=True, exist_ok=True)
         conf = self.args.settings.get("pkgcache_conf", "")
@@ -191,6 +211,8 @@ class Supervisor:
         shown = "PROXY-HOST" if t.listen_host in ("", "*", "0.0.0.0", "::") else t.listen_host
         log.info("pkgcache: ready: %d workers behind HAProxy and nginx; clients use http://%s:%d as their proxy; "
                  "dashboard at http://%s:%d/", self.workers, shown, t.listen_port, shown, t.listen_port)
+        if self.republishing:
+            threading.Thread(target=self._republish, name="pkgcache: republish", daemon=True).start()
         stats = Stats(self.root / PRIVATE)
         store = CacheStore(self.root)
         front = FrontLog(t.front_log, stats, self._reopen_logs, store.note_used)
