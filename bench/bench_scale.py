@@ -264,26 +264,32 @@ def packages_index(root: Path, packages: int) -> str:
     return rel
 
 
+def fill_acng(work: Path, n: int) -> None:
+    """apt-cacher-ng's cache of the same n files: body plus its .head file, kept for later runs."""
+    cache = work / "cache"
+    done = work / f"filled-{n}"
+    if done.exists():
+        return
+    shutil.rmtree(work, ignore_errors=True)
+    cache.mkdir(parents=True)
+    head = (f"HTTP/1.1 200 OK\r\nContent-Length: {len(BODY)}\r\nLast-Modified: Mon, 01 Jan 2024 00:00:00 GMT"
+            "\r\nContent-Type: application/octet-stream\r\nX-Original-Source: http://x\r\n\r\n").encode()
+    for i in range(n):
+        path = cache / key_of(i)
+        if i % PER_DIR == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(BODY)
+        path.with_name(path.name + ".head").write_bytes(head)
+    done.touch()
+
+
 def acng(n: int, work: Path) -> dict[str, float]:
     """apt-cacher-ng on a cache of the same n files (its own layout: body plus .head), same measures where it
     has them."""
     sys.path.insert(0, str(ROOT / "bench"))
     from bench_core import AptCacherNg
 
-    cache = work / "cache"
-    done = work / f"filled-{n}"
-    if not done.exists():
-        shutil.rmtree(work, ignore_errors=True)
-        (work / "cache").mkdir(parents=True)
-        head = (f"HTTP/1.1 200 OK\r\nContent-Length: {len(BODY)}\r\nLast-Modified: Mon, 01 Jan 2024 00:00:00 GMT"
-                "\r\nContent-Type: application/octet-stream\r\nX-Original-Source: http://x\r\n\r\n").encode()
-        for i in range(n):
-            path = cache / key_of(i)
-            if i % PER_DIR == 0:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(BODY)
-            path.with_name(path.name + ".head").write_bytes(head)
-        done.touch()
+    fill_acng(work, n)
     res = startup(lambda: AptCacherNg(work), lambda p: [p.proc.pid], n)
     proc = res.pop("_proc")  # type: ignore[assignment]
     with httpx.Client(proxy=proc.url, trust_env=False, timeout=60) as c:
@@ -317,6 +323,7 @@ def main() -> None:
     ap.add_argument("--work", default="/var/tmp/pkgcache-bench-scale", help="fills are kept here and reused")
     ap.add_argument("--setups", default="embedded,tier,acng")
     ap.add_argument("--index", type=int, default=60000, help="packages in the refreshed index (0: skip)")
+    ap.add_argument("--fill-only", action="store_true", help="only prepare the caches (they are kept for later runs)")
     args = ap.parse_args()
     work = Path(args.work)
     setups = args.setups.split(",")
@@ -325,6 +332,10 @@ def main() -> None:
         root = work / f"cache-{n}"
         print(f"N = {n:,}: filling {root} ...", flush=True)
         fill(root, n)
+        if args.fill_only:
+            if "acng" in setups:
+                fill_acng(work / f"acng-{n}", n)
+            continue
         results[n] = {}
         if "embedded" in setups:
             results[n]["embedded"] = measure("embedded", lambda: Proxy(root), n, root, args.index)

@@ -169,3 +169,31 @@ def test_retry_after_is_passed_on_and_nothing_is_kept(weather, tmp_path: Path, s
         assert cdn.count(path) == 2
     finally:
         proc.stop()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("setup", ["embedded", "tier"])
+def test_a_by_hash_index_is_served_from_its_plain_name(weather, tmp_path: Path, start_proxy, setup: str) -> None:
+    """The mirror lacks its by-hash objects: the first client falls back to the plain name, which the proxy
+    caches; the next client's by-hash request is the same bytes by digest, answered from that copy, online
+    (never asked of the mirror again) and offline (no offline miss, nothing recorded as wanted)."""
+    import httpx
+
+    mirror, _cdn, _debs = weather
+    url, proc = _through(setup, tmp_path, start_proxy)
+    try:
+        _install(tmp_path, "first", mirror, url)
+        by_hash = [r.path for r in mirror.log if "/by-hash/" in r.path]
+        assert by_hash, "apt asked by hash first"
+        _install(tmp_path, "second", mirror, url)
+        assert [r.path for r in mirror.log if "/by-hash/" in r.path] == by_hash, "asked upstream again"
+        mirror.stop()
+        third = AptClient(tmp_path / "third", f"{mirror.base}/debian", proxy=url)
+        r = third.run("update")
+        assert "Err" not in r.stdout, r.stdout
+        with httpx.Client(proxy=url, trust_env=False, timeout=30) as c:
+            r = c.get(mirror.base + by_hash[0])
+            assert r.status_code == 200 and r.headers.get("x-cache") == "HIT", (r.status_code, r.text)
+            total = c.get("http://pkgcache/stats.json").json()["total"]
+        assert total["offline_miss"] == 0, total
+    finally:
+        proc.stop()  # type: ignore[attr-defined]

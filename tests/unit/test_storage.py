@@ -66,3 +66,37 @@ def test_private_files_are_never_written_through_links(tmp_path: Path) -> None:
     assert lock is not None
     lock.release()
     assert victim.read_bytes() == b"keep" and not store.lock_path("k").is_symlink()
+
+
+def _commit(store: CacheStore, key: str, data: bytes, kind: str = "volatile") -> None:
+    from pkgcache_suite.storage.entry import Entry
+
+    p = store.root / key
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+    store.put_entry(Entry(key=key, url="http://" + key, kind=kind, length=len(data),
+                          sha256=hashlib.sha256(data).hexdigest(), fetched=time.time()))
+
+
+def test_a_by_hash_name_finds_its_plain_copy_by_digest_and_nothing_else(tmp_path: Path) -> None:
+    store = CacheStore(tmp_path / "c")
+    d = "h/debian/dists/s/main/binary-amd64"
+    xz, gz = b"the xz index", b"the gz index"
+    _commit(store, f"{d}/Packages.xz", xz)
+    _commit(store, f"{d}/Packages.gz", gz)
+    sha = hashlib.sha256(gz).hexdigest()
+    found = store.same_bytes_beside(f"{d}/by-hash/SHA256/{sha}", sha.upper())
+    assert found is not None and found.key == f"{d}/Packages.gz"
+    assert store.same_bytes_beside(f"{d}/by-hash/SHA256/{'0' * 64}", "0" * 64) is None
+    assert store.same_bytes_beside(f"{d}/Packages.xz", hashlib.sha256(xz).hexdigest()) is None  # not by-hash
+    # a planted link beside the indexes is never followed, a body that changed under its entry never matches
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"secret")
+    (store.root / d / "Planted").symlink_to(outside)
+    secret = hashlib.sha256(b"secret").hexdigest()
+    assert store.same_bytes_beside(f"{d}/by-hash/SHA256/{secret}", secret) is None
+    (store.root / d / "Packages.gz").write_bytes(b"changed index")
+    assert store.same_bytes_beside(f"{d}/by-hash/SHA256/{sha}", sha) is None
+    # a folder that escapes the root through a link is refused
+    (store.root / "h2").symlink_to(tmp_path)
+    assert store.same_bytes_beside(f"h2/debian/by-hash/SHA256/{sha}", sha) is None

@@ -15,6 +15,7 @@ from typing import Any
 from mitmproxy import ctx, http
 
 from pkgcache_suite.context import CacheContext
+from pkgcache_suite.indexes.kinds import BY_HASH
 from pkgcache_suite.maintenance.housekeeping import Housekeeping
 from pkgcache_suite.maintenance.stale import StaleCopies
 from pkgcache_suite.offline.reachability import via_route
@@ -211,6 +212,10 @@ class CacheCore:
         entry = store.lookup(st.key)
         if entry is not None and st.kind is Kind.IMMUTABLE and await self.stale.wait_for_check(store, st.key):
             entry = store.lookup(st.key)  # a refreshed index was being checked: this may be a re-published file
+        if entry is None and (m := BY_HASH.search(st.key)):
+            # an index apt fetched by its plain name (a mirror without that by-hash object, a datastore that
+            # brought the plain one): the same bytes, by digest, online or offline
+            entry = store.same_bytes_beside(st.key, m.group(1))
         return entry
 
     async def _carry_out(self, flow: http.HTTPFlow, st: FlowState, store: CacheStore) -> None:

@@ -198,6 +198,25 @@ class CacheStore:
             self._memo[key] = (entry, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
         return entry
 
+    def same_bytes_beside(self, key: str, sha256: str, limit: int = 64) -> Entry | None:
+        """A committed file in the folder above key's by-hash/SHA256/ whose SHA-256 is sha256: a Debian index
+        cached under its plain name is the very body its by-hash name asks for (its name is its digest).
+        Only the folder's files are looked at, at most limit of them; links are never followed."""
+        head, sep, _ = key.rpartition("/by-hash/SHA256/")
+        if not sep:
+            return None
+        try:
+            folder = self.body_path(head + "/x").parent
+            with os.scandir(folder) as it:
+                names = [e.name for e in it if e.is_file(follow_symlinks=False)][:limit]
+        except (OSError, StoreError):
+            return None
+        for name in names:
+            entry = self.lookup(f"{head}/{name}")
+            if entry is not None and entry.sha256 == sha256.lower():
+                return entry
+        return None
+
     def _forget_memo(self, key: str) -> None:
         with self._memo_lock:
             self._memo.pop(key, None)
