@@ -50,6 +50,7 @@ HOST = "mirror.example"  # the fill's files are hits: nothing is ever asked of t
 PER_DIR = 1000
 BODY = b"x" * 200
 TICK = os.sysconf("SC_CLK_TCK")
+MAINTENANCE_MAX = 100_000
 
 
 def key_of(i: int) -> str:
@@ -87,6 +88,7 @@ def fill(root: Path, n: int) -> None:
             print(f"  filled {start:,} of {n:,} ({time.monotonic() - t0:.0f} s)", flush=True)
     index.close()
     used.close()
+    (root / PRIVATE / "running").mkdir()  # as a cleanly stopped pkgcache leaves it: nothing to check at start
     done.touch()
 
 
@@ -200,6 +202,8 @@ def commands(c: httpx.Client, n: int, root: Path) -> dict[str, float]:
     t = time.perf_counter()
     subprocess.run([exe, "--cache-dir", str(root), "ls", "--limit", "20"], capture_output=True, check=True)
     out["ls --limit 20 s"] = time.perf_counter() - t
+    if n > MAINTENANCE_MAX:
+        return out  # expire and verify read every file: linear, measured on the smaller caches
     t = time.perf_counter()
     subprocess.run([exe, "--cache-dir", str(root), "expire", "--dry-run"], capture_output=True)
     out["expire --dry-run s"] = time.perf_counter() - t
