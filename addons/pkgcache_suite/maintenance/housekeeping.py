@@ -40,7 +40,6 @@ class Housekeeping:
         self._over = asyncio.Event()
         self.liveness: Liveness | None = None
         self.needs_check = False
-        self.check: asyncio.Task[None] | None = None  # the check after a crash, while it runs
 
     def start(self) -> None:
         if self._task is None:
@@ -126,7 +125,7 @@ class Housekeeping:
             if store is not None:
                 try:
                     if first and self.needs_check:
-                        self.check = self.tasks.start(self.check_cache(store), "cache check")
+                        self.tasks.start(self.check_cache(store), "cache check")
                     await self.sweep(store)
                 except Exception:
                     log.exception("pkgcache: housekeeping failed")
