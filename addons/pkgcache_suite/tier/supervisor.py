@@ -123,7 +123,11 @@ class Supervisor:
     def _republish(self) -> None:
         """On a thread of the supervisor, after start: until it is through, nginx passes what is not linked
         yet to the workers (slower, never wrong), so the tier is ready at once whatever the cache's size."""
-        store = CacheStore(self.root)
+        try:
+            store = CacheStore(self.root)
+        except StoreError as e:
+            log.error("pkgcache: re-linking the published tree failed: %s", e)
+            return
         try:
             counts = republish(store)
             log.info("pkgcache: published tree ready (%d linked, %d stale links removed)", counts["published"],
