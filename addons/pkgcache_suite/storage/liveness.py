@@ -19,7 +19,7 @@ import os
 import secrets
 from pathlib import Path
 
-from pkgcache_suite.storage.private import _NOFOLLOW
+from pkgcache_suite.storage.private import _NOFOLLOW, fd_locked_by_other
 
 RUNNING = "running"
 
@@ -46,12 +46,10 @@ class Liveness:
             except OSError:
                 continue
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # alive
+                if not fd_locked_by_other(fd):  # nobody holds it: its process is gone
+                    out.append(path)
             finally:
                 os.close(fd)
-            out.append(path)
         return out
 
     def register(self) -> bool:
