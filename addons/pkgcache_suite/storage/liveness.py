@@ -22,6 +22,7 @@ from pathlib import Path
 from pkgcache_suite.storage.private import _NOFOLLOW, fd_locked_by_other
 
 RUNNING = "running"
+UNCHECKED = ".unchecked"  # a dot name: never a registration
 
 
 class Liveness:
@@ -52,25 +53,29 @@ class Liveness:
                 os.close(fd)
         return out
 
+    def needs_check(self) -> bool:
+        """Whether the cache needs its check: a process died mid-run, or this version never checked it
+        (the folder is new, or a first check has not run to its end)."""
+        return not self.dir.is_dir() or (self.dir / UNCHECKED).exists() or bool(self.dead())
+
     def register(self) -> bool:
-        """Record this process as serving the cache; True when the cache needs its check (a process died
-        mid-run, or the cache was never checked by this version)."""
+        """Record this process as serving the cache; returns needs_check() as it was at start."""
         unseen = not self.dir.is_dir()
+        needs = self.needs_check()
         self.dir.mkdir(parents=True, exist_ok=True)
-        needs_check = unseen or bool(self.dead())
         path = self.dir / f"{os.getpid()}-{secrets.token_hex(4)}"
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._fd, self._mine = fd, path
         if unseen:
-            (self.dir / ".unchecked").touch()  # a second process starting meanwhile must check too
-        return needs_check or (self.dir / ".unchecked").exists()
+            (self.dir / UNCHECKED).touch()  # a second process starting meanwhile must check too
+        return needs
 
     def checked(self, dead: list[Path]) -> None:
         """The check ran to its end: the dead registrations it covered (and a first check) are settled."""
         for path in dead:
             path.unlink(missing_ok=True)
-        (self.dir / ".unchecked").unlink(missing_ok=True)
+        (self.dir / UNCHECKED).unlink(missing_ok=True)
 
     def unregister(self) -> None:
         """A clean stop: nothing this process wrote is left half done."""

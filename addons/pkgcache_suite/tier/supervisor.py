@@ -28,7 +28,7 @@ from pathlib import Path
 from pkgcache_suite.repos.config import parse_conf
 from pkgcache_suite.stats import Stats
 from pkgcache_suite.storage import PRIVATE, CacheStore, StoreError, republish
-from pkgcache_suite.storage.liveness import RUNNING, Liveness
+from pkgcache_suite.storage.liveness import Liveness
 from pkgcache_suite.settings import parse_bounded
 from pkgcache_suite.tier.args import TierArgs, TierArgsError, split_args
 from pkgcache_suite.tier.config import Tier, haproxy_cfg, nginx_conf
@@ -117,8 +117,7 @@ class Supervisor:
     def _needs_republish(self, store: CacheStore) -> bool:
         """The published tree is kept in step by every process that commits or drops a file once it exists; it
         is re-linked only when it is new, or when a process serving the cache died mid-run."""
-        return not store.published.root.is_dir() or bool(Liveness(self.root / PRIVATE).dead()) \
-            or (self.root / PRIVATE / RUNNING / ".unchecked").exists()
+        return not store.published.root.is_dir() or Liveness(self.root / PRIVATE).needs_check()
 
     def _republish(self) -> None:
         """On a thread of the supervisor, after start: until it is through, nginx passes what is not linked
