@@ -27,6 +27,7 @@ def test_metrics_count_hits_misses_and_bytes(origin: Origin, proxy: Proxy) -> No
     assert samples[key("pkgcache_requests_total", outcome="miss", **{"class": "immutable"}, repository="")] == 1
     assert samples[key("pkgcache_bytes_total", source="upstream", **{"class": "immutable"}, repository="")] == 1000
     assert samples[key("pkgcache_downloads_in_progress")] == 0
+    assert samples[key("pkgcache_cache_entries")] == 1 and samples[key("pkgcache_cache_bytes")] == 1000
     assert ("pkgcache_disk_free_bytes", ()) in samples
 
 

@@ -55,3 +55,33 @@ def test_below_the_low_disk_watermark_nothing_new_is_stored(origin: Origin, star
     assert _cached(proxy.cache_dir) == set() and origin.count(_deb(1)) == 2
     errors = [ln for ln in proxy.lines if "not storing new files" in ln and "low-disk watermark" in ln]
     assert len(errors) == 1, errors  # the error is said once a minute; each request only notes "not stored"
+
+
+def test_the_reported_size_is_kept_with_the_index_and_an_older_cache_is_counted_once(origin: Origin,
+                                                                                     start_proxy) -> None:
+    import diskcache
+
+    from pkgcache_suite.storage.totals import KEY
+
+    proxy = start_proxy()
+    for n in range(3):
+        origin.put(_deb(n), bytes([n]) * (1000 + n))
+    with proxy.client() as c:
+        for n in range(3):
+            c.get(origin.base + _deb(n))
+        size = c.get("http://pkgcache/stats.json").json()["maintenance"]["size"]
+    assert size == {"files": 3, "bytes": 3003, "counted": True}
+    proxy.stop()
+    index = diskcache.Cache(str(proxy.cache_dir / ".pkgcache" / "index"))  # as a version without totals left it
+    for key in [k for k in index.iterkeys() if isinstance(k, str)]:
+        index.set(key, index.get(key))
+    index.delete(KEY)
+    index.close()
+    again = start_proxy(cache_dir=proxy.cache_dir)
+    wait_for(lambda: "cache counted: 3 files" in again.log_text(), timeout=30, what="the older cache to be counted")
+    with again.client() as c:
+        assert c.get("http://pkgcache/stats.json").json()["maintenance"]["size"] == {
+            "files": 3, "bytes": 3003, "counted": True}
+        origin.put(_deb(9), b"z" * 500)
+        c.get(origin.base + _deb(9))
+        assert "3.4 KiB" in c.get("http://pkgcache/").text

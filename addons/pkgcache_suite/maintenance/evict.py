@@ -23,6 +23,10 @@ def enforce_max_size(store: CacheStore, max_size: int) -> EvictResult:
     res = EvictResult()
     if max_size <= 0:
         return res
+    size = store.totals()
+    if size.complete and size.bytes <= max_size:  # the common case costs one lookup, whatever the cache's size
+        res.size_before = size.bytes
+        return res
     entries = list(store.entries())
     res.size_before = sum(e.length for _, e in entries)
     if res.size_before <= max_size:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pkgcache_suite.background import Tasks
 from pkgcache_suite.maintenance import offloop
@@ -28,6 +28,7 @@ INTERVAL = 300.0
 SIZE_CHECK = 300.0  # how often the cache is recounted for the size limit
 SOON = 5.0  # a second sweep shortly after start catches leftovers too young for the first
 CHECK_LOCK = ".check"  # no cache key starts with a dot: the lock of the one process checking the cache
+COUNT_LOCK = ".count"  # ... and of the one counting a cache an older version wrote
 
 
 class Housekeeping:
@@ -126,6 +127,8 @@ class Housekeeping:
                 try:
                     if first and self.needs_check:
                         self.tasks.start(self.check_cache(store), "cache check")
+                    if first and not store.totals().complete:
+                        self.tasks.start(self.count_cache(store), "cache count")
                     await self.sweep(store)
                 except Exception:
                     log.exception("pkgcache: housekeeping failed")
@@ -135,26 +138,45 @@ class Housekeeping:
     async def check_cache(self, store: CacheStore) -> None:
         """Tree against index, and what cached indexes list, in a child process; one process of those sharing
         the cache does it (the lock), and the dead registrations it covers are settled once it is through."""
-        lock = store.try_lock(CHECK_LOCK)
+        dead = self.liveness.dead() if self.liveness is not None else []
+        if dead:
+            log.info("pkgcache: %d process(es) serving this cache ended without closing it: checking its tree "
+                     "against its index in the background", len(dead))
+        step = await self._in_child(store, CHECK_LOCK, "reconcile", "checking the cache tree against its index")
+        if step is None:
+            return
+        counts = step.get("counts", {})
+        if any(counts.values()):
+            log.info("pkgcache: cache tree checked against its index: %s", counts)
+        if self.liveness is not None:
+            self.liveness.checked(dead)
+
+    async def count_cache(self, store: CacheStore) -> None:
+        """A cache an older version wrote: its size is counted once, in a child process, then kept."""
+        log.info("pkgcache: counting the cache's files once in the background (the report says \"so far\")")
+        step = await self._in_child(store, COUNT_LOCK, "count", "counting the cache's files")
+        if step is not None:
+            size = store.totals()
+            log.info("pkgcache: cache counted: %d files, %s", size.files, human_size(size.bytes))
+
+    @staticmethod
+    async def _in_child(store: CacheStore, lock_name: str, job_name: str, what: str) -> dict[str, Any] | None:
+        """Run an offloop job under a lock one process of those sharing the cache holds; its first step, or
+        None when another process runs it or it failed (logged)."""
+        lock = store.try_lock(lock_name)
         if lock is None:
-            return  # another process sharing the cache checks it now
+            return None
         try:
-            dead = self.liveness.dead() if self.liveness is not None else []
-            if dead:
-                log.info("pkgcache: %d process(es) serving this cache ended without closing it: checking its tree "
-                         "against its index in the background", len(dead))
-            job = await offloop.start("reconcile", store.root)
+            job = await offloop.start(job_name, store.root)
             try:
-                counts = (await job.step()).get("counts", {})
+                step = await job.step()
                 await job.finish()
             finally:
                 job.kill()
-            if any(counts.values()):
-                log.info("pkgcache: cache tree checked against its index: %s", counts)
-            if self.liveness is not None:
-                self.liveness.checked(dead)
+            return step
         except (OSError, offloop.OffLoopError) as e:
-            log.error("pkgcache: checking the cache tree against its index failed: %s", e)
+            log.error("pkgcache: %s failed: %s", what, e)
+            return None
         finally:
             lock.release()
 

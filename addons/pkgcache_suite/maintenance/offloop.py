@@ -112,6 +112,12 @@ def _reconcile(store: Any) -> None:
     _say(step="reconciled", counts=reconcile(store))
 
 
+def _count(store: Any) -> None:
+    from pkgcache_suite.storage.totals import count_untagged
+
+    _say(step="counted", entries=count_untagged(store.index))
+
+
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)  # relayed by the proxy
     try:
@@ -127,6 +133,8 @@ def main(argv: list[str]) -> int:
             _index(store, rest[0])
         elif job == "reconcile" and not rest:
             _reconcile(store)
+        elif job == "count" and not rest:
+            _count(store)
         else:
             print(f"offloop: unknown job {argv!r}", file=sys.stderr)
             return 2

@@ -193,8 +193,8 @@ class Dashboard:
 
     @staticmethod
     def _read_maintenance(store: CacheStore) -> dict[str, Any]:
-        lengths = [e.length for _, e in store.entries()]
-        return {"size": {"files": len(lengths), "bytes": sum(lengths)},
+        size = store.totals()
+        return {"size": {"files": size.files, "bytes": size.bytes, "counted": size.complete},
                 "runs": maintenance.read_json(store.root / ".pkgcache" / "maintenance.json", {}).get("runs", []),
                 "orphans": maintenance.load_json_list(store, "orphans.json", "orphans"),
                 "damaged": maintenance.load_json_list(store, "damaged.json", "damaged")}
@@ -212,6 +212,7 @@ class Dashboard:
             "upstream": reach.snapshot() if reach else {},
             "offline_mode": reach.mode if reach else "off",
             "entries": len(store) if store is not None else 0,
+            "cache_bytes": store.totals().bytes if store is not None else 0,
             "downloads_in_progress": len(self.c.flights),
         } | {k: v for src in self.c.info_sources for k, v in src().items()}
 

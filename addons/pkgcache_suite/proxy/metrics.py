@@ -50,6 +50,8 @@ class _Snapshot:
         yield GaugeMetricFamily("pkgcache_downloads_in_progress", "Downloads in progress",
                                 value=self.info.get("downloads_in_progress", 0))
         yield GaugeMetricFamily("pkgcache_cache_entries", "Files in the cache index", value=self.info.get("entries", 0))
+        yield GaugeMetricFamily("pkgcache_cache_bytes", "Bytes of the files in the cache index",
+                                value=self.info.get("cache_bytes", 0))
         yield GaugeMetricFamily("pkgcache_uptime_seconds", "Seconds since the counters started",
                                 value=time.time() - self.snap.get("started", time.time()))
         if self.disk is not None:

@@ -3,7 +3,7 @@
 Layout under the cache root::
 
     <host>[_port]/<path>          bodies, browsable like apt-cacher-ng's cache
-    .pkgcache/index/               diskcache index: one Entry per key
+    .pkgcache/index/               diskcache index: one Entry per key, and their totals (storage/totals.py)
     .pkgcache/partial/<id>.part    bodies being downloaded (renamed into place when complete)
     .pkgcache/partial/<id>.json    response headers of a download, for followers in other processes
     .pkgcache/locks/<id>.lock      flock()ed by whoever downloads <key>: the cross-process single flight
@@ -41,6 +41,8 @@ from pkgcache_suite.storage.entry import Entry
 from pkgcache_suite.storage.private import (
     _NOFOLLOW, PRIVATE, Lock, StoreError, fd_locked_by_other, open_private, private_id, read_private,
 )
+from pkgcache_suite.storage import totals as index_totals
+from pkgcache_suite.storage.totals import Totals
 from pkgcache_suite.storage.published import Published
 from pkgcache_suite.storage.writer import Writer
 
@@ -73,6 +75,7 @@ class CacheStore:
         self._memo: dict[str, tuple[Entry, tuple[int, int, int, int]]] = {}
         self._memo_lock = threading.Lock()
         self.index = self._open_cache("index")
+        index_totals.ensure(self.index)
         self._refs: diskcache.Cache | None = None
         self._missing: diskcache.Cache | None = None
         self._used: diskcache.Cache | None = None
@@ -243,11 +246,15 @@ class CacheStore:
                 yield key, entry
 
     def __len__(self) -> int:
-        return len(self.index)
+        return max(len(self.index) - 1, 0)  # the totals are the one other record in the index
+
+    def totals(self) -> Totals:
+        """Files and bytes in the index, read in one lookup whatever the cache's size."""
+        return index_totals.read(self.index)
 
     def put_entry(self, entry: Entry) -> None:
         self._forget_memo(entry.key)
-        self.index.set(entry.key, asdict(entry))
+        index_totals.put(self.index, entry.key, asdict(entry))
         try:
             if entry.last_modified and (when := parsedate_to_datetime(entry.last_modified)):
                 # the body's mtime is upstream's Last-Modified: a front serving the file by itself then
@@ -265,14 +272,14 @@ class CacheStore:
         d = self.index.get(key)
         if d is not None:
             d.update(changes)
-            self.index.set(key, d)
+            index_totals.put(self.index, key, d)
 
     def forget(self, key: str) -> None:
         """Remove key from the index, leaving any body in place (it is then a miss); the front stops
         serving it first."""
         self.published.unpublish(key)
         self._forget_memo(key)
-        self.index.delete(key)
+        index_totals.delete(self.index, key)
 
     def drop(self, key: str) -> None:
         self.forget(key)
