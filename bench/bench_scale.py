@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT / "addons"))
 
 from pkgcache_suite.storage.entry import Entry  # noqa: E402
 from pkgcache_suite.storage import CacheStore  # noqa: E402
+from pkgcache_suite.storage import totals  # noqa: E402
 from pkgcache_suite.storage.private import PRIVATE  # noqa: E402
 from support.origin import Origin  # noqa: E402
 from support.proxy import Proxy  # noqa: E402
@@ -63,6 +64,10 @@ def fill(root: Path, n: int) -> None:
 
     done = root / PRIVATE / f"filled-{n}"
     if done.exists():
+        index = diskcache.Cache(str(root / PRIVATE / "index"), eviction_policy="none", size_limit=2**62)
+        if not totals.read(index).complete:  # filled before the index kept its totals
+            totals.count_untagged(index, batch=10_000)
+        index.close()
         return
     shutil.rmtree(root, ignore_errors=True)
     (root / PRIVATE / "front").mkdir(parents=True)
@@ -82,10 +87,11 @@ def fill(root: Path, n: int) -> None:
                 path.write_bytes(BODY)
                 os.link(path, root / PRIVATE / "front" / key)
                 index.set(key, asdict(Entry(key=key, url=f"http://{key}", kind="immutable", length=len(BODY),
-                                            sha256=sha, fetched=now, validated=now)))
+                                            sha256=sha, fetched=now, validated=now)), tag=totals.COUNTED)
                 used.set(key, now - i)
         if start and start % 100_000 == 0:
             print(f"  filled {start:,} of {n:,} ({time.monotonic() - t0:.0f} s)", flush=True)
+    index.set(totals.KEY, {"files": n, "bytes": n * len(BODY), "complete": True})
     index.close()
     used.close()
     (root / PRIVATE / "running").mkdir()  # as a cleanly stopped pkgcache leaves it: nothing to check at start
