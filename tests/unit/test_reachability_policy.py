@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import time
 
 import pytest
 
@@ -98,3 +99,27 @@ async def test_routes_through_an_upstream_proxy_are_the_proxys() -> None:
     r.mark("mirror.example", 80, True, via=("192.0.2.9", 3128))
     assert r.route("mirror.example", 80, ("192.0.2.9", 3128)) == ("192.0.2.9", 3128)
     assert r.snapshot() == {"192.0.2.9:3128": "up"}
+
+
+async def test_one_refused_connect_is_weather_and_only_repeated_refusals_answer_offline(unused_tcp_port: int) -> None:
+    """The first probe connect is refused (nothing listens yet), the retry finds the mirror: the request goes
+    upstream and nothing is held down.  Nothing listening at all: offline, and the route is held."""
+    from pkgcache_suite.offline.reachability import PROBE_RETRIES
+
+    r = Reachability("auto", probe_timeout=1.0)
+    route = ("127.0.0.1", unused_tcp_port)
+    server: list[asyncio.AbstractServer] = []
+
+    async def listen_soon() -> None:
+        await asyncio.sleep(PROBE_RETRIES[0] / 2)  # after the first connect, before the retry
+        server.append(await asyncio.start_server(lambda _r, w: w.close(), *route))
+
+    listening = asyncio.ensure_future(listen_soon())
+    assert await r.offline(*route) is False
+    await listening
+    assert not r.known_down(*route) and r.snapshot() == {f"127.0.0.1:{unused_tcp_port}": "up"}
+    server[0].close()
+    await server[0].wait_closed()
+    r._state.clear()
+    assert await r.offline(*route) is True  # refused on every try
+    assert judge(r._state[route], time.monotonic(), r.up_ttl) is Verdict.OFFLINE  # held: later requests do not wait

@@ -10,8 +10,8 @@ burst go straight upstream, at no extra connection.  A route nothing recent is
 known about, and the route of a request that has a fallback (a stale copy to
 serve, another mirror to try), is probed with one TCP connect; a probe that is merely slow decides
 nothing (the request goes upstream and finds out for real), while a refused or
-unroutable connect, or a name that does not resolve, answers that request
-offline, so the first request after upstream vanished gets a stale copy or a
+unroutable connect, or a name that does not resolve, three times over within
+half a second, answers that request offline, so the first request after upstream vanished gets a stale copy or a
 recorded offline miss rather than mitmproxy's 502.  A
 route is held down, without probing, only after repeated failures in a row,
 and only for a short while; any real success ends that at once.  Going down and
@@ -36,6 +36,8 @@ log = logging.getLogger("pkgcache")
 HOLD_AFTER = 2  # failures in a row before a route is held down without probing
 HOLD = 10.0  # seconds a route is held down; then it is probed again
 PROBE_TIMEOUT = 3.0  # a probe slower than this decides nothing
+PROBE_RETRIES = (0.1, 0.3)  # a refused probe connects again after these pauses: one refused connect in a
+                            # mirror's many is weather a direct client's retry rides out, not a verdict
 
 Route = tuple[str, int]
 
@@ -117,7 +119,7 @@ class Reachability:
         """What real traffic saw: an answer (up), or a connection that could not be made (down)."""
         self._note(self.route(host, port, via), up, True, why or ("answered" if up else "connection failed"))
 
-    def _note(self, r: Route, up: bool, real: bool, why: str, since: float | None = None) -> None:
+    def _note(self, r: Route, up: bool, real: bool, why: str, since: float | None = None, failures: int = 1) -> None:
         s = self._state.setdefault(r, RouteState())
         if since is not None and s.real and s.when > since:
             return  # real traffic spoke while the probe ran: it wins
@@ -129,7 +131,7 @@ class Reachability:
                 log.warning("pkgcache: %s:%s is reachable again (%s)", r[0], r[1], why)
             s.failures, s.held_until = 0, 0.0
             return
-        s.failures += 1
+        s.failures += failures
         if s.failures >= HOLD_AFTER:
             s.held_until = now + HOLD
             log.warning("pkgcache: %s:%s held down for %.0f s after %d failures in a row (%s)", r[0], r[1], HOLD,
@@ -160,21 +162,33 @@ class Reachability:
 
     async def _probe(self, r: Route) -> ProbeResult:
         started = time.monotonic()
-        exc: BaseException | None = None
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(*r), self.probe_timeout)
-            writer.close()
-        except (OSError, asyncio.TimeoutError, TimeoutError) as e:
-            exc = e
-        result = classify(exc)
+        pauses = iter(PROBE_RETRIES)
+        tries = 0
+        while True:
+            tries += 1
+            exc = await self._connect(r)
+            result = classify(exc)
+            pause = next(pauses, None) if result is ProbeResult.REFUSED else None
+            if pause is None:
+                break
+            await asyncio.sleep(pause)
         if result is ProbeResult.UP:
-            self._note(r, True, False, "a probe connected", since=started)
+            self._note(r, True, False, "a probe connected" + (f" on try {tries}" if tries > 1 else ""),
+                       since=started)
         elif result is ProbeResult.REFUSED:
-            self._note(r, False, False, f"a probe failed: {exc}", since=started)
+            self._note(r, False, False, f"{tries} probes failed: {exc}", since=started, failures=tries)
         else:
             log.info("pkgcache: %s:%s: a probe got no answer in %.0f s; asking upstream anyway", r[0], r[1],
                      self.probe_timeout)
         return result
+
+    async def _connect(self, r: Route) -> BaseException | None:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(*r), self.probe_timeout)
+            writer.close()
+        except (OSError, asyncio.TimeoutError, TimeoutError) as e:
+            return e
+        return None
 
     def snapshot(self) -> dict[str, str]:
         return {f"{h}:{p}": ("unknown" if s.up is None else "up" if s.up else "down")
