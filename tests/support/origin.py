@@ -59,6 +59,8 @@ class Origin:
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
     tls: tuple[Path, Path] | None = None  # (certificate, key): serve HTTPS
     extra_headers: list[tuple[str, str]] = field(default_factory=list)  # sent with every answer (a hostile mirror)
+    close_every: int = 0  # every Nth answer closes its connection, as a mirror's keep-alive limit does
+    answered: int = 0
 
     def start(self) -> Origin:
         origin = self
@@ -72,6 +74,9 @@ class Origin:
             def end_headers(self) -> None:
                 for name, value in [*origin.extra_headers, *getattr(self, "path_headers", [])]:
                     self.send_header(name, value)
+                if getattr(self, "last_on_connection", False):
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 super().end_headers()
 
             def do_HEAD(self) -> None:
@@ -98,6 +103,8 @@ class Origin:
                 origin.log.append(LoggedRequest(self.command, path, {k.lower(): v for k, v in self.headers.items()}))
                 b = origin.behaviours.get(path, Behaviour())
                 self.path_headers = b.headers
+                origin.answered += 1
+                self.last_on_connection = bool(origin.close_every) and origin.answered % origin.close_every == 0
                 if b.fail_times > 0:
                     b.fail_times -= 1
                     self.send_response(503)

@@ -36,6 +36,7 @@ VIA = "X-Pkgcache-Via"  # the address the client connected to, for the setup pag
 ENGINE = "X-Pkgcache-Engine"  # set by nginx alone: the published path of the request, so a worker may redirect
 FETCH_PREFIX = "/.pkgcache-fetch/"  # nginx's internal location fetching and storing a miss: /TOKEN/ADDRESS/HOST
 HIT_LOCATION = "@pkgcache_hit"  # nginx's named location serving a published file
+FETCH_AGAIN = "@pkgcache_fetch_again"  # ... asking upstream once more after a connect that failed
 LANDING = "landing"  # the folder, in the tier's run folder, where nginx stores fetched files (one per token)
 FETCH_LOG = "front-fetch.log"  # nginx's line per fetched miss, read by the worker that asked for it
 NGINX_PID = "nginx.pid"
@@ -170,7 +171,37 @@ def haproxy_cfg(t: Tier) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _fetch(t: Tier) -> str:
+    """How nginx fetches and stores a granted miss: the fetch location's body, and its one retry's."""
+    return f"""            proxy_pass http://$pkgcache_addr$request_uri;
+            proxy_pass_request_headers off;  # the tier's own headers and the client's conditionals stay here
+            proxy_set_header Host $pkgcache_host;
+            proxy_set_header User-Agent $http_user_agent;
+            proxy_set_header Accept $http_accept;
+            proxy_set_header Connection "";
+            proxy_http_version 1.1;
+            proxy_store {t.landing}/$pkgcache_token;
+            proxy_store_access user:rw;
+            proxy_temp_path {t.partial};  # beside the landing folder: stored by a rename
+            proxy_buffering on;
+            proxy_buffer_size 256k;
+            proxy_buffers 8 256k;
+            proxy_busy_buffers_size 512k;
+            proxy_ignore_client_abort on;  # a client that leaves does not stop the download for the cache
+            proxy_connect_timeout {t.connect_timeout}s;
+            proxy_read_timeout {t.idle_timeout}s;
+            proxy_next_upstream off;
+            # the origin steers nothing here: its X-Accel-* are neither followed nor passed on, its X-Cache
+            # is replaced by ours
+            proxy_ignore_headers {" ".join(ACCEL)};
+{"".join(f"            proxy_hide_header {h};{chr(10)}" for h in ACCEL)}            proxy_hide_header X-Cache;
+            add_header X-Cache MISS always;
+            access_log {t.fetch_log} pkgcache_fetch;
+"""
+
+
 def nginx_conf(t: Tier) -> str:
+    fetch = _fetch(t)
     workers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in t.workers)
     user = f"user {t.user};\n" if t.user else ""
     authority = f"$http_{AUTHORITY.lower().replace('-', '_')}"
@@ -254,31 +285,11 @@ http {{
                 access_log /dev/stderr pkgcache_refused;
                 return 403;
             }}
-            proxy_pass http://$pkgcache_addr$request_uri;
-            proxy_pass_request_headers off;  # the tier's own headers and the client's conditionals stay here
-            proxy_set_header Host $pkgcache_host;
-            proxy_set_header User-Agent $http_user_agent;
-            proxy_set_header Accept $http_accept;
-            proxy_set_header Connection "";
-            proxy_http_version 1.1;
-            proxy_store {t.landing}/$pkgcache_token;
-            proxy_store_access user:rw;
-            proxy_temp_path {t.partial};  # beside the landing folder: stored by a rename
-            proxy_buffering on;
-            proxy_buffer_size 256k;
-            proxy_buffers 8 256k;
-            proxy_busy_buffers_size 512k;
-            proxy_ignore_client_abort on;  # a client that leaves does not stop the download for the cache
-            proxy_connect_timeout {t.connect_timeout}s;
-            proxy_read_timeout {t.idle_timeout}s;
-            proxy_next_upstream off;
-            # the origin steers nothing here: its X-Accel-* are neither followed nor passed on, its X-Cache
-            # is replaced by ours
-            proxy_ignore_headers {" ".join(ACCEL)};
-{"".join(f"            proxy_hide_header {h};{chr(10)}" for h in ACCEL)}            proxy_hide_header X-Cache;
-            add_header X-Cache MISS always;
-            access_log {t.fetch_log} pkgcache_fetch;
-        }}
+            # a connect refused or reset before an answer: asked once more, as a client going direct retries
+            error_page 502 = {FETCH_AGAIN};
+{fetch}        }}
+        location {FETCH_AGAIN} {{
+{fetch}        }}
         location ~ /\\.pkgcache {{ return 418; }}
         location {HIT_LOCATION} {{
             try_files /$pkgcache_origin$uri =404;
