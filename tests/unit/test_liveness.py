@@ -61,7 +61,8 @@ def test_a_check_that_never_ended_is_done_again(tmp_path: Path) -> None:
     assert Liveness(tmp_path).register() is True
 
 
-def test_an_index_is_checked_and_recorded_in_a_child_process(tmp_path: Path) -> None:
+def _refreshed_index(tmp_path: Path) -> tuple[CacheStore, str]:
+    """A cache whose refreshed Packages lists a.deb with other bytes than the cached copy, and b.deb."""
     store = CacheStore(tmp_path / "c")
     good, stale = b"the new bytes", b"the old bytes"
     index = "h/debian/dists/s/main/binary-amd64/Packages"
@@ -73,6 +74,11 @@ def test_an_index_is_checked_and_recorded_in_a_child_process(tmp_path: Path) -> 
         p.write_bytes(data)
         store.put_entry(Entry(key=key, url="http://" + key, kind="volatile" if key == index else "immutable",
                               length=len(data), sha256=hashlib.sha256(data).hexdigest(), fetched=time.time()))
+    return store, index
+
+
+def test_an_index_is_checked_and_recorded_in_a_child_process(tmp_path: Path) -> None:
+    store, index = _refreshed_index(tmp_path)
 
     async def run() -> dict:
         job = await offloop.start("index", store.root, index)
@@ -99,3 +105,25 @@ def test_a_failing_child_says_why(tmp_path: Path) -> None:
 
     why = asyncio.run(run())
     assert "exited with status 1" in why and "No such file" in why, why
+
+
+def test_without_a_child_process_the_same_check_runs_on_a_thread(tmp_path: Path, monkeypatch) -> None:
+    from pkgcache_suite.maintenance.stale import StaleCopies
+
+    store, index = _refreshed_index(tmp_path)
+
+    async def no_child(*_args: object) -> None:
+        raise OSError("no processes left")
+
+    monkeypatch.setattr(offloop, "start", no_child)
+
+    async def run() -> None:
+        stale = StaleCopies(lambda: store)
+        stale.index_stored(index)
+        assert stale.busy_for("h/debian/pool/a.deb")
+        await stale._task
+
+    asyncio.run(run())
+    assert store.lookup("h/debian/pool/a.deb") is None
+    assert store.expected("h/debian/pool/b.deb") == (3, "0" * 64)
+    assert not store.published.held("h")

@@ -94,12 +94,10 @@ def _say(**step: Any) -> None:
 def _index(store: Any, key: str) -> None:
     """A refreshed package index: drop the copies it lists with other bytes (step 1), then record what it
     lists for the checks on commit (step 2)."""
-    from pkgcache_suite.maintenance.tasks import drop_stale_for_index, index_refs
+    from pkgcache_suite.maintenance.tasks import take_in_index
 
-    listed = index_refs(store, key)
-    _say(step="checked", listed=len(listed), dropped=drop_stale_for_index(store, key, listed))
-    store.record_refs(key, listed)
-    _say(step="recorded", listed=len(listed))
+    take_in_index(store, key, lambda listed, dropped: _say(step="checked", listed=len(listed), dropped=dropped))
+    _say(step="recorded")
 
 
 def _reconcile(store: Any) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pkgcache_suite.background import Tasks
 from pkgcache_suite.indexes.kinds import PACKAGE_INDEX
 from pkgcache_suite.maintenance import offloop
-from pkgcache_suite.maintenance.tasks import drop_stale_for_index, index_refs, index_root
+from pkgcache_suite.maintenance.tasks import index_root, take_in_index
 from pkgcache_suite.storage import CacheStore
 
 log = logging.getLogger("pkgcache")
@@ -88,14 +88,13 @@ class StaleCopies:
         finally:
             job.kill()
 
-    async def _on_thread(self, store: CacheStore, key: str) -> None:
+    @staticmethod
+    async def _on_thread(store: CacheStore, key: str) -> None:
+        """No child process to be had: the same work on a thread, recording included before hits go on."""
         try:
-            listed = await asyncio.to_thread(index_refs, store, key)  # read once, used twice
-            await asyncio.to_thread(drop_stale_for_index, store, key, listed)
+            await asyncio.to_thread(take_in_index, store, key)
         except Exception:
             log.exception("pkgcache: checking %s for stale copies failed", key)
-            return
-        self.tasks.start(asyncio.to_thread(store.record_refs, key, listed), f"record what {key} lists")
 
     async def _run(self) -> None:
         try:

@@ -350,3 +350,14 @@ def drop_stale_for_index(store: CacheStore, index_key: str,
 def load_json_list(store: CacheStore, name: str, field_name: str) -> dict[str, Any]:
     return read_json(_private(store, name), {}).get(field_name, {})
 
+
+
+def take_in_index(store: CacheStore, index_key: str,
+                  checked: Callable[[list[tuple[str, int, str | None]], list[str]], None] | None = None) -> None:
+    """A refreshed package index, read once: the copies it lists with other bytes are dropped, `checked` is
+    told (hits may go on from there), then what it lists is recorded for the checks on commit."""
+    listed = index_refs(store, index_key)
+    dropped = drop_stale_for_index(store, index_key, listed)
+    if checked is not None:
+        checked(listed, dropped)
+    store.record_refs(index_key, listed)
