@@ -108,16 +108,35 @@ class Housekeeping:
                 self._size = None
                 continue
             self._grown = 0
+            size = store.totals()
+            if size.complete and size.bytes <= s.max_size:  # one lookup, whatever the cache's size
+                self._size = size.bytes
+                continue
             try:
-                res = await asyncio.to_thread(enforce_max_size, store, s.max_size)
+                res = await self._evict(store, s.max_size)
+            except offloop.OffLoopError as e:
+                log.error("pkgcache: keeping the cache under pkgcache_max_size failed: %s", e)
+                continue
             except Exception:
                 log.exception("pkgcache: keeping the cache under pkgcache_max_size failed")
                 continue
-            self._size = res.size_before - res.freed
-            if res.deleted:
+            self._size = res["size_before"] - res["freed"]
+            if res["deleted"]:
                 log.info("pkgcache: cache was %s, over pkgcache_max_size=%s: removed %d least recently used files "
-                         "(%s)", human_size(res.size_before), human_size(s.max_size), len(res.deleted),
-                         human_size(res.freed))
+                         "(%s)", human_size(res["size_before"]), human_size(s.max_size), res["deleted"],
+                         human_size(res["freed"]))
+
+    @staticmethod
+    async def _evict(store: CacheStore, max_size: int) -> dict[str, int]:
+        """Eviction reads every entry: in a child process, so hits keep their latency (a thread if there is
+        no child to be had)."""
+        try:
+            step = await offloop.run("evict", store.root, str(max_size))
+        except OSError as e:
+            log.warning("pkgcache: evicting on a thread: %s", e)
+            res = await asyncio.to_thread(enforce_max_size, store, max_size)
+            return {"size_before": res.size_before, "freed": res.freed, "deleted": len(res.deleted)}
+        return {k: int(step[k]) for k in ("size_before", "freed", "deleted")}
 
     async def _run(self) -> None:
         first = True
@@ -167,13 +186,7 @@ class Housekeeping:
         if lock is None:
             return None
         try:
-            job = await offloop.start(job_name, store.root)
-            try:
-                step = await job.step()
-                await job.finish()
-            finally:
-                job.kill()
-            return step
+            return await offloop.run(job_name, store.root)
         except (OSError, offloop.OffLoopError) as e:
             log.error("pkgcache: %s failed: %s", what, e)
             return None

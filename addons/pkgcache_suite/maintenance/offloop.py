@@ -83,6 +83,17 @@ async def start(job: str, root: Path, *args: str) -> Job:
     return Job(proc, f"{job} {' '.join(args)}".strip())
 
 
+async def run(job: str, root: Path, *args: str) -> dict[str, Any]:
+    """Run a one-step job to its end: its step, or OffLoopError with the child's own words."""
+    child = await start(job, root, *args)
+    try:
+        step = await child.step()
+        await child.finish()
+    finally:
+        child.kill()
+    return step
+
+
 # -- the child's side ------------------------------------------------------------------
 
 
@@ -116,6 +127,13 @@ def _count(store: Any) -> None:
     _say(step="counted", entries=count_untagged(store.index))
 
 
+def _evict(store: Any, max_size: str) -> None:
+    from pkgcache_suite.maintenance.evict import enforce_max_size
+
+    res = enforce_max_size(store, int(max_size))
+    _say(step="evicted", size_before=res.size_before, freed=res.freed, deleted=len(res.deleted))
+
+
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)  # relayed by the proxy
     try:
@@ -133,6 +151,8 @@ def main(argv: list[str]) -> int:
             _reconcile(store)
         elif job == "count" and not rest:
             _count(store)
+        elif job == "evict" and len(rest) == 1 and rest[0].isdigit():
+            _evict(store, rest[0])
         else:
             print(f"offloop: unknown job {argv!r}", file=sys.stderr)
             return 2
