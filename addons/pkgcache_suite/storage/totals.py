@@ -78,12 +78,14 @@ def count_untagged(index: diskcache.Cache, batch: int = BATCH) -> int:
     keys: Iterator[Any] = (k for k in index.iterkeys() if isinstance(k, str))
     while chunk := list(islice(keys, batch)):
         with index.transact(retry=True):
+            files = nbytes = 0
             for key in chunk:
                 value, tag = index.get(key, tag=True)
                 if value is not None and tag != COUNTED:
                     index.set(key, value, tag=COUNTED)
-                    _add(index, 1, int(value["length"]))
-                    done += 1
+                    files, nbytes = files + 1, nbytes + int(value["length"])
+            _add(index, files, nbytes)
+            done += files
     with index.transact(retry=True):
         t = index.get(KEY) or {"files": 0, "bytes": 0}
         index.set(KEY, {**t, "complete": True})
