@@ -13,6 +13,10 @@ Format version 1, documented in docs/datastore.md::
 Every JSON file is replaced atomically (temporary file, fsync, rename, fsync of
 the folder), so a stick pulled out or a process killed at any moment leaves
 either the old file or the new one, never a truncated one.
+
+A stick is somebody else's: its folder must be a real folder, every file in
+it is reached without following a link (offline/beneath.py), and no JSON
+file is read past MAX_JSON.
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pkgcache_suite.offline.beneath import check_root, fd_digest, open_beneath, open_nofollow, real_folder
 from pkgcache_suite.policy.cachekey import UnsafeURL, key_for_url
 
 FORMAT = "pkgcache-datastore"
 VERSION = 1
 MARKER = "pkgcache-datastore.json"
+MAX_JSON = 32 << 20  # a manifest of about 150,000 files; larger is refused, not read into memory
 
 
 class DatastoreError(PkgcacheError, OSError):
@@ -71,12 +77,16 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode())
 
 
-def read_json(path: Path, default: Any) -> Any:
-    """Read a JSON file without following a link (a planted link reads as an error, never as its target)."""
+def read_json(path: Path, default: Any, limit: int = MAX_JSON) -> Any:
+    """Read a JSON file without following a link (a planted link reads as an error, never as its target),
+    and not at all past limit bytes."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         with os.fdopen(fd, "rb") as f:
-            return json.loads(f.read())
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                raise DatastoreError(f"cannot read {path}: {size} bytes, more than the {limit} this reads")
+            return json.loads(f.read(limit + 1))
     except FileNotFoundError:
         return default
     except (OSError, ValueError) as e:
@@ -94,10 +104,13 @@ class Datastore:
         marker = root / MARKER
         created = False
         try:
-            if not marker.exists():
+            if create and not os.path.lexists(root):
+                root.mkdir(parents=True)
+            check_root(root)  # a link to another folder is refused, never written through
+            if not os.path.lexists(marker):
                 if not create:
                     raise DatastoreError(f"{root} is not a pkgcache datastore (no {MARKER})")
-                (root / "files").mkdir(parents=True, exist_ok=True)
+                real_folder(root, "files")
                 atomic_write_json(marker, {"format": FORMAT, "version": VERSION, "created": time.time()})
                 created = True
             meta = read_json(marker, {})
@@ -109,7 +122,10 @@ class Datastore:
             raise DatastoreError(f"{marker} is not a pkgcache datastore marker")
         if meta.get("version") != VERSION:
             raise DatastoreError(f"{root} has datastore version {meta.get('version')}; this pkgcache reads {VERSION}")
-        (root / "files").mkdir(exist_ok=True)
+        try:
+            real_folder(root, "files")
+        except OSError as e:
+            raise DatastoreError(f"cannot use datastore {root}: files/: {e}") from None
         return cls(root), created
 
     @property
@@ -130,6 +146,50 @@ class Datastore:
             return self.root / "files" / key_for_url(url)
         except UnsafeURL as e:
             raise DatastoreError(f"unsafe URL in datastore: {e}") from None
+
+    def open_file(self, url: str) -> int:
+        """A read-only fd on the fetched body for url, reached from the datastore's root without following any
+        link (OSError with ELOOP or ENOTDIR when one is on the way)."""
+        try:
+            return open_beneath(self.root, "files/" + key_for_url(url))
+        except UnsafeURL as e:
+            raise DatastoreError(f"unsafe URL in datastore: {e}") from None
+
+    def folder_for(self, url: str) -> Path:
+        """The folder url's body goes in, every folder on the way checked (and made) as a real one: a fetch
+        writes nothing through a link the stick carries."""
+        try:
+            key = key_for_url(url)
+        except UnsafeURL as e:
+            raise DatastoreError(f"unsafe URL in datastore: {e}") from None
+        parent = key.rsplit("/", 1)[0] if "/" in key else ""
+        return real_folder(self.root, "files" + (f"/{parent}" if parent else ""))
+
+    def partial_folder(self) -> Path:
+        return real_folder(self.root, "files/.partial")
+
+    def intact(self, url: str, size: int, sha256: str) -> bool:
+        """The body for url is a plain file of the datastore with this size and SHA-256."""
+        try:
+            fd = self.open_file(url)
+        except (OSError, DatastoreError):
+            return False
+        try:
+            return os.fstat(fd).st_size == size and fd_digest(fd) == (size, sha256)
+        finally:
+            os.close(fd)
+
+    def copy_body(self, src_url: str, dst_url: str, part: Path) -> None:
+        """File src_url's body under dst_url too, by a copy (a stick's file system may have no links) through
+        part, renamed into place."""
+        fd = self.open_file(src_url)
+        try:
+            with open_nofollow(part, "wb") as out:
+                while chunk := os.read(fd, 1 << 20):
+                    out.write(chunk)
+        finally:
+            os.close(fd)
+        os.replace(part, self.folder_for(dst_url) / self.file_path(dst_url).name)
 
     def read_wanted_doc(self) -> dict[str, Any]:
         return read_json(self.wanted_path, {"version": VERSION, "wanted": []})

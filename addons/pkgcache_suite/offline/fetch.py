@@ -17,7 +17,6 @@ import asyncio
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,13 +24,13 @@ from typing import Any
 
 import httpx
 
+from pkgcache_suite.offline.beneath import open_nofollow
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError
 from pkgcache_suite.indexes.debian import DebianIndex, ReleaseInfo, is_release_url
 from pkgcache_suite.offline import indexplan, requested, rpmmeta
 from pkgcache_suite.offline.resumable import resume_headers, total_size
 from pkgcache_suite.offline.wantspec import WantRequest
 from pkgcache_suite.progress import TransferProgress
-from pkgcache_suite.storage import file_sha256
 
 PERMANENT = {400, 401, 403, 404, 405, 410, 451}
 CHUNK = 1 << 20
@@ -72,7 +71,7 @@ class Fetcher:
         self._queued: set[str] = set()
         self._dirty = False
         self._last_save = 0.0
-        (ds.root / "files" / ".partial").mkdir(parents=True, exist_ok=True)
+        self.partial = ds.partial_folder()
 
     # -- indexes ----------------------------------------------------------------
 
@@ -128,13 +127,7 @@ class Fetcher:
         rec = self.manifest["files"].get(url)
         if rec is None:
             return False
-        path = self.ds.file_path(url)
-        try:
-            if path.stat().st_size != rec["size"]:
-                return False
-            return file_sha256(path)[1] == rec["sha256"]
-        except OSError:
-            return False
+        return self.ds.intact(url, rec["size"], rec["sha256"])
 
     # -- downloading ----------------------------------------------------------------
 
@@ -157,9 +150,10 @@ class Fetcher:
 
     async def _download(self, client: httpx.AsyncClient, url: str, headers: dict[str, str],
                         reporter: TransferProgress) -> None:
-        final = self.ds.file_path(url)
-        part = self.ds.root / "files" / ".partial" / hashlib.sha256(url.encode()).hexdigest()
+        part = self.partial / hashlib.sha256(url.encode()).hexdigest()
         side = part.with_suffix(".json")
+        for planted in (p for p in (part, side) if p.is_symlink()):
+            planted.unlink()
         last_err = ""
         for attempt in range(self.retries + 1):
             if attempt:
@@ -182,7 +176,7 @@ class Fetcher:
                         continue
                     h = hashlib.sha256()
                     if r.status_code == 206 and have:
-                        with open(part, "rb") as f:
+                        with open_nofollow(part, "rb") as f:
                             while chunk := f.read(CHUNK):
                                 h.update(chunk)
                         mode = "ab"
@@ -191,12 +185,13 @@ class Fetcher:
                     total = total_size(r)
                     meta = {"etag": r.headers.get("etag"), "last_modified": r.headers.get("last-modified"),
                             "content_type": r.headers.get("content-type")}
-                    side.write_text(json.dumps(meta))
+                    with open_nofollow(side, "w") as f:
+                        f.write(json.dumps(meta))
                     if total is not None and url not in self.index.known:
                         reporter.expect(0, total)  # what a Packages index did not tell in advance
                     reporter.advance(have)
                     got = have
-                    with open(part, mode) as f:
+                    with open_nofollow(part, mode) as f:
                         async for chunk in r.aiter_raw(CHUNK):
                             f.write(chunk)
                             h.update(chunk)
@@ -210,8 +205,7 @@ class Fetcher:
                 if self.verbose:
                     reporter.note(f"retrying {url}: {last_err}")
                 continue
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(part, final)
+            os.replace(part, self.ds.folder_for(url) / self.ds.file_path(url).name)
             side.unlink(missing_ok=True)
             self._fetched(url, {"size": got, "sha256": h.hexdigest(), "fetched": time.time(), **meta},
                           got - have, reporter)
@@ -235,11 +229,7 @@ class Fetcher:
         want = self.index.expected(url)
         if rec is None or want is None or (rec["size"], rec["sha256"]) != want:
             return False
-        dest = self.ds.file_path(url)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        part = self.ds.root / "files" / ".partial" / hashlib.sha256(url.encode()).hexdigest()
-        shutil.copyfile(self.ds.file_path(plain), part)  # a copy: a stick's file system may have no links
-        os.replace(part, dest)
+        self.ds.copy_body(plain, url, self.partial / hashlib.sha256(url.encode()).hexdigest())
         self.manifest["files"][url] = dict(rec)
         self.manifest["failed"].pop(url, None)
         self.out.fell_back[url] = plain

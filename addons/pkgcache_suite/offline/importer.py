@@ -8,13 +8,16 @@ and SHA-256, and a file that fails is reported and left where it is.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import time
 from dataclasses import dataclass, field
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from pkgcache_suite.offline.beneath import LINK_ERRNOS
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError, atomic_write_json
 from pkgcache_suite.policy.rules import Classifier, Kind
 from pkgcache_suite.storage import CacheStore, StoreError, VerifyError, place_file
@@ -40,9 +43,41 @@ class ImportResult:
         return self.imported + self.already + self.settled
 
 
+def asked_by(key_of: Callable[[str], str], urls: Iterable[str], cached_origins: Iterable[str]) -> Callable[[str], bool]:
+    """Whether the site has any use for a URL: its origin (the first name of its key) is one that a wanted
+    URL or a stated request's repository names, or one the cache already holds files of.  A stick cannot
+    bring pages for a host nobody here uses."""
+    origins = set(cached_origins)
+    for u in urls:
+        try:
+            origins.add(key_of(u).split("/", 1)[0])
+        except (UnsafeURL, ValueError, TypeError, AttributeError):
+            continue
+
+    def asked(url: str) -> bool:
+        try:
+            return key_of(url).split("/", 1)[0] in origins
+        except (UnsafeURL, ValueError, TypeError, AttributeError):
+            return False
+    return asked
+
+
+def _fetched(rec: dict[str, Any]) -> float:
+    """When a stick says its copy was fetched, never later than now (0: it does not say)."""
+    try:
+        return min(float(rec.get("fetched") or 0), time.time())
+    except (TypeError, ValueError):
+        return 0.0
+
+
+STICK_AGE = 15 * 86400.0  # a stick's "not there upstream" is dated this long ago: offline it answers, online not
+
+
 def import_datastore(store: CacheStore, classifier: Classifier, ds: Datastore,
-                     key_of: Callable[[str], str] = key_for_url) -> ImportResult:
-    """key_of maps a URL to the key the proxy files it under (remapped repositories share a namespace)."""
+                     key_of: Callable[[str], str] = key_for_url,
+                     asked: Callable[[str], bool] | None = None) -> ImportResult:
+    """key_of maps a URL to the key the proxy files it under (remapped repositories share a namespace);
+    asked: whether the site has any use for a URL (None: an admin imports everything on purpose)."""
     res = ImportResult()
     try:
         manifest = ds.read_manifest()
@@ -50,60 +85,111 @@ def import_datastore(store: CacheStore, classifier: Classifier, ds: Datastore,
         res.error = str(e)
         return res
     files: dict[str, Any] = manifest.get("files", {})
+    if not isinstance(files, dict):
+        res.error = "manifest.json: files is not a table"
+        return res
     _requests(manifest, res)
     res.settled = [u for u in manifest.get("skipped", {})]
     res.settled += [u for u, f in manifest.get("failed", {}).items() if isinstance(f, dict) and f.get("permanent")]
-    _remember_absent(store, manifest, key_of)
+    _remember_absent(store, manifest, key_of, asked)
     for url, rec in files.items():
-        try:
-            key = key_of(url)
-            kind = classifier.classify(url, urlsplit(url).path or "/")
-            size, sha = int(rec["size"]), str(rec["sha256"])
-            src = ds.file_path(url)
-        except (UnsafeURL, DatastoreError, KeyError, TypeError, ValueError) as e:
-            res.rejected[url] = f"bad manifest entry: {e}"
-            continue
-        if kind is Kind.PASS:
-            kind = Kind.VOLATILE  # fetched on purpose: keep it, revalidated when online
-        current = store.lookup(key)
-        if current is not None and current.sha256 == sha.lower():
-            res.already.append(url)
-            continue
-        if current is not None and kind is Kind.IMMUTABLE:
-            res.rejected[url] = (f"cache already holds a different {url} (sha256 {current.sha256}); "
-                                 "package files are immutable")
-            continue
-        if current is not None and float(rec.get("fetched") or 0) <= current.fetched:
-            res.already.append(url)  # ours is at least as new
-            continue
-        try:
-            place_file(store, key, url, kind.value, src, size, sha, rec)
-            res.imported.append(url)
-        except VerifyError as e:
-            res.rejected[url] = f"verification failed: {e}"
-        except FileNotFoundError:
-            res.rejected[url] = "listed in the manifest but missing from files/"
-        except StoreError as e:
-            if e.errno == 16:  # EBUSY: being downloaded; next round
-                res.busy.append(url)
-            else:
-                res.rejected[url] = f"cannot store: {e}"
-        except OSError as e:  # the stick went away mid-copy: nothing placed, try next time
-            res.error = f"datastore read failed: {e}"
+        why = _import_one(store, classifier, ds, key_of, asked, url, rec, res)
+        if why is not None:
+            res.error = why
             break
     return res
 
 
-def _remember_absent(store: CacheStore, manifest: dict[str, Any], key_of: Callable[[str], str]) -> None:
-    """What fetch found does not exist upstream is remembered as such, as a 404 seen online would be: offline
-    it is answered 404 without being wanted again (zypper's probes, apt's guessed index names)."""
-    gone = [(u, f.get("when")) for u, f in manifest.get("failed", {}).items() if isinstance(f, dict)
+def _import_one(store: CacheStore, classifier: Classifier, ds: Datastore, key_of: Callable[[str], str],
+                asked: Callable[[str], bool] | None, url: Any, rec: Any, res: ImportResult) -> str | None:
+    """One manifest entry: imported, already there, or rejected with its reason; a string when the
+    datastore itself failed (the stick went away) and the import must stop."""
+    try:
+        key = key_of(url)
+        kind = classifier.classify(url, urlsplit(url).path or "/")
+        size, sha = int(rec["size"]), str(rec["sha256"]).lower()
+    except (UnsafeURL, DatastoreError, KeyError, TypeError, ValueError, AttributeError) as e:
+        res.rejected[str(url)[:2000]] = f"bad manifest entry: {e}"
+        return None
+    if asked is not None and not asked(url):
+        res.rejected[url] = "not asked for: no wanted URL, and nothing in the cache, is from its origin"
+        return None
+    if kind is Kind.PASS:
+        kind = Kind.VOLATILE  # fetched on purpose: keep it, revalidated when online
+    current = store.lookup(key)
+    if current is not None and current.sha256 == sha:
+        res.already.append(url)
+        return None
+    refused = _contradicts(store, key, kind, current, size, sha, rec)
+    if refused is not None:
+        res.rejected[url] = refused
+        return None
+    if current is not None and _fetched(rec) <= current.fetched:
+        res.already.append(url)  # ours is at least as new
+        return None
+    return _place(store, ds, key, url, kind, size, sha, rec, res)
+
+
+def _contradicts(store: CacheStore, key: str, kind: Kind, current: Any, size: int, sha: str,
+                 rec: dict[str, Any]) -> str | None:
+    """Why a stick's file must not replace what the cache knows (None: it may, or it is simply older)."""
+    ref = store.expected(key)
+    if ref is not None and (ref[0] != size or (ref[1] is not None and ref[1] != sha)):
+        return f"a cached index lists it with size {ref[0]} and SHA-256 {ref[1]}; the datastore's is {size} {sha}"
+    if current is not None and kind is Kind.IMMUTABLE:
+        return f"cache already holds a different copy (sha256 {current.sha256}); package files are immutable"
+    return None
+
+
+def _place(store: CacheStore, ds: Datastore, key: str, url: str, kind: Kind, size: int, sha: str,
+           rec: dict[str, Any], res: ImportResult) -> str | None:
+    now = time.time()
+    # a stick's dates are clamped, and a page keeps no validator of the stick's: online, the origin's
+    # answer replaces it rather than a 304 confirming the stick's copy
+    meta = {"content_type": rec.get("content_type"), "fetched": _fetched(rec) or now}
+    if kind is Kind.IMMUTABLE:
+        meta |= {"last_modified": rec.get("last_modified"), "etag": rec.get("etag")}
+    try:
+        fd = ds.open_file(url)
+    except FileNotFoundError:
+        res.rejected[url] = "listed in the manifest but missing from files/"
+        return None
+    except (DatastoreError, OSError) as e:
+        if isinstance(e, DatastoreError) or e.errno in LINK_ERRNOS or e.errno == errno.EINVAL:
+            res.rejected[url] = f"not a plain file of the datastore (a link on the way?): {e}"
+            return None
+        return f"datastore read failed: {e}"
+    try:
+        place_file(store, key, url, kind.value, fd, size, sha, meta)
+        res.imported.append(url)
+    except VerifyError as e:
+        res.rejected[url] = f"verification failed: {e}"
+    except StoreError as e:
+        if e.errno == errno.EBUSY:  # being downloaded; next round
+            res.busy.append(url)
+        else:
+            res.rejected[url] = f"cannot store: {e}"
+    except OSError as e:  # the stick went away mid-copy: nothing placed, try next time
+        return f"datastore read failed: {e}"
+    finally:
+        os.close(fd)
+    return None
+
+
+def _remember_absent(store: CacheStore, manifest: dict[str, Any], key_of: Callable[[str], str],
+                     asked: Callable[[str], bool] | None) -> None:
+    """What fetch found does not exist upstream is remembered as such: offline it is answered 404 without
+    being wanted again (zypper's probes, apt's guessed index names).  Dated STICK_AGE ago, so that online a
+    stick never answers for an origin that can."""
+    gone = [u for u, f in manifest.get("failed", {}).items() if isinstance(f, dict)
             and f.get("permanent") and str(f.get("reason", "")).startswith(("HTTP 404", "HTTP 410"))]
-    gone += [(u, f.get("when")) for u, f in manifest.get("skipped", {}).items() if isinstance(f, dict)]
-    for url, when in gone:
+    gone += [u for u, f in manifest.get("skipped", {}).items() if isinstance(f, dict)]
+    when = time.time() - STICK_AGE
+    for url in gone:
         try:
-            store.remember_missing(key_of(url), float(when or time.time()))
-        except (UnsafeURL, TypeError, ValueError):
+            if asked is None or asked(url):
+                store.remember_missing(key_of(url), when)
+        except (UnsafeURL, TypeError, ValueError, AttributeError):
             continue
 
 

@@ -20,11 +20,12 @@ from mitmproxy import ctx
 
 from pkgcache_suite.context import CacheContext
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError
-from pkgcache_suite.offline.importer import import_datastore, write_report
+from pkgcache_suite.offline.importer import ImportResult, asked_by, import_datastore, write_report
 from pkgcache_suite.offline.reachability import Reachability
 from pkgcache_suite.proxy import options
 from pkgcache_suite.settings import parse_bounded, parse_cache_dir, parse_choice
-from pkgcache_suite.storage import PRIVATE
+from pkgcache_suite.policy.rules import Classifier
+from pkgcache_suite.storage import PRIVATE, CacheStore
 from pkgcache_suite.offline.usb import FileEventSource, UdevSource, UsbWatcher
 from pkgcache_suite.offline.wanted import WantedList
 
@@ -197,6 +198,20 @@ class OfflineAddon:
             except Exception:
                 log.exception("pkgcache: import check failed")
 
+    def _import(self, store: CacheStore, classifier: Classifier, ds: Datastore) -> ImportResult:
+        """On a thread: only what the site has a use for is taken from a stick (offline/importer.py)."""
+        wanted = self.c.wanted
+        urls: list[str] = list(wanted.entries) if wanted else []
+        for r in (list(wanted.requests.values()) if wanted else []):
+            urls += [str(u) for u in r.get("repos", [])] + [str(t.get("base")) for t in r.get("targets", [])]
+            urls += [str(src.get("repo")) for src in r.get("sources", [])]
+        try:
+            with os.scandir(store.root) as it:
+                cached = [e.name for e in it if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
+        except OSError:
+            cached = []
+        return import_datastore(store, classifier, ds, self.c.key_of, asked_by(self.c.key_of, urls, cached))
+
     async def check_import(self) -> None:
         ds, store, classifier = self.datastore, self.c.store, self.c.classifier
         if ds is None or store is None or classifier is None or self._importing:
@@ -213,7 +228,7 @@ class OfflineAddon:
             return
         self._importing = True
         try:
-            res = await asyncio.to_thread(import_datastore, store, classifier, ds, self.c.key_of)
+            res = await asyncio.to_thread(self._import, store, classifier, ds)
         finally:
             self._importing = False
         if res.error is None and not res.busy:

@@ -31,10 +31,11 @@ class VerifyError(PkgcacheError, ValueError):
     """A body offered for import does not match the size or SHA-256 it was announced with."""
 
 
-def place_file(store: CacheStore, key: str, url: str, kind: str, src: Path, size: int, sha256: str,
+def place_file(store: CacheStore, key: str, url: str, kind: str, src: Path | int, size: int, sha256: str,
                meta: dict[str, Any]) -> Entry:
     """Copy a body from elsewhere (a datastore, an import folder) into the cache, verifying as it copies.
 
+    src: a path, or an fd the caller opened (and closes) without following links on the way.
     The copy goes through the same partial-file-and-rename path as a download and
     holds the key's lock, so a proxy serving the same cache never sees half of it.
     """
@@ -42,11 +43,11 @@ def place_file(store: CacheStore, key: str, url: str, kind: str, src: Path, size
     if lock is None:
         raise StoreError(errno.EBUSY, f"{key} is being downloaded right now")
     try:
-        fd_in = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd_in = src if isinstance(src, int) else os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             st = os.fstat(fd_in)
             if not stat.S_ISREG(st.st_mode):
-                raise VerifyError(f"{src} is not a regular file")
+                raise VerifyError(f"{key if isinstance(src, int) else src} is not a regular file")
             if st.st_size != size:
                 raise VerifyError(f"size is {st.st_size}, manifest says {size}")
             part = store.partial_path(key)
@@ -63,7 +64,8 @@ def place_file(store: CacheStore, key: str, url: str, kind: str, src: Path, size
                 raise
             os.close(fd_out)
         finally:
-            os.close(fd_in)
+            if not isinstance(src, int):
+                os.close(fd_in)
         if h.hexdigest() != sha256.lower():
             part.unlink(missing_ok=True)
             raise VerifyError(f"SHA-256 is {h.hexdigest()}, manifest says {sha256}")
