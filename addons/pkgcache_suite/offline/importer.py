@@ -146,7 +146,7 @@ def _place(store: CacheStore, ds: Datastore, key: str, url: str, kind: Kind, siz
     now = time.time()
     # a stick's dates are clamped, and a page keeps no validator of the stick's: online, the origin's
     # answer replaces it rather than a 304 confirming the stick's copy
-    meta = {"content_type": rec.get("content_type"), "fetched": _fetched(rec) or now}
+    meta = {"content_type": rec.get("content_type"), "fetched": _fetched(rec) or now, "validated": 0.0}
     if kind is Kind.IMMUTABLE:
         meta |= {"last_modified": rec.get("last_modified"), "etag": rec.get("etag")}
     try:

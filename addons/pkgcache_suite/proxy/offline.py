@@ -183,7 +183,7 @@ class OfflineAddon:
     def _detach(self, why: str) -> None:
         if self.datastore is None:
             return
-        log.info("pkgcache: datastore %s detached (%s)", self.datastore.root, why)
+        log.warning("pkgcache: datastore %s detached (%s)", self.datastore.root, why)
         self.datastore = None
         if self.c.wanted:
             self.c.wanted.datastore = None

@@ -117,10 +117,11 @@ def _move_into_place(store: CacheStore, key: str, body: Path) -> None:
 
 
 def _index(store: CacheStore, key: str, url: str, kind: str, size: int, sha256: str, meta: dict[str, Any]) -> Entry:
-    """The entry of a body just placed, with the response headers a hit repeats; `fetched` when meta has it."""
+    """The entry of a body just placed, with the response headers a hit repeats; `fetched` and `validated`
+    when meta has them (a stick's copy is validated never: online, it is asked of the origin first)."""
     now = time.time()
     fields = {k: v for k, v in meta.items() if k in ("content_type", "last_modified", "etag") and v}
     entry = Entry(key=key, url=url, kind=kind, length=size, sha256=sha256, fetched=float(meta.get("fetched") or now),
-                  validated=now, **fields)
+                  validated=float(meta.get("validated", now)), **fields)
     store.put_entry(entry)
     return entry
