@@ -41,7 +41,8 @@ def test_the_dashboard_in_a_browser_and_after_a_restart(origin: Origin, start_pr
     assert "Upstream Online" in text and "Healthy" in text
     assert "Downloads in progress 0" in text and "Uptime" in text and "pkgcache 0.1.0" in text
     assert origin.base + DEB in text and "hit" in text and "miss, downloaded" in text  # recent activity
-    assert "By client network" in text and "127.0.0.0/24" in text
+    assert "By client network" not in text and "127.0.0.0/24" not in text  # who the clients are: admin only
+    assert "Sign in as the admin" in text and 'name="csrf"' not in dom
     assert f"{today} 3 66.7%" in text  # history: the day's requests and hit ratio
     assert not re.search(r"""(src|href)=["']https?://(?!127\.0\.0\.1)""", dom), "no asset from elsewhere"
 
@@ -50,13 +51,15 @@ def test_the_dashboard_in_a_browser_and_after_a_restart(origin: Origin, start_pr
     for manager in ("dnf", "zypper", "pacman", "pip", "npm"):
         assert manager in setup
 
-    # an admin action posted from the page comes back to the page with its result
-    page = httpx.get(f"{proxy.url}/", trust_env=False).text
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    # the admin's view, signed in: who the clients are, and the actions; one posted from it comes back to it
     auth = {"Authorization": "Basic " + base64.b64encode(b"admin:pw").decode(), "Accept": "text/html"}
+    assert httpx.get(f"{proxy.url}/admin", trust_env=False).status_code == 401
+    page = httpx.get(f"{proxy.url}/admin", headers=auth, trust_env=False).text
+    assert "By client network" in page and "127.0.0.0/24" in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
     r = httpx.post(f"{proxy.url}/admin/verify", data={"csrf": csrf}, headers=auth, trust_env=False)
-    assert r.status_code == 303 and r.headers["location"].startswith("/?done=")
-    after = _text(dump_dom(f"{proxy.url}{r.headers['location']}"))
+    assert r.status_code == 303 and r.headers["location"].startswith("/admin?done=")
+    after = _text(httpx.get(f"{proxy.url}{r.headers['location']}", headers=auth, trust_env=False).text)
     assert "Healthy verify: 1 checked, 0 damaged" in after  # the banner, at the top
     assert "verify" in after.split("Maintenance", 1)[1]  # the run is listed with the last maintenance results
 
@@ -85,9 +88,9 @@ def test_the_report_host_through_the_proxy_and_the_metrics(proxy) -> None:
 def test_import_and_precache_from_the_page_come_back_with_their_result(origin: Origin, start_proxy,
                                                                       tmp_path: Path) -> None:
     proxy = start_proxy("--set", "pkgcache_admin_password=pw")
-    page = httpx.get(f"{proxy.url}/", trust_env=False).text
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
     auth = {"Authorization": "Basic " + base64.b64encode(b"admin:pw").decode(), "Accept": "text/html"}
+    page = httpx.get(f"{proxy.url}/admin", headers=auth, trust_env=False).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
     folder = tmp_path / "debs"
     folder.mkdir()
     (folder / "stray_1.0_all.deb").write_bytes(b"not listed by any cached index")
@@ -96,7 +99,7 @@ def test_import_and_precache_from_the_page_come_back_with_their_result(origin: O
                          ("precache", {"suite": "bookworm", "component": "main", "arch": "amd64"})):
         r = httpx.post(f"{proxy.url}/admin/{action}", data={"csrf": csrf, **form}, headers=auth, trust_env=False)
         assert r.status_code == 303
-        results.append(_text(httpx.get(f"{proxy.url}{r.headers['location']}", trust_env=False).text))
+        results.append(_text(httpx.get(f"{proxy.url}{r.headers['location']}", headers=auth, trust_env=False).text))
     assert "import: 0 placed, 0 already cached, 1 unmatched, 0 failed" in results[0]
     assert "is not a folder on the proxy's machine" in results[1]
     assert "precache: no cached index matches suite bookworm component main architecture amd64" in results[2]

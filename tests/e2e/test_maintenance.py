@@ -256,10 +256,10 @@ def test_report_page_shows_maintenance_and_runs_actions(world: World, start_prox
     proxy = start_proxy("--set", "pkgcache_admin_password=pw", cache_dir=world.cache)
     pkgcache(world.cache, "verify")
     with proxy.client() as c:
-        page = c.get("http://pkgcache/").text
+        auth = {"Authorization": "Basic " + base64.b64encode(b"admin:pw").decode()}
+        page = c.get("http://pkgcache/admin", headers=auth).text
         assert "Cache size" in page and "Verify" in page and "Orphans" in page and "Damaged" in page
         csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-        auth = {"Authorization": "Basic " + base64.b64encode(b"admin:pw").decode()}
         r = c.post("http://pkgcache/admin/verify", data={"csrf": csrf}, headers=auth)
         assert r.status_code == 200 and "damaged" in r.text
         r = c.post("http://pkgcache/admin/expire", data={"csrf": csrf}, headers=auth)

@@ -167,12 +167,14 @@ def test_refusals_are_clear_403s_and_logged(origin: Origin, start_proxy, tmp_pat
         r = c.get(origin.base + "/other/file.deb")
         assert r.status_code == 403 and "ForceManaged" in r.text
         # the admin action needs the password and the page's CSRF token
-        csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("http://pkgcache/").text).group(1)
+        good = base64.b64encode(b"admin:s3cret").decode()
+        assert 'name="csrf"' not in c.get("http://pkgcache/").text  # no token on the open page
+        admin_page = c.get("http://pkgcache/admin", headers={"Authorization": f"Basic {good}"}).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', admin_page).group(1)
         assert c.post("http://pkgcache/admin/reset-stats", data={"csrf": csrf}).status_code == 401
         bad = base64.b64encode(b"admin:wrong").decode()
         r = c.post("http://pkgcache/admin/reset-stats", data={"csrf": csrf}, headers={"Authorization": f"Basic {bad}"})
         assert r.status_code == 403 and "wrong user or password" in r.text
-        good = base64.b64encode(b"admin:s3cret").decode()
         r = c.post("http://pkgcache/admin/reset-stats", data={"csrf": "forged"},
                    headers={"Authorization": f"Basic {good}"})
         assert r.status_code == 403 and "CSRF" in r.text

@@ -61,10 +61,15 @@ def test_the_templates_render_every_section() -> None:
              "orphans": {"m/old.deb": 0}, "damaged": {"m/bad.deb": "size 3, expected 5"}}
     view = dashboard(snap, {"cache_dir": "/c"}, maint, (10, 5))
     page = report.render("dashboard.html", result=None, problems=["disk nearly full"], healthy=False,
-                         csrf="t", admin=True, **view)
+                         csrf="t", admin=True, signed_in=True, **view)
     for words in ("Hit ratio (requests)", "mirror.example", "10.0.0.0/24", "2026-11-25", "checked: 1",
-                  "m/old.deb", "size 3, expected 5", "disk nearly full", "Unhealthy"):
+                  "m/old.deb", "size 3, expected 5", "disk nearly full", "Unhealthy", 'value="t"'):
         assert words in page
+    # the open page: no client networks, no token, no actions
+    view = dashboard(report.for_anyone(snap), {"cache_dir": "/c"}, maint, (10, 5), clients=False)
+    page = report.render("dashboard.html", result=None, problems=[], healthy=True, csrf="", admin=True,
+                         signed_in=False, **view)
+    assert "10.0.0.0/24" not in page and 'name="csrf"' not in page and "Sign in as the admin" in page
     assert "http://mirror.example/&lt;a&gt;.deb" in page  # escaped
     assert "Client setup" in report.render("setup.html", healthy=True, **setup("http://192.0.2.1:8080"))
 

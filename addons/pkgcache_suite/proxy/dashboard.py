@@ -13,7 +13,6 @@ import asyncio
 import io
 import itertools
 import logging
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
@@ -25,9 +24,9 @@ from pkgcache_suite.context import CacheContext
 from pkgcache_suite.maintenance import precache
 from pkgcache_suite.maintenance import tasks as maintenance
 from pkgcache_suite.progress import TransferProgress
-from pkgcache_suite.proxy import metrics, report, reportview, wantpage
+from pkgcache_suite.proxy import adminauth, metrics, report, reportview, wantpage
 from pkgcache_suite.proxy.flowinfo import META_VIA
-from pkgcache_suite.storage import CacheStore
+from pkgcache_suite.storage import PRIVATE, CacheStore
 from pkgcache_suite.units import human_size
 
 log = logging.getLogger("pkgcache")
@@ -55,7 +54,7 @@ class _LogLines(io.TextIOBase):
 class Dashboard:
     def __init__(self, shared: CacheContext) -> None:
         self.c = shared
-        self.csrf = secrets.token_urlsafe(16)
+        self._secret: tuple[Path | None, bytes] | None = None
         self.results: dict[int, Result] = {}
         self._ids = itertools.count(1)
         self.tasks = Tasks()
@@ -67,12 +66,19 @@ class Dashboard:
         elif path in ("/metrics", "/health"):
             self._monitoring(flow, path)
         elif path == "/csrf":
-            flow.response = http.Response.make(200, self.csrf.encode(), {"Content-Type": "text/plain"})
+            if report.challenge(flow, self.c.admin_auth):
+                flow.response = http.Response.make(200, self._token().encode(), {"Content-Type": "text/plain",
+                                                                                 "Cache-Control": "no-store"})
         elif path in ("/stats.json", "/stats"):
             maint = await self._maintenance_info()
-            report.respond_json(flow, self.c.stats.snapshot(), self._info(), maint)
+            snap = self.c.stats.snapshot()
+            admin = adminauth.is_admin(flow, self.c.admin_auth)
+            report.respond_json(flow, snap if admin else report.for_anyone(snap), self._info(), maint)
         elif path in ("/", "/index.html"):
-            await self._overview(flow)
+            await self._overview(flow, admin=False)
+        elif path == "/admin":
+            if report.challenge(flow, self.c.admin_auth):
+                await self._overview(flow, admin=True)
         elif path == "/want":
             await wantpage.answer(flow, self.c.wanted, _proxy_address(flow), healthy=not self._problems())
         elif path == "/setup":
@@ -81,18 +87,31 @@ class Dashboard:
         else:
             flow.response = http.Response.make(404, b"no such pkgcache page\n", {"Content-Type": "text/plain"})
 
-    async def _overview(self, flow: http.HTTPFlow) -> None:
+    async def _overview(self, flow: http.HTTPFlow, admin: bool) -> None:
+        """The dashboard; the admin's view (/admin, signed in) adds who the clients are and the actions."""
         maint = await self._maintenance_info()
         snap = await asyncio.to_thread(self.c.stats.snapshot)
         root = self.c.store.root if self.c.store is not None else None
         s = self.c.settings
-        view = reportview.dashboard(snap, self._info(), maint, metrics.disk(root), s.max_size if s else 0)
+        view = reportview.dashboard(snap if admin else report.for_anyone(snap), self._info(), maint,
+                                    metrics.disk(root), s.max_size if s else 0, clients=admin)
         done = flow.request.query.get("done", "")
-        result = self.results.get(int(done)) if done.isdigit() else None
+        result = self.results.get(int(done)) if done.isdigit() and admin else None
         problems = self._problems()
         report.html_page(flow, report.render("dashboard.html", result=result, problems=problems,
-                                             healthy=not problems, csrf=self.csrf, admin=bool(self.c.admin_auth),
-                                             **view))
+                                             healthy=not problems, csrf=self._token() if admin else "",
+                                             signed_in=admin, admin=bool(self.c.admin_auth), **view))
+
+    def _token(self) -> str:
+        """The admin's form token: bound to the admin's credentials, the same in every process of this cache."""
+        root = self.c.store.root / PRIVATE if self.c.store is not None else None
+        if self._secret is None or self._secret[0] != root:
+            try:
+                self._secret = (root, adminauth.shared_secret(root))
+            except OSError as e:
+                log.warning("pkgcache: no shared admin secret (%s): form tokens are this process's own", e)
+                self._secret = (root, adminauth.shared_secret(None))
+        return adminauth.token(self._secret[1], self.c.admin_auth or "")
 
     def _problems(self) -> list[str]:
         return metrics.health(self.c.store.root if self.c.store is not None else None)
@@ -104,7 +123,9 @@ class Dashboard:
         if action not in report.ACTIONS:
             flow.response = http.Response.make(404, b"no such pkgcache action\n", {"Content-Type": "text/plain"})
             return
-        if not report.check_admin(flow, self.c.admin_auth, self.csrf) or store is None:
+        self._token()  # the secret is at hand
+        assert self._secret is not None
+        if not report.check_admin(flow, self.c.admin_auth, self._secret[1]) or store is None:
             return
         form = dict(flow.request.urlencoded_form.items())
         try:
@@ -121,7 +142,7 @@ class Dashboard:
             self.results[n] = result
             for old in sorted(self.results)[:-RESULTS_KEPT]:
                 del self.results[old]
-            flow.response = http.Response.make(303, b"", {"Location": f"/?done={n}", "Cache-Control": "no-store"})
+            flow.response = http.Response.make(303, b"", {"Location": f"/admin?done={n}", "Cache-Control": "no-store"})
             return
         flow.response = http.Response.make(200, f"{result.text}\n".encode(), {"Content-Type": "text/plain"})
 

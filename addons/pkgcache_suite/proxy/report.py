@@ -3,14 +3,14 @@
 It is answered inside the proxy, so it works for any client that uses pkgcache
 as its proxy, without another port to open; a browser that is not set up to
 use the proxy gets the same pages at the proxy's own address.  Reading is
-open; every action that changes state is a POST that needs the admin password
-(HTTP Basic) and the page's CSRF token, so a link on some other page cannot
+open, except who the clients are; every action that changes state is a POST
+that needs the admin password (HTTP Basic), a token bound to it and a request
+from the report's own pages (proxy/adminauth.py), so another page cannot
 trigger it.
 """
 
 from __future__ import annotations
 
-import base64
 import functools
 import hmac
 import json
@@ -23,6 +23,7 @@ import markupsafe
 from mitmproxy import http
 
 from pkgcache_suite import __version__
+from pkgcache_suite.proxy import adminauth
 from pkgcache_suite.proxy.flowinfo import client_address
 
 RESERVED_HOST = "pkgcache"
@@ -50,7 +51,7 @@ def render(template: str, **context: Any) -> str:
     return _environment().get_template(template).render(**context)
 
 
-def check_admin(flow: http.HTTPFlow, admin_auth: str | None, csrf: str) -> bool:
+def check_admin(flow: http.HTTPFlow, admin_auth: str | None, secret: bytes) -> bool:
     """True when a POST /admin/... may run; otherwise sets the refusal (401/403/405) on the flow and logs it."""
     def refuse(code: int, why: str, headers: dict[str, str] | None = None) -> bool:
         log.warning("pkgcache: refused admin action %s from %s: %s", flow.request.path, client_address(flow), why)
@@ -62,24 +63,43 @@ def check_admin(flow: http.HTTPFlow, admin_auth: str | None, csrf: str) -> bool:
         return refuse(405, "admin actions need POST", {"Allow": "POST"})
     if not admin_auth:
         return refuse(403, "forbidden: no admin password is configured (pkgcache_admin_password or AdminAuth)")
-    given = flow.request.headers.get("authorization", "")
-    if not given.lower().startswith("basic "):
+    if (why := adminauth.cross_site(flow)) is not None:
+        return refuse(403, f"forbidden: {why}; admin actions are taken on http://pkgcache/admin")
+    if not flow.request.headers.get("authorization", "").lower().startswith("basic "):
         return refuse(401, "admin credentials required", {"WWW-Authenticate": 'Basic realm="pkgcache"'})
-    try:
-        decoded = base64.b64decode(given[6:].strip(), validate=True).decode()
-    except (ValueError, UnicodeDecodeError):
+    if adminauth.presented(flow) is None:
         return refuse(403, "forbidden: malformed credentials")
-    if not hmac.compare_digest(decoded.encode(), admin_auth.encode()):
+    if not adminauth.is_admin(flow, admin_auth):
         return refuse(403, "forbidden: wrong user or password")
-    token = flow.request.urlencoded_form.get("csrf") or flow.request.headers.get("x-csrf-token", "")
-    if not hmac.compare_digest(token.encode(), csrf.encode()):
-        return refuse(403, "forbidden: missing or wrong CSRF token (use the form on http://pkgcache/)")
+    given = flow.request.urlencoded_form.get("csrf") or flow.request.headers.get("x-csrf-token", "")
+    if not hmac.compare_digest(given.encode(), adminauth.token(secret, admin_auth).encode()):
+        return refuse(403, "forbidden: missing or wrong CSRF token (use the form on http://pkgcache/admin)")
     return True
+
+
+def challenge(flow: http.HTTPFlow, admin_auth: str | None) -> bool:
+    """True when the request carries the admin's credentials; otherwise a 401 (or 403 without a password)."""
+    if adminauth.is_admin(flow, admin_auth):
+        return True
+    if not admin_auth:
+        flow.response = http.Response.make(403, b"pkgcache: no admin password is configured\n",
+                                           {"Content-Type": "text/plain"})
+    else:
+        flow.response = http.Response.make(401, b"pkgcache: admin credentials required\n",
+                                           {"Content-Type": "text/plain",
+                                            "WWW-Authenticate": 'Basic realm="pkgcache"'})
+    return False
 
 
 def html_page(flow: http.HTTPFlow, body: str, status: int = 200) -> None:
     flow.response = http.Response.make(status, body.encode(), {"Content-Type": "text/html; charset=utf-8",
                                                                "Cache-Control": "no-store"})
+
+
+def for_anyone(snap: dict[str, Any]) -> dict[str, Any]:
+    """The counters without what says who the clients are (their networks): that is for the admin."""
+    return {**{k: v for k, v in snap.items() if k != "by_client"},
+            "recent": [{**r, "client": ""} for r in snap.get("recent", [])]}
 
 
 def respond_json(flow: http.HTTPFlow, snap: dict[str, Any], info: dict[str, Any], maint: dict[str, Any]) -> None:

@@ -65,7 +65,8 @@ def _run_text(run: dict[str, Any]) -> str:
 
 
 def dashboard(snap: dict[str, Any], info: dict[str, Any], maint: dict[str, Any],
-              disk: tuple[int, int] | None, max_size: int = 0) -> dict[str, Any]:
+              disk: tuple[int, int] | None, max_size: int = 0, clients: bool = True) -> dict[str, Any]:
+    """clients: whether the page may say who the clients are (the admin's view)."""
     size = maint.get("size", {})
     wanted = info.get("wanted_urls", 0)
     history = []
@@ -93,8 +94,8 @@ def dashboard(snap: dict[str, Any], info: dict[str, Any], maint: dict[str, Any],
                     "client": r["client"], "size": human_size(r["bytes"]) if r["bytes"] else ""}
                    for r in snap.get("recent", [])],
         "history": history,
-        "breakdowns": [_breakdown("By repository", "Repository", snap.get("by_repo", {})),
-                       _breakdown("By client network", "Network", snap.get("by_client", {}))],
+        "breakdowns": [_breakdown("By repository", "Repository", snap.get("by_repo", {}))]
+        + ([_breakdown("By client network", "Network", snap.get("by_client", {}))] if clients else []),
         "runs": [{"when": _when(r.get("when", 0), with_day=True), "command": r.get("command", ""),
                   "result": _run_text(r)} for r in reversed(maint.get("runs", [])[-10:])],
         "problem_files": [
