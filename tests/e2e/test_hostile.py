@@ -133,6 +133,10 @@ def _cases() -> list[tuple[str, str]]:
                            "X-Pkgcache-Via: 127.0.0.1:1", f"X-Accel-Redirect: /.pkgcache-fetch/{'ab' * 16}/127.0.0.1:1/x",
                            "X-Accel-Redirect: @pkgcache_hit")):
         cases.append((f"tier-header-{i}", f"GET http://{{o}}{{p}} HTTP/1.1\r\nHost: {{o}}\r\n{h}\r\n\r\n"))
+        # ... hidden behind a bare LF, which one parser may take for a line end and another not
+        cases.append((f"bare-lf-{i}", f"GET http://{{o}}{{p}} HTTP/1.1\r\nHost: {{o}}\r\nX-A: a\n{h}\r\n\r\n"))
+    cases.append(("bare-lf-in-value", f"GET http://{{o}}{{p}} HTTP/1.1\r\nHost: {{o}}\r\nX-A: a\n\tX-Forwarded-For: "
+                  f"{SPOOFED}\r\n\r\n"))
     # aliases of the cached file: the first three are dot segments, refused; the others name the same file by
     # RFC 3986's equivalences or a merged slash, and each setup answers them alike
     for i, alias in enumerate(("/debian/pool/main/h/hello/%2e/hello_1.0_amd64.deb",
@@ -228,6 +232,9 @@ UNLIKE = {
     # the chunked body alone, closing the connection after (no second request can be smuggled); mitmproxy
     # refuses the request (400).  Both refuse it on a GET or HEAD.
     "post-cl-and-te": "Content-Length with Transfer-Encoding on a method with a body",
+    # a folded header line (obs-fold): mitmproxy refuses the request (400), HAProxy unfolds it into the one
+    # value (RFC 9112 5.2); neither takes the folded text for a header of its own
+    "bare-lf-in-value": "obs-fold",
 }
 
 
