@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -176,7 +177,7 @@ def _committed_match_origin(proxy: Proxy, origin: Origin) -> list[str]:
     root = proxy.cache_dir / f"127.0.0.1_{origin.port}"
     for p in root.rglob("*") if root.exists() else []:
         if p.is_file():
-            src = origin.root / p.relative_to(root)
+            src = origin.root / unquote(str(p.relative_to(root)))  # a name's own "/" is kept as %2F in the cache
             if not src.is_file() or src.read_bytes() != p.read_bytes():
                 wrong.append(str(p.relative_to(proxy.cache_dir)))
     others = [p.name for p in proxy.cache_dir.iterdir() if p.name not in (".pkgcache", root.name)]
@@ -333,3 +334,17 @@ def test_hostile_upstream(world: tuple[Path, Origin, Proxy | TierProcess], name:
     time.sleep(0.5)  # an admission in flight
     assert _committed_match_origin(proxy, origin) == [], name
     assert proxy.proc.poll() is None
+
+
+def test_an_encoded_slash_names_another_file_than_a_slash(world: tuple[Path, Origin, Proxy | TierProcess]) -> None:
+    """An origin that tells /a%2Fb.deb from /a/b.deb: whichever client comes first, each gets its own file."""
+    _top, origin, proxy = world
+    plain, encoded = "/debian/pool/main/s/slash/a/b.deb", "/debian/pool/main/s/slash/a%2Fb.deb"
+    origin.put(plain, b"the plain path's bytes\n" * 50)
+    origin.behaviours[encoded] = Behaviour(body=b"the encoded name's bytes\n" * 50)
+    with proxy.client() as c:
+        for _ in range(2):  # the second round is served from the cache
+            for path, want in ((encoded, b"the encoded name's bytes\n" * 50), (plain, b"the plain path's bytes\n" * 50)):
+                r = c.get(origin.base + path)
+                assert r.status_code == 200 and r.content == want, (path, r.headers.get("x-cache"))
+    assert origin.count(encoded) == 1 and origin.count(plain) == 1

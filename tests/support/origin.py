@@ -41,6 +41,7 @@ class Behaviour:
     stall: float = 60.0
     negotiate: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # Accept substring -> (body, type)
     headers: list[tuple[str, str]] = field(default_factory=list)  # extra response headers for this path
+    body: bytes | None = None  # answer 200 with these bytes (for a raw target the file tree cannot name)
 
 
 @dataclass
@@ -127,6 +128,14 @@ class Origin:
                     self.end_headers()
                     if not head:
                         self.wfile.write(page)
+                    return
+                if b.body is not None:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(len(b.body)))
+                    self.end_headers()
+                    if not head:
+                        self.wfile.write(b.body)
                     return
                 if b.negotiate:
                     accept = self.headers.get("Accept", "")

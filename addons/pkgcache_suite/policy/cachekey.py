@@ -1,8 +1,9 @@
 """Map request URLs to cache keys: relative, browsable paths that cannot escape the cache root.
 
 The layout follows apt-cacher-ng's (``host/path``) so an admin can find a file by
-looking at its URL.  Every decision here is made on the *decoded* path, because
-that is what an origin server would act on: ``%2e%2e`` is as dangerous as ``..``.
+looking at its URL.  Every decision here is made on the *decoded* segments, because
+that is what an origin server would act on: ``%2e%2e`` is as dangerous as ``..``;
+but an encoded slash stays inside its segment, as the origin keeps it.
 """
 
 from __future__ import annotations
@@ -55,13 +56,22 @@ def host_dir(host: str, port: int | None, scheme: str) -> str:
     return host
 
 
+def _decoded_segment(raw: str) -> str:
+    """One segment as the origin reads it, named so that segments the origin tells apart stay apart: an
+    encoded slash is part of a name, not a separator (``a%2Fb`` is one file, ``a/b`` another), so in the
+    key a name's own ``%`` and ``/`` are written ``%25`` and ``%2F``."""
+    seg = unquote(raw, errors="strict")
+    if "/" in seg and any(p in (".", "..") for p in seg.split("/")):
+        raise UnsafeURL(f"path segment {raw[:100]!r} hides a traversal")
+    return seg.replace("%", "%25").replace("/", "%2F") if ("%" in seg or "/" in seg) else seg
+
+
 def _path_segments(path: str) -> list[str]:
     if not path.startswith("/"):
         raise UnsafeURL("path must be absolute (origin-form)")
     raw_path, _, query = path.partition("?")
     raw_path = raw_path.split("#", 1)[0]
-    decoded = unquote(raw_path, errors="strict")
-    parts = decoded.split("/")[1:]
+    parts = [_decoded_segment(raw) for raw in raw_path.split("/")[1:]]
     segments: list[str] = []
     for seg in parts[:-1]:
         if seg == "":
