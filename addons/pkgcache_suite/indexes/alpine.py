@@ -5,13 +5,33 @@ from __future__ import annotations
 
 import tarfile
 from collections.abc import Iterator
+from itertools import chain
+from typing import IO, cast
+
+from pkgcache_suite.indexes.compression import lines
 
 
 def apkindex_entries(tar: tarfile.TarFile) -> Iterator[tuple[str, int]]:
-    """(file name, size) of every package the index lists; KeyError when there is no APKINDEX member."""
-    member = tar.extractfile("APKINDEX")
-    text = member.read().decode("utf-8", "replace") if member else ""
-    for para in text.split("\n\n"):
-        fields = dict(line.split(":", 1) for line in para.splitlines() if ":" in line)
+    """(file name, size) of every package the index lists, read line by line (bounded); KeyError when
+    there is no APKINDEX member."""
+    for member in tar:
+        if member.name == "APKINDEX" and member.isfile():
+            f = tar.extractfile(member)
+            if f is not None:
+                yield from _paragraphs(cast(IO[bytes], f))
+            return
+    raise KeyError("no APKINDEX in the archive")
+
+
+def _paragraphs(stream: IO[bytes]) -> Iterator[tuple[str, int]]:
+    fields: dict[str, str] = {}
+    for raw in chain(lines(stream, max_paragraph=1 << 20), [b"\n"]):
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        if line:
+            if ":" in line:
+                k, _, v = line.partition(":")
+                fields[k] = v
+            continue
         if "P" in fields and "V" in fields and fields.get("S", "").isdigit():
             yield f"{fields['P']}-{fields['V']}.apk", int(fields["S"])
+        fields = {}

@@ -5,14 +5,15 @@ from __future__ import annotations
 import tarfile
 from collections.abc import Iterator
 
+from pkgcache_suite.indexes.compression import read_member
+
 
 def db_entries(tar: tarfile.TarFile) -> Iterator[tuple[str, int, str | None]]:
     """(file name, size, SHA-256 or None) of every package the database lists."""
     for member in tar:
         if not member.isfile() or not member.name.endswith("/desc"):
             continue
-        f = tar.extractfile(member)
-        text = f.read().decode("utf-8", "replace") if f else ""
+        text = read_member(tar, member).decode("utf-8", "replace")
         fields: dict[str, str] = {}
         for block in text.split("\n\n"):
             lines = block.strip().splitlines()

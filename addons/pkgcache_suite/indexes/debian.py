@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from collections.abc import Iterator
 from typing import IO
 
 from debian import deb822
 
-from pkgcache_suite.indexes.compression import open_decompressed
+from pkgcache_suite.indexes.compression import IndexTooLarge, lines, open_decompressed
 from pkgcache_suite.indexes.kinds import BY_HASH
 
+
+
+MAX_RELEASE = 16 << 20  # a real InRelease is a few hundred KiB
+SNIFF = 1 << 20  # where a Packages paragraph names its Filename, or a Sources one its Directory
 
 
 @dataclass
@@ -33,7 +38,14 @@ class ReleaseList:
 
 def parse_release(stream: IO[bytes]) -> ReleaseList:
     """The one Release parser (python-debian); ValueError when it lists no SHA-256 sums (not a Release file)."""
-    rel = deb822.Release(stream)
+    kept: list[bytes] = []
+    total = 0
+    for line in lines(stream):
+        total += len(line)
+        if total > MAX_RELEASE:
+            raise IndexTooLarge(f"a Release file of more than {MAX_RELEASE >> 20} MiB")
+        kept.append(line)
+    rel = deb822.Release(kept)
     files = [(e["name"], int(e["size"]), e["sha256"].lower()) for e in (rel.get("SHA256") or [])]
     if not files:
         raise ValueError("no SHA256 list (not a Release file?)")
@@ -53,21 +65,26 @@ def index_entries(stream: IO[bytes]) -> Iterator[tuple[str, int, str | None]]:
     Packages indexes are scanned line by line for the three fields needed: on a
     full Debian archive that is several times faster than a deb822 parse, and
     the proxy runs it while package hits wait.  Sources paragraphs use
-    python-debian.  A file that is neither raises ValueError, so callers that
-    must not delete on a broken index can tell.
+    python-debian.  Lines and paragraphs are bounded (indexes/compression.py).
+    A file that is neither, or past the bounds, raises ValueError, so callers
+    that must not delete on a broken index can tell.
     """
-    first = b""
-    for raw in stream:
-        if raw.strip() == b"" and first:
+    bounded = lines(stream)
+    head: list[bytes] = []
+    held = 0
+    for raw in bounded:  # the first paragraph tells which index this is; its first SNIFF bytes must
+        head.append(raw)
+        held += len(raw)
+        if raw.startswith((b"Filename:", b"Directory:")) or held > SNIFF or (not raw.strip() and held > len(raw)):
             break
-        first += raw
+    first = b"".join(head)
     if not first.strip():
         return
-    stream.seek(0)
+    every = chain(head, bounded)
     if b"\nFilename:" in b"\n" + first:
-        yield from _packages_entries(stream)
+        yield from _packages_entries(every)
     elif b"\nDirectory:" in b"\n" + first:
-        for src in deb822.Sources.iter_paragraphs(stream, use_apt_pkg=False):
+        for src in deb822.Sources.iter_paragraphs(every, use_apt_pkg=False):
             directory = src.get("Directory", "")
             for item in src.get("Checksums-Sha256") or []:
                 yield posixpath.join(directory, item["name"]), int(item["size"]), item["sha256"].lower()
@@ -75,7 +92,7 @@ def index_entries(stream: IO[bytes]) -> Iterator[tuple[str, int, str | None]]:
         raise ValueError("neither a Packages nor a Sources index")
 
 
-def _packages_entries(stream: IO[bytes]) -> Iterator[tuple[str, int, str | None]]:
+def _packages_entries(stream: Iterator[bytes]) -> Iterator[tuple[str, int, str | None]]:
     filename: str | None = None
     size: int | None = None
     sha: str | None = None

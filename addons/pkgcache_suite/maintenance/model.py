@@ -200,7 +200,7 @@ def _add_repomd(store: CacheStore, model: CacheModel, key: str, entry: Entry, ro
     try:
         with open(store.body_path(key), "rb") as f:
             listed = list(repomd_entries(f))
-    except (OSError, StoreError, ET.ParseError) as e:
+    except (OSError, StoreError, ET.ParseError, ValueError) as e:
         rm.errors.append(f"{key}: cannot parse: {e}")
         return
     pkgs = rm.package_refs_by_suite.setdefault("repodata", set())
