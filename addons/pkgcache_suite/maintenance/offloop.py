@@ -156,6 +156,9 @@ def main(argv: list[str]) -> int:
         else:
             print(f"offloop: unknown job {argv!r}", file=sys.stderr)
             return 2
+    except (OSError, ValueError) as e:  # a broken or hostile index, a file gone: one line, not a traceback
+        print(f"pkgcache: {' '.join(argv[:1] + rest)}: {e}", file=sys.stderr)
+        return 1
     finally:
         store.close()
     return 0

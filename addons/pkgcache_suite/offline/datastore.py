@@ -105,7 +105,7 @@ class Datastore:
         created = False
         try:
             if create and not os.path.lexists(root):
-                root.mkdir(parents=True)
+                root.mkdir(parents=True, exist_ok=True)  # another process of a tier may make it first
             check_root(root)  # a link to another folder is refused, never written through
             if not os.path.lexists(marker):
                 if not create:

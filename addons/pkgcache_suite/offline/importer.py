@@ -120,7 +120,7 @@ def _import_one(store: CacheStore, classifier: Classifier, ds: Datastore, key_of
     if current is not None and current.sha256 == sha:
         res.already.append(url)
         return None
-    refused = _contradicts(store, key, kind, current, size, sha, rec)
+    refused = _contradicts(store, key, kind, current, size, sha)
     if refused is not None:
         res.rejected[url] = refused
         return None
@@ -130,8 +130,7 @@ def _import_one(store: CacheStore, classifier: Classifier, ds: Datastore, key_of
     return _place(store, ds, key, url, kind, size, sha, rec, res)
 
 
-def _contradicts(store: CacheStore, key: str, kind: Kind, current: Any, size: int, sha: str,
-                 rec: dict[str, Any]) -> str | None:
+def _contradicts(store: CacheStore, key: str, kind: Kind, current: Any, size: int, sha: str) -> str | None:
     """Why a stick's file must not replace what the cache knows (None: it may, or it is simply older)."""
     ref = store.expected(key)
     if ref is not None and (ref[0] != size or (ref[1] is not None and ref[1] != sha)):

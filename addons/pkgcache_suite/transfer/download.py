@@ -66,7 +66,10 @@ class Downloads:
         take_client_headers(flow, st)
         if entry.etag:
             flow.request.headers["If-None-Match"] = entry.etag
-        flow.request.headers["If-Modified-Since"] = httpsem.last_modified(entry)
+        if entry.last_modified or entry.validated:
+            # a copy nobody here ever validated (one a stick brought) is not dated by its own word: the
+            # origin sends its page whole, never a 304 that would confirm the stick's
+            flow.request.headers["If-Modified-Since"] = httpsem.last_modified(entry)
         self.flows[flow.id] = st
         self._watch(flow, st)
 
