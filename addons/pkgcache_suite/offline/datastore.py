@@ -101,6 +101,9 @@ class Datastore:
     def open(cls, root: Path | str, create: bool = True) -> tuple[Datastore, bool]:
         """Open a datastore, initialising it if needed; returns (datastore, was_created)."""
         root = Path(root)
+        # the folders above are the admin's own (a link among them is theirs to make); the datastore's own
+        # folder is the stick's, and is checked below
+        root = Path(os.path.realpath(root.parent)) / root.name
         marker = root / MARKER
         created = False
         try:
