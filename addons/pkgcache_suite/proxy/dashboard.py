@@ -102,8 +102,8 @@ class Dashboard:
                                              healthy=not problems, csrf=self._token() if admin else "",
                                              signed_in=admin, admin=bool(self.c.admin_auth), **view))
 
-    def _token(self) -> str:
-        """The admin's form token: bound to the admin's credentials, the same in every process of this cache."""
+    def _admin_secret(self) -> bytes:
+        """The secret of this cache's admin tokens, shared by every process serving it (read once per root)."""
         root = self.c.store.root / PRIVATE if self.c.store is not None else None
         if self._secret is None or self._secret[0] != root:
             try:
@@ -111,7 +111,11 @@ class Dashboard:
             except OSError as e:
                 log.warning("pkgcache: no shared admin secret (%s): form tokens are this process's own", e)
                 self._secret = (root, adminauth.shared_secret(None))
-        return adminauth.token(self._secret[1], self.c.admin_auth or "")
+        return self._secret[1]
+
+    def _token(self) -> str:
+        """The admin's form token: bound to the admin's credentials, the same in every process of this cache."""
+        return adminauth.token(self._admin_secret(), self.c.admin_auth or "")
 
     def _problems(self) -> list[str]:
         return metrics.health(self.c.store.root if self.c.store is not None else None)
@@ -123,9 +127,7 @@ class Dashboard:
         if action not in report.ACTIONS:
             flow.response = http.Response.make(404, b"no such pkgcache action\n", {"Content-Type": "text/plain"})
             return
-        self._token()  # the secret is at hand
-        assert self._secret is not None
-        if not report.check_admin(flow, self.c.admin_auth, self._secret[1]) or store is None:
+        if not report.check_admin(flow, self.c.admin_auth, self._admin_secret()) or store is None:
             return
         form = dict(flow.request.urlencoded_form.items())
         try:
