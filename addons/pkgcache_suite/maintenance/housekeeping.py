@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pkgcache")
 
 INTERVAL = 300.0
-SIZE_CHECK = 300.0  # how often the cache is recounted for the size limit
+SIZE_CHECK = 300.0  # how often the size limit is looked at without a commit of this process (others store too)
 SOON = 5.0  # a second sweep shortly after start catches leftovers too young for the first
 CHECK_LOCK = ".check"  # no cache key starts with a dot: the lock of the one process checking the cache
 COUNT_LOCK = ".count"  # ... and of the one counting a cache an older version wrote
@@ -36,8 +36,6 @@ class Housekeeping:
         self.c = shared
         self.tasks = Tasks()
         self._task: asyncio.Task[None] | None = None
-        self._size: int | None = None  # the cache's size at the last check (None: not known, or no limit)
-        self._grown = 0  # bytes committed since
         self._over = asyncio.Event()
         self.liveness: Liveness | None = None
         self.needs_check = False
@@ -88,15 +86,15 @@ class Housekeeping:
             store.note_used(used)
 
     def note_stored(self, length: int) -> None:
-        """A body was committed: past the size limit, eviction starts now rather than at the next check."""
-        self._grown += length
-        s = self.c.settings
-        if s is not None and s.max_size and self._size is not None and self._size + self._grown > s.max_size:
+        """A body was committed: past the size limit (the index's kept totals say), eviction starts now
+        rather than at the next check."""
+        s, store = self.c.settings, self.c.store
+        if s is not None and s.max_size and store is not None and store.totals().bytes > s.max_size:
             self._over.set()
 
     async def _keep_size(self) -> None:
-        """Evict when a commit takes the cache past pkgcache_max_size, and recount every SIZE_CHECK seconds
-        (other processes sharing the root store files too)."""
+        """Evict when a commit takes the cache past pkgcache_max_size, and look again every SIZE_CHECK seconds
+        (other processes sharing the root store files too); the index's kept totals tell, in one lookup."""
         while True:
             try:
                 await asyncio.wait_for(self._over.wait(), SIZE_CHECK)
@@ -105,12 +103,9 @@ class Housekeeping:
             self._over.clear()
             store, s = self.c.store, self.c.settings
             if store is None or s is None or not s.max_size:
-                self._size = None
                 continue
-            self._grown = 0
             size = store.totals()
             if size.complete and size.bytes <= s.max_size:  # one lookup, whatever the cache's size
-                self._size = size.bytes
                 continue
             try:
                 res = await self._evict(store, s.max_size)
@@ -120,7 +115,6 @@ class Housekeeping:
             except Exception:
                 log.exception("pkgcache: keeping the cache under pkgcache_max_size failed")
                 continue
-            self._size = res["size_before"] - res["freed"]
             if res["deleted"]:
                 log.info("pkgcache: cache was %s, over pkgcache_max_size=%s: removed %d least recently used files "
                          "(%s)", human_size(res["size_before"]), human_size(s.max_size), res["deleted"],
