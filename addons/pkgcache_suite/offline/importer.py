@@ -2,8 +2,11 @@
 
 Runs on a worker thread (hashing a stick's worth of packages must not stall the
 proxy).  Nothing in the datastore is trusted: URLs are re-mapped with the
-cache's own safe key mapping, files must be regular files of the announced size
-and SHA-256, and a file that fails is reported and left where it is.
+cache's own safe key mapping; files must be regular files reached without a
+link, of the announced size and SHA-256, agreeing with what a cached index
+lists, and from an origin the site uses; the stick's dates are clamped and its
+pages carry none of its validators.  A file that fails is reported and left
+where it is, and the others are imported.
 """
 
 from __future__ import annotations
