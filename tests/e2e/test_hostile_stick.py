@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,6 +182,31 @@ def test_pages_for_hosts_nobody_uses_are_not_imported_and_future_dates_override_
     assert status == 200 and body == b"Origin: the real one\n"  # the origin answers: its page, not the stick's
     status, _xcache, body = _get(proxy, origin.base + OTHER)
     assert status == 200 and body == GOOD + b"other"  # the stick's "not there" does not answer online
+
+
+def test_an_admin_takes_a_whole_stick_on_purpose_and_it_is_still_verified(site):
+    """`pkgcache import --datastore`: what the proxy refused as unasked is taken; a contradiction is not."""
+    proxy, ds, origin = site
+    stranger = "http://127.0.0.1:9/debian/dists/stable/InRelease"
+    _put(ds, stranger, b"Origin: prepared elsewhere\n")
+    _put(ds, origin.base + PKG, EVIL)
+    _manifest(ds, {stranger: _rec(b"Origin: prepared elsewhere\n"), origin.base + PKG: _rec(EVIL)})
+    assert "not asked for" in _report(ds)["rejected"][stranger]
+    r = subprocess.run(["pkgcache", "--cache-dir", str(proxy.cache_dir), "import", "--datastore", str(ds)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr  # one entry refused
+    assert f"imported {stranger}" in r.stdout and f"REFUSED {origin.base + PKG}: a cached index" in r.stdout
+    store = CacheStore(proxy.cache_dir)
+    try:
+        assert store.lookup(key_for_url(stranger)) is not None
+        assert store.lookup(key_for_url(origin.base + PKG)) is None
+    finally:
+        store.close()
+    status, _xcache, body = _get(proxy, origin.base + PKG)
+    assert status == 200 and body == GOOD
+    r = subprocess.run(["pkgcache", "--cache-dir", str(proxy.cache_dir), "import", "--datastore",
+                        str(ds / "files")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "not a pkgcache datastore" in r.stderr, r.stdout + r.stderr
 
 
 def test_a_huge_manifest_is_refused_unread(site):

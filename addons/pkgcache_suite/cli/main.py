@@ -175,6 +175,10 @@ def _import(args: argparse.Namespace, extra: list[str]) -> int:
     from pkgcache_suite.maintenance.tasks import import_dir
 
     store = _open_store(args)
+    if args.datastore:
+        from pkgcache_suite.cli.stickimport import run_stick_import
+
+        return run_stick_import(store, Path(args.dir), Path(args.rules) if args.rules else None)
     res = import_dir(store, Path(args.dir), progress_factory=_progress("import"))
     for key in res.placed:
         print(f"imported {key}")
@@ -315,7 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--fix", choices=["delete", "truncate"], help="what to do with damaged files (default: report)")
     v.set_defaults(func=_verify)
     im = sub.add_parser("import", help="place package files from a folder where clients will find them")
-    im.add_argument("dir", help="folder of package files (e.g. a copy of /var/cache/apt/archives)")
+    im.add_argument("dir", help="folder of package files (e.g. a copy of /var/cache/apt/archives), or with "
+                    "--datastore a datastore's folder")
+    im.add_argument("--datastore", action="store_true",
+                    help="DIR is a datastore (a stick's pkgcache/ folder): take all of it, verified, whether or "
+                         "not this site asked for it")
+    im.add_argument("--rules", metavar="DIR", help="with --datastore: the rules folder the proxy uses "
+                    "(pkgcache_rules), if not the shipped one")
     im.set_defaults(func=_import)
     pc = sub.add_parser("precache", help="download every package the selected cached indexes list",
                         description="Select cached indexes by Debian suite, component and architecture (also "
