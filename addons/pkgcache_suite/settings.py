@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pkgcache_suite.mountpoints import check_place
+
 
 def default_cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -41,6 +43,12 @@ def parse_cache_dir(value: str) -> Path:
     path = Path(value).expanduser()
     if path.exists() and not path.is_dir():
         raise ValueError(f"pkgcache_dir={value!r}: exists and is not a directory")
+    unmounted = check_place(str(path))
+    if unmounted:
+        raise ValueError(f"pkgcache_dir={value!r}: {unmounted}")
+    if not path.exists() and not path.parent.is_dir() and str(path) != default_cache_dir():
+        # a mistyped deep path is refused; a new cache folder in a folder that exists is made
+        raise ValueError(f"pkgcache_dir={value!r}: {path.parent} does not exist (create it first)")
     return path
 
 

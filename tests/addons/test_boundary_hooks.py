@@ -25,6 +25,7 @@ HOSTILE = (("X-Accel-Redirect", f"{FETCH_PREFIX}{'ab' * 16}/127.0.0.1:9/x"), ("X
 def suite(tmp_path: Path) -> Iterator[tuple[taddons.context, list]]:
     addons = build_addons()
     with taddons.context(*addons) as tctx:
+        (tmp_path / "ds").mkdir(exist_ok=True)  # a datastore folder is made by its admin
         tctx.options.update(pkgcache_dir=str(tmp_path / "c"), pkgcache_datastore=str(tmp_path / "ds"))
         yield tctx, addons
         core = addons[2]
@@ -74,6 +75,7 @@ async def test_a_remapped_repository_is_cleaned_too(tmp_path: Path, path: str) -
     conf.write_text("Remap-debrep: /debian http://192.0.2.7/debian ; http://192.0.2.8/debian\n")
     addons = build_addons()
     with taddons.context(*addons) as tctx:
+        (tmp_path / "ds").mkdir(exist_ok=True)  # a datastore folder is made by its admin
         tctx.options.update(pkgcache_dir=str(tmp_path / "c"), pkgcache_datastore=str(tmp_path / "ds"),
                             pkgcache_conf=str(conf))
         f = tflow.tflow(req=tutils.treq(host="192.0.2.7", port=80, path=path))
@@ -122,6 +124,7 @@ async def test_the_tiers_headers_are_believed_only_from_the_trusted_front(tmp_pa
 
     addons = build_addons()
     with taddons.context(*addons) as tctx:
+        (tmp_path / "ds").mkdir(exist_ok=True)  # a datastore folder is made by its admin
         tctx.options.update(pkgcache_dir=str(tmp_path / "c"), pkgcache_datastore=str(tmp_path / "ds"),
                             pkgcache_trusted_front=trusted)
         f = tflow.tflow(req=tutils.treq(host="192.0.2.7", port=80, path="/debian/dists/stable/InRelease",

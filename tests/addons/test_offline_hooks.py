@@ -31,6 +31,7 @@ def test_reconfiguring_keeps_what_is_known_about_upstream(tmp_path: Path) -> Non
     shared = CacheContext()
     addon = OfflineAddon(shared)
     with taddons.context(CacheOptions(), addon) as tctx:
+        (tmp_path / "ds").mkdir(exist_ok=True)  # a datastore folder is made by its admin
         first_configure(tctx, addon, pkgcache_dir=str(tmp_path / "c"), pkgcache_datastore=str(tmp_path / "ds"))
         reach = shared.reachability
         assert reach is not None
@@ -46,6 +47,7 @@ def test_it_needs_no_store_to_configure(tmp_path: Path) -> None:
     shared = CacheContext()
     addon = OfflineAddon(shared)
     with taddons.context(CacheOptions(), addon) as tctx:  # the cache addon has not configured: there is no store yet
+        (tmp_path / "ds").mkdir(exist_ok=True)  # a datastore folder is made by its admin
         first_configure(tctx, addon, pkgcache_dir=str(tmp_path / "c"), pkgcache_datastore=str(tmp_path / "ds"))
         assert shared.store is None
         assert shared.wanted is not None and shared.wanted.local_path == tmp_path / "c" / ".pkgcache" / "wanted.json"

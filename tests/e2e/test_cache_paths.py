@@ -271,6 +271,7 @@ def test_options_are_visible_in_mitmweb(origin: Origin, tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         web_port = sock.getsockname()[1]
+    (tmp_path / "ds").mkdir(exist_ok=True)
     proc = subprocess.Popen([mitmweb, "-s", str(ENTRY), "--no-web-open-browser", "--listen-host", "127.0.0.1",
                              "--listen-port", "0", "--web-port", str(web_port), "--set", f"pkgcache_dir={tmp_path / 'c'}",
                              "--set", f"pkgcache_datastore={tmp_path / 'ds'}", "--set", "pkgcache_allow_loopback=true",
@@ -323,6 +324,7 @@ def test_pkgcache_serve_starts_mitmdump_with_the_suite(tmp_path: Path, how: str)
     root = ["--cache-dir", str(tmp_path / "c")] if how == "--cache-dir" else []
     named = ["--set", f"pkgcache_dir={tmp_path / 'c'}"] if how == "--set" else []
     env = {**os.environ, "PATH": "/usr/bin:/bin"}  # the mitmdump beside pkgcache is the one used
+    (tmp_path / "ds").mkdir(exist_ok=True)
     proc = subprocess.Popen([exe, *root, "serve", "--listen-host", "127.0.0.1", "--listen-port", "0", *named,
                              "--set", f"pkgcache_datastore={tmp_path / 'ds'}"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)

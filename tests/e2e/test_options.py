@@ -43,6 +43,7 @@ ANY_VALUE = {"pkgcache_admin_password"}
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     if not any(a.startswith("pkgcache_datastore=") for a in args):
         args = ("--set", f"pkgcache_datastore={tmp_path / 'ds'}", *args)
+        (tmp_path / "ds").mkdir(exist_ok=True)
     return subprocess.run([mitmdump(), "-s", str(ENTRY), "--listen-host", "127.0.0.1", "--listen-port", "0", *args],
                           capture_output=True, text=True, timeout=60)
 
@@ -90,3 +91,32 @@ def test_an_option_given_twice_stops_the_start_with_one_line(tmp_path: Path) -> 
     lines = [ln for ln in out.splitlines() if "pkgcache: bad option:" in ln]
     assert len(lines) == 1 and "pkgcache_dir is given 2 times" in lines[0], out
     assert "Traceback" not in out and "listening" not in out, out
+
+
+def test_a_misspelt_option_stops_the_start_and_names_the_right_one(tmp_path: Path) -> None:
+    r = _run(tmp_path, "--set", f"pkgcache_dir={tmp_path / 'cache'}", "--set", "pkgcache_ofline=on")
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    lines = [ln for ln in out.splitlines() if "pkgcache: bad option:" in ln]
+    assert len(lines) == 1 and "pkgcache_ofline" in lines[0] and "pkgcache_offline" in lines[0], out
+    assert "Traceback" not in out and "listening" not in out, out
+
+
+@pytest.mark.parametrize("where", ["missing", "deep"])
+def test_a_datastore_that_is_not_there_is_refused_and_nothing_is_written_there(tmp_path: Path, where: str) -> None:
+    """A stick that is not mounted leaves a path that does not exist: the wanted list must not land there."""
+    ds = tmp_path / "stick" / "pkgcache" if where == "missing" else tmp_path / "no" / "such" / "dir"
+    r = _run(tmp_path, "--set", f"pkgcache_dir={tmp_path / 'cache'}", "--set", f"pkgcache_datastore={ds}",
+             "--set", "pkgcache_offline=on")
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    lines = [ln for ln in out.splitlines() if "pkgcache: bad option:" in ln]
+    assert len(lines) == 1 and "pkgcache_datastore" in lines[0] and "does not exist" in lines[0], out
+    assert not ds.exists() and not ds.parent.exists(), "nothing is made where the stick should be"
+
+
+def test_a_cache_folder_whose_parent_is_missing_is_refused(tmp_path: Path) -> None:
+    r = _run(tmp_path, "--set", f"pkgcache_dir={tmp_path / 'no' / 'such' / 'cache'}")
+    out = r.stdout + r.stderr
+    assert r.returncode == 2 and "pkgcache_dir" in out and "does not exist" in out, out
+    assert not (tmp_path / "no").exists()

@@ -17,6 +17,15 @@ ENTRY = ROOT / "addons" / "pkgcache.py"
 _LISTEN = re.compile(r"listening at .*?:(\d+)")
 
 
+def make_datastores(args: list[str]) -> None:
+    """The folders the tests name as datastores are made first, as an admin makes a datastore folder
+    (pkgcache refuses to create one that is not there)."""
+    for a in args:
+        value = str(a).partition("pkgcache_datastore=")[2] if str(a).startswith("pkgcache_datastore=") else ""
+        if value and value != "usb":
+            Path(value).mkdir(parents=True, exist_ok=True)
+
+
 class Proxy:
     """A mitmdump subprocess; its output is collected so tests can assert on log lines."""
 
@@ -33,6 +42,7 @@ class Proxy:
             cmd += ["--set", "pkgcache_allow_loopback=true"]  # ... on 127.0.0.1
         if not any(str(a).startswith("pkgcache_datastore=") for a in extra):
             cmd += ["--set", f"pkgcache_datastore={cache_dir.parent / (cache_dir.name + '-datastore')}"]
+        make_datastores(cmd)
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, **(env or {})}, preexec_fn=preexec_fn,

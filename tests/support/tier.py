@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from pkgcache_suite.tier.supervisor import free_port
-from support.proxy import wait_for
+from support.proxy import make_datastores, wait_for
 
 
 
@@ -26,6 +26,7 @@ class TierProcess:
                                       ("pkgcache_datastore", f"pkgcache_datastore={cache_dir}-datastore"))
                     if not any(str(e).startswith(name + "=") for e in extra)]
         sets = [x for d in defaults for x in ("--set", d)]
+        make_datastores([*sets, *extra])
         self.proc = subprocess.Popen([exe, "--cache-dir", str(cache_dir), "serve", "--workers", str(workers),
                                       "--listen-host", "127.0.0.1", "--listen-port", str(self.port), *sets, *extra],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

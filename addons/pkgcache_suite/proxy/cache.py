@@ -89,6 +89,8 @@ class CacheCore:
         """Parse only what changed; the store and the classifier are rebuilt only when their options did."""
         if not updated & options.NAMES:
             return
+        if not self.c.started:
+            options.refuse_unknown(ctx.options, self.c.fail_fast)
         try:
             s = options.settings(ctx.options)
             if self.c.classifier is None or updated & {"pkgcache_rules", "pkgcache_filter"}:

@@ -19,6 +19,7 @@ from typing import Any
 from mitmproxy import ctx
 
 from pkgcache_suite.context import CacheContext
+from pkgcache_suite.mountpoints import check_place
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError
 from pkgcache_suite.offline.importer import ImportResult, asked_by, import_datastore, write_report
 from pkgcache_suite.offline.reachability import Reachability
@@ -32,6 +33,21 @@ from pkgcache_suite.offline.wanted import WantedList
 log = logging.getLogger("pkgcache")
 
 IMPORT_POLL = 1.0
+
+
+def check_datastore_place(named: str) -> None:
+    """A datastore folder an admin names must be there: an existing folder, or one to make directly on a
+    mounted stick's root.  Anything else (a typo, a stick that is not mounted) is refused before anything
+    is written, so no wanted list ever lands where the stick should have been."""
+    path = Path(named).expanduser()
+    if os.path.lexists(path) and not path.is_dir():
+        raise ValueError(f"pkgcache_datastore={named!r}: expected a folder or usb")
+    unmounted = check_place(str(path))
+    if unmounted:
+        raise ValueError(f"pkgcache_datastore={named!r}: {unmounted}")
+    if not os.path.lexists(path) and not os.path.ismount(path.parent):
+        raise ValueError(f"pkgcache_datastore={named!r}: does not exist; create the folder first "
+                         f"(mkdir {path}), or name a mounted stick's folder")
 
 
 def default_datastore(cache_dir: Path) -> Path:
@@ -128,9 +144,10 @@ class OfflineAddon:
             if ev != "udev" and not ev.startswith("file:"):
                 raise ValueError(f"pkgcache_usb_events={ev!r}: expected udev or file:PATH")
         if updated & {"pkgcache_datastore", "pkgcache_dir"}:
-            setting = opts.pkgcache_datastore.strip() or str(default_datastore(parse_cache_dir(opts.pkgcache_dir)))
-            if setting != "usb" and Path(setting).expanduser().exists() and not Path(setting).expanduser().is_dir():
-                raise ValueError(f"pkgcache_datastore={setting!r}: expected a folder or usb")
+            named = opts.pkgcache_datastore.strip()
+            setting = named or str(default_datastore(parse_cache_dir(opts.pkgcache_dir)))
+            if named and named != "usb":
+                check_datastore_place(named)
             if setting != self.datastore_setting:
                 self.datastore_setting = setting
                 self._detach("reconfigured")

@@ -6,6 +6,7 @@ mitmproxy itself failed to parse would make it drop the whole suite silently.
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from typing import Any, NoReturn
@@ -53,6 +54,18 @@ def refuse_repeated(opts: Any, fail_fast: bool) -> None:
         if name.startswith("pkgcache_") and isinstance(values, list) and len(values) > 1:
             reject(ValueError(f"{name} is given {len(values)} times ({', '.join(map(repr, values))}): "
                               "give it once"), fail_fast, False)
+
+
+def refuse_unknown(opts: Any, fail_fast: bool) -> None:
+    """A ``pkgcache_*`` option no addon of the suite defines (a typo: ``pkgcache_ofline=on``): mitmproxy keeps
+    it aside in case an addon defines it later, and the proxy would start as if it were not given.  Checked
+    once every addon of the suite has loaded, naming the option meant."""
+    known = [k for k in opts.keys() if k.startswith("pkgcache_")]
+    for name in sorted(getattr(opts, "deferred", {})):
+        if name.startswith("pkgcache_"):
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            reject(ValueError(f"{name} is not a pkgcache option{hint}"), fail_fast, False)
 
 
 def settings(opts: Any) -> Settings:
