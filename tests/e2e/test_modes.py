@@ -80,7 +80,7 @@ def test_transparent_mode_as_the_recipe_says(netns, start_proxy, tmp_path: Path,
         for _ in range(2):
             r = subprocess.run(["ip", "netns", "exec", ns, "curl", "-sS", "-D", "-", "-o", str(tmp_path / "out"),
                                 f"http://{host_ip}:{origin.port}{DEB}"], capture_output=True, text=True, timeout=60)
-            assert r.returncode == 0, r.stderr
+            assert r.returncode == 0, r.stderr + proxy.log_text()
             assert (tmp_path / "out").read_bytes() == body
             outs.append(r.stdout.lower())
     finally:
@@ -116,6 +116,13 @@ def test_https_is_tunnelled_untouched_by_default(tls_origin, start_proxy, tmp_pa
         rc, head, _ = _curl(proxy, origin.base + DEB, cert)  # trusting only the origin's own certificate
         assert rc == 0 and "x-cache" not in head
     assert origin.count(DEB) == 2
+    said = [ln for ln in proxy.lines if "is tunnelled, not cached" in ln]
+    assert len(said) == 1 and "pkgcache_intercept_hosts" in said[0], proxy.log_text()  # once per host
+    with proxy.client() as c:
+        wait_for(lambda: c.get("http://pkgcache/stats.json").json()["by_host"]
+                 .get(f"127.0.0.1:{origin.port}", {}).get("tunnel") == 2, what="the tunnels counted")
+        page = c.get("http://pkgcache/").text
+    assert "Tunnelled, not cached" in page and f"127.0.0.1:{origin.port}" in page and "recipes/https.md" in page
 
 
 def test_https_interception_for_listed_hosts_caches(tls_origin, start_proxy, tmp_path: Path) -> None:

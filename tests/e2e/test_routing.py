@@ -230,6 +230,35 @@ def test_mirror_style_urls_with_real_apt(origin: Origin, start_proxy, tmp_path: 
     assert origin.count(f"/debian/{deb.relative_to(repo)}") == 1
 
 
+def test_mirror_style_urls_on_default_options_reach_the_repositorys_target(origin: Origin, start_proxy,
+                                                                            tmp_path: Path) -> None:
+    """The README's two listeners and the example's Remap line, on the product's default access rules: the
+    reverse target is a placeholder never contacted, and the repository's target is the admin's word; a
+    mirror-style URL naming a host of no repository is still the client's, under the usual rules."""
+    origin.put(DEB, b"through the mirror-style listener")
+    line = next(ln for ln in (Path(__file__).parents[2] / "conf/acng.conf.example").read_text().splitlines()
+                if ln.startswith("Remap-debrep:"))
+    conf = _conf(tmp_path, line.replace("http://mirror.example", origin.base)
+                 .replace("http://backup-mirror.example", "http://192.0.2.1") + "\n")
+    pport, mport = _free_port(), _free_port()
+    proxy = start_proxy("--set", f"pkgcache_conf={conf}", "--mode", f"regular@127.0.0.1:{pport}",
+                        "--mode", f"reverse:http://localhost:9@127.0.0.1:{mport}", relaxed=False)
+    wait_for(lambda: len(proxy.ports) == 2, what="both listeners")
+    import httpx
+
+    with httpx.Client(trust_env=False, timeout=30) as c:
+        r = c.get(f"http://127.0.0.1:{mport}{DEB}")
+        assert r.status_code == 200 and r.content == b"through the mirror-style listener", r.text
+        assert c.get(f"http://127.0.0.1:{mport}{DEB}").headers["x-cache"] == "HIT"
+        r = c.get(f"http://127.0.0.1:{mport}/127.0.0.1:22{DEB}")  # no repository's: the client's own
+        assert r.status_code == 403 and "port 22 is not allowed" in r.text, r.text
+        r = c.get(f"http://127.0.0.1:{mport}/127.0.0.1{DEB}")
+        assert r.status_code == 403 and "loopback" in r.text, r.text
+    assert "port 9" not in proxy.log_text()
+    assert f"ready: mirror-style URLs http://127.0.0.1:{mport}/REPOSITORY-NAME/" in proxy.log_text()
+    assert f"ready: clients use http://127.0.0.1:{pport} as their proxy" in proxy.log_text()
+
+
 def _free_port() -> int:
     import socket
 

@@ -30,15 +30,17 @@ class Proxy:
     """A mitmdump subprocess; its output is collected so tests can assert on log lines."""
 
     def __init__(self, cache_dir: Path, *extra: str, env: dict[str, str] | None = None,
-                 preexec_fn=None, entry: Path = ENTRY) -> None:
+                 preexec_fn=None, entry: Path = ENTRY, relaxed: bool = True) -> None:
+        """relaxed: let clients name any port and loopback (the test origins listen on 127.0.0.1, on random
+        ports); False runs on the product's defaults."""
         self.cache_dir = cache_dir
         self.lines: list[str] = []
         cmd = [mitmdump(), "-s", str(entry), "--set", f"pkgcache_dir={cache_dir}", *extra]
         if "--mode" not in extra:
             cmd += ["--listen-host", "127.0.0.1", "--listen-port", "0"]
-        if not any(str(a).startswith("pkgcache_allow_ports=") for a in extra):
+        if relaxed and not any(str(a).startswith("pkgcache_allow_ports=") for a in extra):
             cmd += ["--set", "pkgcache_allow_ports=0"]  # test origins listen on random ports
-        if not any(str(a).startswith("pkgcache_allow_loopback=") for a in extra):
+        if relaxed and not any(str(a).startswith("pkgcache_allow_loopback=") for a in extra):
             cmd += ["--set", "pkgcache_allow_loopback=true"]  # ... on 127.0.0.1
         if not any(str(a).startswith("pkgcache_datastore=") for a in extra):
             cmd += ["--set", f"pkgcache_datastore={cache_dir.parent / (cache_dir.name + '-datastore')}"]

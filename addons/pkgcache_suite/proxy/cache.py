@@ -57,6 +57,17 @@ def flow_key(flow: http.HTTPFlow, host: str) -> str:
     return cache_key(req.scheme, host, req.port, flow.metadata[META_REPO_PATH] + query, repo=repo)
 
 
+
+def ready_line(kind: str, shown: str, port: int) -> str:
+    """What clients of one listener are told to use, by the listener's mode."""
+    where = f"http://{shown}:{port}"
+    if kind == "reverse":
+        return (f"mirror-style URLs {where}/REPOSITORY-NAME/... or {where}/HOSTNAME/path in clients' sources "
+                f"(no proxy setting)")
+    if kind == "transparent":
+        return f"transparent: traffic redirected to port {port} is cached (no client setting); dashboard at {where}/"
+    return f"clients use {where} as their proxy (apt: Acquire::http::Proxy); dashboard at {where}/"
+
 class CacheCore:
     def __init__(self, shared: CacheContext) -> None:
         self.c = shared
@@ -125,16 +136,19 @@ class CacheCore:
         self.housekeeping.start()
         self._say_where()
 
-    @staticmethod
-    def _say_where() -> None:
-        """One line an admin can act on: what to give clients, and where the dashboard is."""
+    def _say_where(self) -> None:
+        """One line per listener an admin can act on: what to give clients there, and where the dashboard is."""
         server = ctx.master.addons.get("proxyserver") if ctx.master else None
-        addrs = server.listen_addrs() if server is not None and hasattr(server, "listen_addrs") else []
-        said = {("PROXY-HOST" if host in ("", "0.0.0.0", "::") else (f"[{host}]" if ":" in host else host), port)
-                for host, port, *_ in addrs}
-        for shown, port in sorted(said):
-            log.info("pkgcache: ready: clients use http://%s:%d as their proxy (apt: Acquire::http::Proxy); "
-                     "dashboard at http://%s:%d/", shown, port, shown, port)
+        said: set[tuple[str, str, int]] = set()
+        for instance in getattr(server, "servers", []) if server is not None else []:
+            for host, port, *_ in instance.listen_addrs:
+                shown = "PROXY-HOST" if host in ("", "0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
+                said.add((instance.mode.type_name, shown, port))
+        for kind, shown, port in sorted(said):
+            log.info("pkgcache: ready: %s", ready_line(kind, shown, port))
+        if self.c.reachability is not None and self.c.reachability.mode == "on":
+            log.info("pkgcache: offline (pkgcache_offline=on): upstream is never contacted; misses are answered "
+                     "locally and recorded in the wanted list")
 
     async def done(self) -> None:
         self.housekeeping.stop()

@@ -32,6 +32,11 @@ from pkgcache_suite.units import human_size
 log = logging.getLogger("pkgcache")
 
 RESULTS_KEPT = 50
+NO_SUCH_PAGE = ("no such pkgcache page\n"
+                "This port is pkgcache's proxy port and its dashboard (/). A client downloads through it by using "
+                "it as its proxy (http_proxy, apt's Acquire::http::Proxy); mirror-style URLs "
+                "(http://PROXY-HOST:3142/debian/...) need a second listener: --mode reverse:http://localhost:9@3142 "
+                "(see /setup).\n")
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,7 @@ class Dashboard:
             report.html_page(flow, report.render("setup.html", healthy=not self._problems(),
                                                  **reportview.setup(_proxy_address(flow))))
         else:
-            flow.response = http.Response.make(404, b"no such pkgcache page\n", {"Content-Type": "text/plain"})
+            flow.response = http.Response.make(404, NO_SUCH_PAGE.encode(), {"Content-Type": "text/plain"})
 
     async def _overview(self, flow: http.HTTPFlow, admin: bool) -> None:
         """The dashboard; the admin's view (/admin, signed in) adds who the clients are and the actions."""

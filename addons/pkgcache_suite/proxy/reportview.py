@@ -12,7 +12,11 @@ HIT_EVENTS = ("hit", "revalidated", "stale", "coalesced", "known_404")
 MISS_EVENTS = ("miss", "failed", "offline_miss")
 EVENT_WORDS = {"hit": "hit", "revalidated": "hit, revalidated", "stale": "stale copy (upstream failed)",
                "coalesced": "hit, shared download", "known_404": "known 404", "miss": "miss, downloaded",
-               "failed": "download failed", "offline_miss": "offline miss, recorded", "pass": "passed through"}
+               "failed": "download failed", "offline_miss": "offline miss, recorded", "pass": "passed through",
+               "tunnel": "HTTPS tunnelled, not cached"}
+TUNNEL_HINT = ("pkgcache sees only the host of an HTTPS tunnel, so nothing in it is cached. To cache a repository "
+               "reached over HTTPS, add its host to pkgcache_intercept_hosts and have its clients trust "
+               "mitmproxy's CA (recipes/https.md), or point them at an http:// mirror.")
 
 
 def ratios(c: dict[str, int]) -> dict[str, Any]:
@@ -94,6 +98,9 @@ def dashboard(snap: dict[str, Any], info: dict[str, Any], maint: dict[str, Any],
                     "client": r["client"], "size": human_size(r["bytes"]) if r["bytes"] else ""}
                    for r in snap.get("recent", [])],
         "history": history,
+        "tunnels": sorted(({"host": h, "count": c["tunnel"]} for h, c in snap.get("by_host", {}).items()
+                           if c.get("tunnel")), key=lambda r: -r["count"])[:50],
+        "tunnel_hint": TUNNEL_HINT,
         "breakdowns": [_breakdown("By repository", "Repository", snap.get("by_repo", {}))]
         + ([_breakdown("By client network", "Network", snap.get("by_client", {}))] if clients else []),
         "runs": [{"when": _when(r.get("when", 0), with_day=True), "command": r.get("command", ""),
@@ -114,10 +121,13 @@ CLIENTS = (
     ("zypper (openSUSE)", "export http_proxy={proxy}\nsudo --preserve-env=http_proxy zypper refresh", ""),
     ("pacman (Arch)", "export http_proxy={proxy}\nsudo --preserve-env=http_proxy pacman -Syu",
      "Use an http:// Server in /etc/pacman.d/mirrorlist."),
-    ("pip", "pip config set global.proxy {proxy}", "With an http:// index, also set global.index-url and "
-     "global.trusted-host; an HTTPS index needs pkgcache to intercept its host."),
-    ("npm", "npm config set proxy {proxy}", "With an http:// registry; an HTTPS registry needs interception "
-     "and npm config set https-proxy {proxy}."),
+    ("pip", "pip config set global.proxy {proxy}", "pip's default index is HTTPS: through this proxy it is "
+     "tunnelled, not cached (the dashboard counts the tunnels), until pkgcache intercepts its host "
+     "(pkgcache_intercept_hosts) and pip trusts mitmproxy's CA (recipes/https.md). An http:// index "
+     "(global.index-url, global.trusted-host) is cached as it is."),
+    ("npm", "npm config set proxy {proxy}\nnpm config set https-proxy {proxy}", "npm's default registry is "
+     "HTTPS: tunnelled, not cached, until pkgcache intercepts its host and npm trusts mitmproxy's CA "
+     "(recipes/https.md). An http:// registry is cached as it is."),
 )
 
 

@@ -25,7 +25,7 @@ from pkgcache_suite.policy.limits import check_request
 from pkgcache_suite.context import CacheContext
 from pkgcache_suite.policy.destinations import is_local_address, parse_ip
 from pkgcache_suite.transfer.watchdog import abort_server
-from pkgcache_suite.proxy.flowinfo import client_address
+from pkgcache_suite.proxy.flowinfo import client_address, client_network
 from pkgcache_suite.proxy.front import addressed_to_proxy, take_forwarded
 from pkgcache_suite.repos.config import RepoConfig, parse_conf, Repository, TargetHealth
 from pkgcache_suite.policy.cachekey import cache_key, key_for_url
@@ -60,6 +60,7 @@ class Router:
         self.force_managed = False
         self.intercept: list[str] = []
         self.allow_loopback = False
+        self._tunnels_said: set[str] = set()
 
     def load(self, loader: Any) -> None:
         loader.add_option("pkgcache_conf", str, "",
@@ -168,6 +169,17 @@ class Router:
     def _port_ok(self, port: int) -> bool:
         return port_allowed(port, self.allow_ports)
 
+    async def _client_destination_ok(self, flow: http.HTTPFlow) -> bool:
+        """The port and host a client named are allowed (else the flow is refused)."""
+        req = flow.request
+        if not self._port_ok(req.port):
+            _refuse(flow, f"port {req.port} is not allowed (AllowUserPorts)")
+            return False
+        if await self._destination_refused(req.host):
+            _refuse(flow, f"{req.host} is a loopback or link-local destination (pkgcache_allow_loopback)")
+            return False
+        return True
+
     async def _destination_refused(self, host: str) -> bool:
         """Loopback and link-local destinations are the proxy host's own: refused unless allowed."""
         return not self.allow_loopback and await self.c.resolver.is_local(host)
@@ -190,6 +202,17 @@ class Router:
                 504, f"pkgcache: offline (pkgcache_offline=on): {req.host}:{req.port} is not intercepted, "
                      f"so nothing behind it can be answered from the cache\n".encode(), {"Content-Type": "text/plain"})
             flow.comment = "pkgcache: offline, tunnel refused"
+        elif not self._intercepted(req.host):
+            self._tunnelled(flow)
+
+    def _tunnelled(self, flow: http.HTTPFlow) -> None:
+        """A tunnel pkgcache cannot look into: counted, and said once per host with how to cache it."""
+        host = f"{flow.request.host}:{flow.request.port}"
+        self.c.stats.count("tunnel", "https", host, client=client_network(flow))
+        if host not in self._tunnels_said and len(self._tunnels_said) < 10_000:
+            self._tunnels_said.add(host)
+            log.info("pkgcache: HTTPS to %s is tunnelled, not cached; to cache it, add %s to "
+                     "pkgcache_intercept_hosts and give its clients mitmproxy's CA", host, flow.request.host)
 
     def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
         """A name that resolved elsewhere when checked may resolve to a local address now (DNS rebinding):
@@ -309,6 +332,9 @@ class Router:
         return req.host
 
     async def _route(self, flow: http.HTTPFlow) -> None:
+        """Where the request goes.  The port and loopback rules are for destinations a client names: a
+        configured repository's target is the admin's word (a mirror-style request's placeholder reverse
+        target is never contacted, and the repository's own target is what is asked)."""
         req = flow.request
         if isinstance(flow.client_conn.proxy_mode, ReverseMode):
             self._mirror_style(flow)
@@ -317,26 +343,21 @@ class Router:
         elif req.host.upper() == "HTTPS" and req.path.startswith("///"):
             host, _, tail = req.path[3:].partition("/")
             self._retarget(req, "https", host, "/" + tail)
-        if not self._port_ok(req.port):
-            _refuse(flow, f"port {req.port} is not allowed (AllowUserPorts)")
-            return
-        if await self._destination_refused(req.host):
-            _refuse(flow, f"{req.host} is a loopback or link-local destination (pkgcache_allow_loopback)")
-            return
         if META_REPO not in flow.metadata:
             m = self.cfg.match(req.host, req.port, req.scheme, req.path.split("?", 1)[0]) if self.cfg.repos else None
             if m is not None:
                 flow.metadata[META_REPO], flow.metadata[META_REPO_PATH] = m[0].name, m[1]
         name = flow.metadata.get(META_REPO)
-        if name is None:
-            if self.force_managed:
-                _refuse(flow, f"{req.host} is not a configured repository (ForceManaged)")
-            elif self.cfg.dont_cache and any(p.search(req.url) for p in self.cfg.dont_cache):
-                flow.metadata[META_NOCACHE] = True
+        repo = next((r for r in self.cfg.repos if r.name == name), None)
+        admins = repo is not None and (bool(repo.targets) or isinstance(flow.client_conn.proxy_mode, ReverseMode))
+        if not admins and not await self._client_destination_ok(flow):
             return
         if self.cfg.dont_cache and any(p.search(req.url) for p in self.cfg.dont_cache):
             flow.metadata[META_NOCACHE] = True
-        repo = next(r for r in self.cfg.repos if r.name == name)
+        if repo is None:
+            if self.force_managed:
+                _refuse(flow, f"{req.host} is not a configured repository (ForceManaged)")
+            return
         query = "?" + req.path.split("?", 1)[1] if "?" in req.path else ""
         if repo.targets:
             target = await self._choose_target(repo)
