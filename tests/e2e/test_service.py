@@ -18,24 +18,38 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 from support.origin import Origin
 from support.proxy import ROOT, wait_for
+from support.recipes import block
 from support.tier import free_port
 
 UNITS = ROOT / "conf" / "systemd"
 DEB = "/debian/pool/main/h/hello/hello_1.0_amd64.deb"
 
 
-def _bin() -> str:
-    exe = shutil.which("pkgcache")
-    assert exe, "pip install -e . puts pkgcache on PATH"
-    return os.path.dirname(exe)
+@pytest.fixture(scope="module")
+def opt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The recipe's install lines as written: a virtual environment in /opt/pkgcache (here under the test's
+    folder) and a plain, non-editable ``pip install .`` from a checkout (here a copy of this one)."""
+    work = tmp_path_factory.mktemp("opt")
+    checkout = work / "checkout"
+    shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info",
+                                                                  "build", "tests", "bench"))
+    lines = [ln for ln in block("systemd.md", 0).splitlines() if "/opt/pkgcache" in ln and "pip" in ln
+             or "venv /opt/pkgcache" in ln]
+    assert len(lines) == 2, lines
+    for line in lines:
+        command = line.split("#", 1)[0].replace("sudo ", "").replace("/opt/pkgcache", str(work / "pkgcache"))
+        r = subprocess.run(command, shell=True, cwd=checkout, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, f"{command}: {r.stdout[-2000:]}{r.stderr[-2000:]}"
+    return work / "pkgcache"
 
 
-def _moved(text: str, tmp: Path, port: int) -> str:
-    return (text.replace("/opt/pkgcache/bin/", _bin() + "/").replace("/var/cache/pkgcache", str(tmp / "cache"))
-            .replace("/var/lib/pkgcache", str(tmp / "state")).replace("3142", str(port)))
+def _moved(text: str, tmp: Path, port: int, opt: Path) -> str:
+    return (text.replace("/opt/pkgcache/", f"{opt}/").replace("/var/cache/pkgcache", str(tmp / "cache"))
+            .replace("/var/lib/pkgcache", str(tmp / "state")).replace("8080", str(port)))
 
 
 def _unit(name: str) -> tuple[dict[str, str], list[str]]:
@@ -45,9 +59,9 @@ def _unit(name: str) -> tuple[dict[str, str], list[str]]:
     return env, re.findall(r"^ExecStart=(.+)$", text, re.M)
 
 
-def test_systemd_accepts_the_units(tmp_path: Path) -> None:
+def test_systemd_accepts_the_units(tmp_path: Path, opt: Path) -> None:
     for unit in UNITS.iterdir():
-        (tmp_path / unit.name).write_text(unit.read_text().replace("/opt/pkgcache/bin/", _bin() + "/"))
+        (tmp_path / unit.name).write_text(unit.read_text().replace("/opt/pkgcache/", f"{opt}/"))
     r = subprocess.run(["systemd-analyze", "verify", *sorted(str(p) for p in tmp_path.iterdir())],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr
@@ -58,13 +72,16 @@ def test_systemd_accepts_the_units(tmp_path: Path) -> None:
     assert "OnCalendar=daily" in timer and "Persistent=true" in timer
 
 
-def test_the_service_command_line_runs_a_cache_and_maintenance_runs_on_it(origin: Origin, tmp_path: Path) -> None:
+def test_the_service_command_line_runs_a_cache_and_maintenance_runs_on_it(origin: Origin, tmp_path: Path,
+                                                                          opt: Path) -> None:
+    """The unit's command line from the non-editable install, on the product's defaults except that the
+    test's origin is on loopback and a random port."""
     port = free_port()
     env, (start,) = _unit("pkgcache.service")
     (tmp_path / "cache").mkdir()  # what CacheDirectory= and StateDirectory= create
     (tmp_path / "state").mkdir()
-    run_env = {**os.environ, **{k: _moved(v, tmp_path, port) for k, v in env.items()}}
-    argv = _moved(start, tmp_path, port).split() + ["--set", "pkgcache_allow_loopback=true",
+    run_env = {**os.environ, **{k: _moved(v, tmp_path, port, opt) for k, v in env.items()}}
+    argv = _moved(start, tmp_path, port, opt).split() + ["--set", "pkgcache_allow_loopback=true",
                                                      "--set", "pkgcache_allow_ports=0"]  # the test's origin
     proc = subprocess.Popen(argv, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
@@ -74,12 +91,13 @@ def test_the_service_command_line_runs_a_cache_and_maintenance_runs_on_it(origin
         wait_for(lambda: any("pkgcache: ready" in ln for ln in lines), timeout=30, what="the service to start")
         assert any(f"dashboard at http://PROXY-HOST:{port}/" in ln for ln in lines)
         origin.put(DEB, b"h" * 50_000)
-        # the check the recipe gives: curl -I through the proxy shows X-Cache
-        curl = ["curl", "-sI", "-x", f"http://127.0.0.1:{port}", origin.base + DEB]
-        first = subprocess.run(curl, capture_output=True, text=True, timeout=30).stdout
-        subprocess.run(["curl", "-s", "-o", "/dev/null", "-x", f"http://127.0.0.1:{port}", origin.base + DEB],
-                       check=True, timeout=30)
-        second = subprocess.run(curl, capture_output=True, text=True, timeout=30).stdout
+        # the check the recipe gives, as written, against the test's origin
+        check = next(ln for ln in block("systemd.md", 1).splitlines() if ln.startswith("curl"))
+        check = check.split("   #", 1)[0].replace("http://127.0.0.1:8080", f"http://127.0.0.1:{port}") \
+            .replace("http://mirror.example/debian/pool/main/h/hello/hello_2.10-3_amd64.deb", origin.base + DEB)
+        assert origin.base in check, check
+        first = subprocess.run(check, shell=True, capture_output=True, text=True, timeout=30).stdout
+        second = subprocess.run(check, shell=True, capture_output=True, text=True, timeout=30).stdout
         assert re.search(r"(?im)^x-cache: MISS", first) and re.search(r"(?im)^x-cache: HIT", second)
         assert httpx.get(f"http://127.0.0.1:{port}/", trust_env=False).status_code == 200  # the dashboard
         assert list((tmp_path / "cache").rglob("hello_1.0_amd64.deb"))  # the cache is where the unit says
@@ -89,8 +107,8 @@ def test_the_service_command_line_runs_a_cache_and_maintenance_runs_on_it(origin
     menv, commands = _unit("pkgcache-maintenance.service")
     assert [c.split()[1] for c in commands] == ["expire", "verify"]
     for command in commands:
-        r = subprocess.run(_moved(command, tmp_path, port).split(), capture_output=True, text=True, timeout=120,
-                           env={**os.environ, **{k: _moved(v, tmp_path, port) for k, v in menv.items()}})
+        r = subprocess.run(_moved(command, tmp_path, port, opt).split(), capture_output=True, text=True, timeout=120,
+                           env={**os.environ, **{k: _moved(v, tmp_path, port, opt) for k, v in menv.items()}})
         assert r.returncode == 0, r.stdout + r.stderr
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from pkgcache_suite.settings import default_cache_dir
 from pkgcache_suite.units import human_size
 
-ENTRY_SCRIPT = Path(__file__).resolve().parents[2] / "pkgcache.py"
+ENTRY_SCRIPT = Path(__file__).resolve().parents[1] / "entry" / "pkgcache.py"  # shipped with the package
 
 
 def _serve(args: argparse.Namespace, extra: list[str]) -> int:
@@ -28,7 +28,8 @@ def _serve(args: argparse.Namespace, extra: list[str]) -> int:
               file=sys.stderr)
         return 2
     if not ENTRY_SCRIPT.is_file():
-        print(f"pkgcache: entry script {ENTRY_SCRIPT} missing; install with pip install -e .", file=sys.stderr)
+        print(f"pkgcache: entry script {ENTRY_SCRIPT} missing: the installation is incomplete; reinstall pkgcache",
+              file=sys.stderr)
         return 2
     # mitmproxy refuses an option set twice, and would then run without pkgcache: the cache root is given
     # once, by --set if the arguments for mitmdump name it, else from --cache-dir / PKGCACHE_DIR

@@ -1,6 +1,6 @@
 """Decide what kind of file a URL names: immutable package, volatile index, or pass-through.
 
-Rules live in text files (``conf/rules/*.conf``) rather than code so an admin can
+Rules live in text files (``pkgcache_suite/rules/*.conf``) rather than code so an admin can
 add a distribution without a release; the user's filter file is consulted first
 so a local decision always beats a shipped one.
 """
@@ -36,7 +36,7 @@ class Rule:
         return bool(self.pattern.search(text)) and (self.accept is None or bool(self.accept.search(accept)))
 
 
-DEFAULT_RULES_DIR = Path(__file__).resolve().parents[3] / "conf" / "rules"
+DEFAULT_RULES_DIR = Path(__file__).resolve().parents[1] / "rules"  # shipped with the package
 
 
 def _parse_line(line: str, origin: str, bare_kind: Kind | None) -> Rule | None:

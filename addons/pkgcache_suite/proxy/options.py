@@ -19,7 +19,7 @@ OPTIONS: list[tuple[str, type, Any, str]] = [
     ("pkgcache_dir", str, default_cache_dir(), "Cache root: bodies under host/path, index in .pkgcache/."),
     ("pkgcache_filter", str, "", "Filter file: one regex per line (full URL) never cached; "
      "'immutable|volatile|pass REGEX' forces a class."),
-    ("pkgcache_rules", str, "", "Directory of classification rules (*.conf); default: the shipped conf/rules."),
+    ("pkgcache_rules", str, "", "Directory of classification rules (*.conf); default: the shipped ones (pkgcache_suite/rules)."),
     ("pkgcache_memory_hit_max", str, "1M",
      "Hits up to this size (1048576, 512K, 1M) are answered from memory; larger ones are streamed from disk."),
     ("pkgcache_follow_timeout", str, "60",

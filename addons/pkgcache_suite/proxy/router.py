@@ -27,14 +27,13 @@ from pkgcache_suite.policy.destinations import is_local_address, parse_ip
 from pkgcache_suite.transfer.watchdog import abort_server
 from pkgcache_suite.proxy.flowinfo import client_address, client_network
 from pkgcache_suite.proxy.front import addressed_to_proxy, take_forwarded
+from pkgcache_suite.proxy.mirrorstyle import META_REPO, META_REPO_PATH, mirror_style, retarget
 from pkgcache_suite.repos.config import RepoConfig, parse_conf, Repository, TargetHealth
 from pkgcache_suite.policy.cachekey import cache_key, key_for_url
 
 log = logging.getLogger("pkgcache")
 
 
-META_REPO = "pkgcache_repo"
-META_REPO_PATH = "pkgcache_repo_path"
 META_TARGET = "pkgcache_target"
 META_NOCACHE = "pkgcache_nocache"
 META_KEY_HOST = "pkgcache_key_host"  # the host a request's cache key names, decided from where it really goes
@@ -247,43 +246,6 @@ class Router:
 
     # -- routing ------------------------------------------------------------------
 
-    def _mirror_style(self, flow: http.HTTPFlow) -> bool:
-        """http://PROXY/HOSTNAME/path, http://PROXY/REPO/path and http://PROXY/HTTPS///host/path."""
-        req = flow.request
-        path = req.path
-        if path.startswith("/HTTPS///") or path.startswith("/https///"):
-            rest = path[len("/HTTPS///"):]
-            host, _, tail = rest.partition("/")
-            self._retarget(req, "https", host, "/" + tail)
-            return True
-        m = self.cfg.match_mirror_path(path.split("?", 1)[0])
-        if m is not None:
-            repo, rest = m
-            flow.metadata[META_REPO], flow.metadata[META_REPO_PATH] = repo.name, rest
-            if not repo.targets:
-                hostish = [x for x in repo.merge if not x.startswith("/")]
-                if not hostish:
-                    _refuse(flow, f"repository {repo.name} has no target and no URL to fetch from")
-                    return True
-                host, _, base = hostish[0].partition("/")
-                self._retarget(req, "http", host, f"/{base}{rest}" if base else rest)
-            return True
-        first, _, tail = path.lstrip("/").partition("/")
-        if "." in first or ":" in first:
-            self._retarget(req, "http", first, "/" + tail)
-            return True
-        _refuse(flow, f"mirror-style path {path.split('?')[0]!r} names no host or repository")
-        return True
-
-    @staticmethod
-    def _retarget(req: http.Request, scheme: str, hostport: str, path: str) -> None:
-        host, _, port = hostport.partition(":")
-        req.scheme = scheme
-        req.host = host
-        req.port = int(port) if port.isdigit() else (443 if scheme == "https" else 80)
-        req.path = path
-        req.host_header = hostport
-
     async def request(self, flow: http.HTTPFlow) -> None:
         """Access control first, for every request (the report included), then where the request goes."""
         req = flow.request
@@ -337,12 +299,14 @@ class Router:
         target is never contacted, and the repository's own target is what is asked)."""
         req = flow.request
         if isinstance(flow.client_conn.proxy_mode, ReverseMode):
-            self._mirror_style(flow)
+            refused = mirror_style(flow, self.cfg)
+            if refused:
+                _refuse(flow, refused)
             if flow.response is not None:
                 return
         elif req.host.upper() == "HTTPS" and req.path.startswith("///"):
             host, _, tail = req.path[3:].partition("/")
-            self._retarget(req, "https", host, "/" + tail)
+            retarget(req, "https", host, "/" + tail)
         if META_REPO not in flow.metadata:
             m = self.cfg.match(req.host, req.port, req.scheme, req.path.split("?", 1)[0]) if self.cfg.repos else None
             if m is not None:
@@ -362,7 +326,7 @@ class Router:
         if repo.targets:
             target = await self._choose_target(repo)
             t = urlsplit(target)
-            self._retarget(req, t.scheme, t.netloc, t.path + flow.metadata[META_REPO_PATH] + query)
+            retarget(req, t.scheme, t.netloc, t.path + flow.metadata[META_REPO_PATH] + query)
             flow.metadata[META_TARGET] = target
         if repo.proxy:
             p = urlsplit(repo.proxy if "://" in repo.proxy else "http://" + repo.proxy)

@@ -1,0 +1,52 @@
+"""Mirror-style URLs (apt-cacher-ng's): where a request to the reverse listener really goes.
+
+``http://PROXY/REPOSITORY/path`` names a configured repository, ``http://PROXY/HOSTNAME/path`` a host, and
+``http://PROXY/HTTPS///HOSTNAME/path`` a host over HTTPS.  The listener's own reverse target is a
+placeholder and is never contacted: the request is retargeted here, before access control looks at it.
+"""
+
+from __future__ import annotations
+
+from mitmproxy import http
+
+from pkgcache_suite.repos.config import RepoConfig
+
+META_REPO = "pkgcache_repo"
+META_REPO_PATH = "pkgcache_repo_path"
+
+
+def retarget(req: http.Request, scheme: str, hostport: str, path: str) -> None:
+    """Send req to scheme://hostport/path, its Host header with it."""
+    host, _, port = hostport.partition(":")
+    req.scheme = scheme
+    req.host = host
+    req.port = int(port) if port.isdigit() else (443 if scheme == "https" else 80)
+    req.path = path
+    req.host_header = hostport
+
+
+def mirror_style(flow: http.HTTPFlow, cfg: RepoConfig) -> str | None:
+    """Retarget a mirror-style request; why it must be refused (None: it was retargeted, or a configured
+    repository with targets takes it over later)."""
+    req = flow.request
+    path = req.path
+    if path.startswith(("/HTTPS///", "/https///")):
+        host, _, tail = path[len("/HTTPS///"):].partition("/")
+        retarget(req, "https", host, "/" + tail)
+        return None
+    m = cfg.match_mirror_path(path.split("?", 1)[0])
+    if m is not None:
+        repo, rest = m
+        flow.metadata[META_REPO], flow.metadata[META_REPO_PATH] = repo.name, rest
+        if not repo.targets:
+            hostish = [x for x in repo.merge if not x.startswith("/")]
+            if not hostish:
+                return f"repository {repo.name} has no target and no URL to fetch from"
+            host, _, base = hostish[0].partition("/")
+            retarget(req, "http", host, f"/{base}{rest}" if base else rest)
+        return None
+    first, _, tail = path.lstrip("/").partition("/")
+    if "." in first or ":" in first:
+        retarget(req, "http", first, "/" + tail)
+        return None
+    return f"mirror-style path {path.split('?')[0]!r} names no host or repository"
