@@ -3,6 +3,7 @@ intercepted and cached for listed hosts."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -180,3 +181,68 @@ def test_intercepted_https_is_served_offline_in_auto_and_on(tls_origin, tmp_path
         rc, head, out = _curl(proxy, origin.base + "/debian/pool/main/n/new/new_1_all.deb", ca)
         assert rc == 0 and re.search(r"^http/[\d.]+ 404", head, re.M) and b"recorded" in out, (mode, head)
         proxy.stop()
+
+
+def test_an_upstream_certificate_that_fails_verification_is_a_tls_error_never_offline(tls_origin, start_proxy,
+                                                                                      tmp_path: Path) -> None:
+    """Intercepted, with the origin's certificate trusted by nobody: each request says it is a TLS failure,
+    the route is never taken for down, and nothing is added to the wanted list."""
+    origin, _cert = tls_origin
+    confdir = tmp_path / "mitm"
+    proxy = start_proxy("--set", f"confdir={confdir}", "--set", "pkgcache_intercept_hosts=127.0.0.1")
+    ca = confdir / "mitmproxy-ca-cert.pem"
+    wait_for(ca.exists, what="mitmproxy's CA")
+    for _ in range(3):
+        rc, head, body = _curl(proxy, origin.base + DEB, ca)
+        assert rc == 0 and re.search(r"(?m)^http/[0-9.]+ 502", head), head
+        assert b"certificate verify failed" in body.lower(), body
+        assert b"offline" not in body.lower(), body
+    origin.put("/debian/dists/stable/InRelease", b"an index")
+    with proxy.client() as c:
+        for path in (DEB, "/debian/dists/stable/InRelease") * 2:  # apt-cacher-ng's form, from a plain-HTTP client
+            r = c.get(f"http://HTTPS///127.0.0.1:{origin.port}{path}")
+            assert r.status_code == 502 and "certificate verify failed" in r.text.lower(), (r.status_code, r.text)
+        info = c.get("http://pkgcache/stats.json").json()
+    assert info.get("info", {}).get("wanted_urls", 0) == 0, info.get("info")
+    assert "offline" not in proxy.log_text().lower() or "went offline" not in proxy.log_text(), proxy.log_text()
+    assert not [ln for ln in proxy.lines if "unreachable" in ln.lower() or "is down" in ln.lower()], proxy.log_text()
+
+
+def test_fetch_trusts_the_ca_it_is_given_or_the_machines(tls_origin, tmp_path: Path) -> None:
+    """`pkgcache fetch` over HTTPS: --cacert, SSL_CERT_FILE, else the system store; a TLS failure is said."""
+    from pkgcache_suite.offline.datastore import Datastore
+
+    origin, cert = tls_origin
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+
+    def fetch(name: str, *args: str, **extra: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+        ds, _ = Datastore.open(tmp_path / name / "pkgcache")
+        ds.write_wanted([{"url": origin.base + DEB, "first_seen": 0, "count": 1}], {})
+        r = subprocess.run(["pkgcache", "fetch", str(ds.root), *args], capture_output=True, text=True, timeout=120,
+                           env={**env, **extra})
+        return r, ds.root
+
+    r, _ = fetch("plain")
+    assert r.returncode == 1 and "certificate verify failed" in r.stdout.lower(), r.stdout + r.stderr
+    for name, args, extra in (("cacert", ("--cacert", str(cert)), {}), ("env", (), {"SSL_CERT_FILE": str(cert)})):
+        r, root = fetch(name, *args, **extra)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert origin.base + DEB in json.loads((root / "manifest.json").read_text())["files"]
+    (tmp_path / "not-pem").write_text("not a certificate\n")
+    r, _ = fetch("bad", "--cacert", str(tmp_path / "not-pem"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--cacert" in r.stderr, r.stderr
+    r = subprocess.run(["pkgcache", "fetch", str(tmp_path / "env")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and f"{tmp_path / 'env' / 'pkgcache'}" in r.stderr, r.stderr  # the stick's root
+
+
+def test_intercepted_https_trusts_the_machines_ca_store(tls_origin, start_proxy, tmp_path: Path) -> None:
+    """No ssl_verify_upstream_trusted_ca given: the CA in SSL_CERT_FILE (the machine's store) vouches for
+    upstream, not mitmproxy's own bundle, so a site CA that only the system knows works from the start."""
+    origin, cert = tls_origin
+    confdir = tmp_path / "mitm"
+    proxy = start_proxy("--set", f"confdir={confdir}", "--set", "pkgcache_intercept_hosts=127.0.0.1",
+                        env={"SSL_CERT_FILE": str(cert)})
+    ca = confdir / "mitmproxy-ca-cert.pem"
+    wait_for(ca.exists, what="mitmproxy's CA")
+    heads = [_curl(proxy, origin.base + DEB, ca)[1] for _ in range(2)]
+    assert "x-cache: miss" in heads[0] and "x-cache: hit" in heads[1], heads

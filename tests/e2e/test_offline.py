@@ -284,7 +284,8 @@ def test_fetch_resumes_retries_and_reports_failures(origin: Origin, tmp_path: Pa
         {"last_modified": email.utils.formatdate(st.st_mtime, usegmt=True)}))
     r = fetch(ds.root)
     assert r.returncode == 1, r.stdout  # one permanent failure
-    assert "FAILED" in r.stdout and "gone_1_all.deb: HTTP 404" in r.stdout
+    assert "NOT FOUND UPSTREAM" in r.stdout and "gone_1_all.deb: HTTP 404" in r.stdout, r.stdout
+    assert "1 needed files not found upstream, 0 other failures" in r.stdout, r.stdout
     # not on a terminal: a line per tenth of the bytes, a line for the failure, none for the files that worked
     assert "fetch: 100% (3.0 MiB of 3.0 MiB" in r.stderr and "FAILED: " in r.stderr and "ok: " not in r.stderr
     assert r.stderr.count("%") <= 10 and "3 files" not in r.stdout and "2 files, 3.0 MiB in" in r.stdout

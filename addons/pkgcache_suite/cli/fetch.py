@@ -7,18 +7,29 @@ and every stated request resolved, 1 otherwise, 2 when fetch could not start.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 from pathlib import Path
 
 from pkgcache_suite.offline import fetchreport, indexplan, requested
-from pkgcache_suite.offline.datastore import Datastore, DatastoreError
+from pkgcache_suite.offline.datastore import MARKER, Datastore, DatastoreError
 from pkgcache_suite.offline.fetch import Fetcher
+from pkgcache_suite.trust import client_context
 
 
 def run_fetch(path: Path, proxy: str | None, jobs: int, retries: int, expand: bool,
-              archs: list[str] | None, verbose: bool = False, everything: bool = False) -> int:
+              archs: list[str] | None, verbose: bool = False, everything: bool = False,
+              cacert: str | None = None) -> int:
     from pkgcache_suite.cli.preflight import unreachable
 
+    try:
+        tls = client_context(cacert)
+    except (OSError, ssl.SSLError) as e:
+        print(f"pkgcache fetch: --cacert {cacert}: cannot read certificates: {e}", file=sys.stderr)
+        return 2
+    if (path / "pkgcache").is_dir() and not (path / MARKER).exists():
+        print(f"pkgcache fetch: {path} is the stick; its datastore is {path / 'pkgcache'}", file=sys.stderr)
+        return 2
     try:
         ds, created = Datastore.open(path, create=False)
         doc = ds.read_wanted_doc()
@@ -34,7 +45,7 @@ def run_fetch(path: Path, proxy: str | None, jobs: int, retries: int, expand: bo
         print(f"pkgcache fetch: cannot start, nothing answers: {why}", file=sys.stderr)
         return 2
     f = Fetcher(ds, proxy=proxy, jobs=jobs, retries=retries, expand=expand, archs=archs, verbose=verbose,
-                requests=requests, usage=indexplan.usage_from_hints(hints), everything=everything)
+                requests=requests, usage=indexplan.usage_from_hints(hints), everything=everything, tls=tls)
     out = asyncio.run(f.run(wanted))
     gone = fetchreport.absent(out, {w["url"] for w in wanted}, f.probed, f.manifest["failed"])
     fetchreport.print_outcome(out, f.summary, ignored, gone)

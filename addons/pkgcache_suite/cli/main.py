@@ -75,7 +75,7 @@ def _fetch(args: argparse.Namespace, extra: list[str]) -> int:
 
     archs = [a for a in (args.arch or "").split(",") if a] or None
     return run_fetch(Path(args.datastore), args.proxy, args.jobs, args.retries, not args.no_expand, archs,
-                     verbose=args.verbose, everything=args.all_indexes)
+                     verbose=args.verbose, everything=args.all_indexes, cacert=args.cacert)
 
 
 def _want(args: argparse.Namespace, extra: list[str]) -> int:
@@ -293,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="every component and translation of a fetched suite, not only those the offline clients "
                         "use (their stated index targets, or the indexes they were seen asking for)")
     f.add_argument("-v", "--verbose", action="store_true", help="a line per file, not only for failures")
+    f.add_argument("--cacert", metavar="FILE", help="CA certificates (PEM) upstream HTTPS must be signed by "
+                   "(default: SSL_CERT_FILE, else the system store)")
     f.set_defaults(func=_fetch)
     w = sub.add_parser("want", help="on an offline machine: state packages to bring, with their dependencies, in "
                                     "one fetch trip")

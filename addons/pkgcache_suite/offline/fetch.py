@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import json
 import os
+import ssl
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from pkgcache_suite.offline import indexplan, requested, rpmmeta
 from pkgcache_suite.offline.resumable import resume_headers, total_size
 from pkgcache_suite.offline.wantspec import WantRequest
 from pkgcache_suite.progress import TransferProgress
+from pkgcache_suite.trust import client_context
 
 PERMANENT = {400, 401, 403, 404, 405, 410, 451}
 CHUNK = 1 << 20
@@ -53,7 +55,10 @@ class Fetcher:
     def __init__(self, ds: Datastore, proxy: str | None = None, jobs: int = 4, retries: int = 3,
                  expand: bool = True, archs: list[str] | None = None, tty: bool | None = None, verbose: bool = False,
                  timeout: float = 30.0, requests: list[WantRequest] | None = None,
-                 usage: dict[str, indexplan.Usage] | None = None, everything: bool = False) -> None:
+                 usage: dict[str, indexplan.Usage] | None = None, everything: bool = False,
+                 tls: ssl.SSLContext | None = None) -> None:
+        """tls: whom upstream HTTPS must be vouched for by (default: the machine's CAs, pkgcache_suite/trust.py)."""
+        self.tls = tls or client_context()
         self.ds, self.proxy, self.jobs, self.retries, self.expand = ds, proxy, jobs, retries, expand
         self.requests = requests or []
         self.usage = usage or {}
@@ -352,7 +357,7 @@ class Fetcher:
         self._queue: asyncio.Queue[tuple[str, dict[str, str]]] = asyncio.Queue()
         with TransferProgress("fetch", tty=self.tty, verbose=self.verbose) as reporter:
             async with httpx.AsyncClient(proxy=self.proxy, timeout=self.timeout, follow_redirects=True,
-                                         trust_env=False) as client:
+                                         trust_env=False, verify=self.tls) as client:
                 async def worker() -> None:
                     while True:
                         url, headers = await self._queue.get()

@@ -26,11 +26,14 @@ def absent(out: Outcome, wanted: set[str], probed: set[str], manifest_failed: di
 
 
 def print_outcome(out: Outcome, summary: str, ignored: list[str], gone: dict[str, str]) -> None:
-    """What a fetch did, what it chose and why, and what it could not do, as lines an admin reads."""
+    """What a fetch did, what it chose and why, and what it could not do, as lines an admin reads.  A file
+    that was needed and upstream says does not exist is a failure, and is called what it is."""
+    missing = {u for u, why in out.failed.items() if u not in gone and why.startswith(("HTTP 404", "HTTP 410"))}
     print(f"pkgcache fetch: {len(out.fetched)} fetched ({human_size(out.bytes)}, {len(out.expanded)} of them indexes "
           f"named by a fetched Release or repomd.xml), {len(out.present)} already in the datastore, "
-          f"{len(out.skipped)} skipped (not in their Release), {len(gone)} not found upstream, "
-          f"{len(out.failed) - len(gone)} failed; {summary}")
+          f"{len(out.skipped)} skipped (not in their Release), {len(gone)} probes not found upstream, "
+          f"{len(missing)} needed files not found upstream, {len(out.failed) - len(gone) - len(missing)} other "
+          f"failures; {summary}")
     for base, why in sorted(out.choices.items()):
         print(f"  indexes of {base}: {why}")
     for url, plain in sorted(out.fell_back.items()):
@@ -47,5 +50,7 @@ def print_outcome(out: Outcome, summary: str, ignored: list[str], gone: dict[str
     for url, why in sorted(gone.items()):
         print(f"  not found upstream (a client's probe; it is told so): {url}: {why}")
     for url, why in sorted(out.failed.items()):
-        if url not in gone:
+        if url in missing:
+            print(f"  NOT FOUND UPSTREAM {url}: {why}")
+        elif url not in gone:
             print(f"  FAILED {url}: {why}")

@@ -19,6 +19,7 @@ from pkgcache_suite.indexes.kinds import BY_HASH
 from pkgcache_suite.maintenance.housekeeping import Housekeeping
 from pkgcache_suite.maintenance.stale import StaleCopies
 from pkgcache_suite.offline.reachability import via_route
+from pkgcache_suite.trust import system_ca_file
 from pkgcache_suite.policy.cachekey import UnsafeURL, cache_key
 from pkgcache_suite.policy.decide import Decision, RequestFacts, decide
 from pkgcache_suite.policy.rules import Classifier, Kind
@@ -98,6 +99,11 @@ class CacheCore:
 
     def configure(self, updated: set[str]) -> None:
         """Parse only what changed; the store and the classifier are rebuilt only when their options did."""
+        if "ssl_verify_upstream_trusted_ca" in updated and hasattr(ctx.options, "ssl_verify_upstream_trusted_ca") \
+                and not ctx.options.ssl_verify_upstream_trusted_ca and (ca := system_ca_file()):
+            # upstream HTTPS is vouched for by the machine's CAs (SSL_CERT_FILE, the system store), as admins
+            # expect, not by mitmproxy's own bundle; naming a file in the option still wins
+            ctx.options.update(ssl_verify_upstream_trusted_ca=ca)
         if not updated & options.NAMES:
             return
         if not self.c.started:

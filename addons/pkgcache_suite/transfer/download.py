@@ -19,6 +19,7 @@ from mitmproxy import http
 from pkgcache_suite.background import Tasks
 from pkgcache_suite.indexes.kinds import BY_HASH
 from pkgcache_suite.offline.reachability import via_route
+from pkgcache_suite.trust import is_tls_failure
 from pkgcache_suite.policy import httpsem
 from pkgcache_suite.policy.admission import admit, parse_length
 from pkgcache_suite.policy.decide import Answer, answer
@@ -248,14 +249,18 @@ class Downloads:
         if st.tee is not None and st.tee.relay is not None:
             st.tee.relay.broken = True
         reach = self.c.reachability
-        if flow.response is None and reach is not None and flow.server_conn.timestamp_tcp_setup is None:
+        msg = flow.error.msg if flow.error else "unknown error"
+        if is_tls_failure(msg):
+            # a certificate nobody here trusts says nothing about the route: never offline, never wanted
+            log.error("pkgcache: %s: upstream TLS failed (%s); name the CA with ssl_verify_upstream_trusted_ca "
+                      "or SSL_CERT_FILE", st.url, msg)
+        elif flow.response is None and reach is not None and flow.server_conn.timestamp_tcp_setup is None:
             # upstream unreachable: the client already got a 502, but the next request is handled offline,
             # and a miss is remembered as if it had been one
             reach.mark(flow.request.host, flow.request.port, False, via_route(flow.server_conn.via),
                        flow.error.msg if flow.error else "connection failed")
             if st.role is Role.LEAD and reach.mode == "auto":
                 record_wanted()
-        msg = flow.error.msg if flow.error else "unknown error"
         if st.committed:
             return  # the whole body arrived and is stored; only the client went away
         if (st.writer is not None and st.writer.failed is None and st.tee is not None and not st.tee.dead
