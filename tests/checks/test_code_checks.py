@@ -63,6 +63,6 @@ def test_the_readme_shows_the_statement_lines_the_page_shows() -> None:
     """The one-line statements are documented as the product prints them (and as the e2e tests run them)."""
     from pkgcache_suite.proxy.wantpage import one_liner, rpm_one_liner
 
-    readme = (ROOT / "README.md").read_text()
-    assert one_liner("http://PROXY-HOST:8080") in readme
-    assert rpm_one_liner("http://PROXY-HOST:8080") in readme
+    readme, offline = (ROOT / "README.md").read_text(), (ROOT / "docs" / "offline.md").read_text()
+    assert one_liner("http://PROXY-HOST:8080") in readme and one_liner("http://PROXY-HOST:8080") in offline
+    assert rpm_one_liner("http://PROXY-HOST:8080") in offline

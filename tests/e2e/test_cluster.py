@@ -27,7 +27,7 @@ class Balancer:
 
     def configure(self, nodes: dict[str, int]) -> None:
         """The recipe's configuration as written, with this test's addresses for the listener and the nodes."""
-        text = block("cluster.md", 0).replace("bind *:3142", f"bind 127.0.0.1:{self.port}")
+        text = block("cluster.md", 0).replace("bind *:8080", f"bind 127.0.0.1:{self.port}")
         text = re.sub(r"    server node\d .*\n", "", text)
         servers = "".join(f"    server {name} 127.0.0.1:{port} check inter 1s fall 1 rise 1\n"
                           for name, port in nodes.items())

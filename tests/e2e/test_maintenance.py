@@ -188,7 +188,7 @@ def test_precache_downloads_what_an_index_lists(origin: Origin, start_proxy, tmp
     assert r.returncode == 0, r.stdout + r.stderr
     assert cached_debs(w.cache) == {w.pool[n].name for n in ("alpha", "beta", "gamma")}
     assert "3 files" in r.stdout and "0 failed" in r.stdout and "ok: " not in r.stderr  # a summary, no per-file lines
-    # the README's pattern matches the index's name although apt fetched it by-hash
+    # the documented pattern matches the index's name although apt fetched it by-hash
     r = pkgcache(w.cache, "precache", "--estimate", "--proxy", w.proxy.url, "*/dists/*/main/binary-*/Packages*")
     assert "list 1 files to fetch" in r.stdout and "3 already cached" in r.stdout  # delta, from oldstable
 

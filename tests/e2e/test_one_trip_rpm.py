@@ -47,7 +47,7 @@ def test_fresh_offline_dnf_client_installs_after_one_fetch(origin: Origin, start
     need("dnf", "rpm")
     rpms, ds, proxy, client, rpmdb = offline_rpm_client(origin, start_proxy, tmp_path)
 
-    # offline: dnf cannot load its repository; then the README's line, with this client's rpmdb
+    # offline: dnf cannot load its repository; then the documented line, with this client's rpmdb
     assert dnf(proxy, origin, client, "makecache").returncode != 0
     line = rpm_one_liner(proxy.url).replace("/var/lib/rpm/rpmdb.sqlite", str(rpmdb)).replace(
         "$(uname -m)", "x86_64")

@@ -232,7 +232,7 @@ def test_mirror_style_urls_with_real_apt(origin: Origin, start_proxy, tmp_path: 
 
 def test_mirror_style_urls_on_default_options_reach_the_repositorys_target(origin: Origin, start_proxy,
                                                                             tmp_path: Path) -> None:
-    """The README's two listeners and the example's Remap line, on the product's default access rules: the
+    """The documented two listeners (docs/repositories.md) and the example's Remap line, on the product's default access rules: the
     reverse target is a placeholder never contacted, and the repository's target is the admin's word; a
     mirror-style URL naming a host of no repository is still the client's, under the usual rules."""
     origin.put(DEB, b"through the mirror-style listener")

@@ -20,7 +20,7 @@ BYHASH = "mirror.example/debian/dists/bookworm/main/binary-amd64/by-hash/SHA256/
      ("bookworm", "main/binary-amd64/Packages.xz"), False),
     (Selection(suites=("trixie",)), BYHASH, ("bookworm", "main/binary-amd64/Packages.xz"), False),
     (Selection(suites=("bookworm*",), archs=("source",)), "k", ("bookworm-updates", "main/source/Sources.xz"), True),
-    # the README's pattern matches the index's name even when apt fetched it by-hash
+    # the documented pattern matches the index's name even when apt fetched it by-hash
     (Selection(patterns=("*/dists/*/main/binary-amd64/Packages*",)), BYHASH,
      ("bookworm", "main/binary-amd64/Packages.xz"), True),
     (Selection(patterns=("*/repodata/*",)), "m/fedora/repodata/primary.xml.gz", None, True),
