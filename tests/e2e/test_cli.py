@@ -43,3 +43,16 @@ def test_a_closed_pipe_is_no_error(proxy: Proxy) -> None:
 def test_removing_an_unknown_release_fails_and_lists_the_known_ones(proxy: Proxy) -> None:
     r = _pkgcache("--cache-dir", str(proxy.cache_dir), "releases", "remove", "nosuch")
     assert r.returncode == 1 and "no release 'nosuch'" in r.stderr and "known:" in r.stderr
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run(["pkgcache", "--cache-dir", str(tmp_path / "c"), "serve", "--listen-host", "127.0.0.1",
+                            "--listen-port", str(port)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stdout + r.stderr
+    assert f"port {port} is in use" in r.stderr and "--listen-port" in r.stderr and "--mode" not in r.stderr

@@ -7,6 +7,7 @@ flag keeps working and there is one way the proxy starts.
 from __future__ import annotations
 
 import argparse
+import errno
 import itertools
 import os
 import shutil
@@ -45,9 +46,43 @@ def _serve(args: argparse.Namespace, extra: list[str]) -> int:
                  and not (a == "--set" and i + 1 < len(extra) and extra[i + 1].startswith("pkgcache_dir="))]
         return run_tier(Path(named[-1] if named else args.cache_dir).expanduser(), args.workers, extra, tool,
                         ENTRY_SCRIPT)
+    taken = port_taken(extra)
+    if taken:
+        print(f"pkgcache serve: {taken}", file=sys.stderr)
+        return 2
     argv = [tool, "-s", str(ENTRY_SCRIPT), *([] if named else ["--set", f"pkgcache_dir={args.cache_dir}"]), *extra]
-    os.execv(tool, argv)
+    # every log line reaches a pipe or the journal as it is written, not when a buffer fills
+    os.execve(tool, argv, {**os.environ, "PYTHONUNBUFFERED": "1"})
     return 0  # not reached
+
+
+def port_taken(extra: list[str]) -> str | None:
+    """Why the listening port cannot be had (another pkgcache or proxy holds it), or None.  Said in
+    pkgcache's words before mitmdump starts, whose own message suggests a different mode instead."""
+    import socket
+
+    if any(a == "--mode" or a.startswith("--mode=") for a in extra):
+        return None  # each mode names its own address
+    def value(flag: str, default: str) -> str:
+        for i, a in enumerate(extra):
+            if a == flag and i + 1 < len(extra):
+                default = extra[i + 1]
+            elif a.startswith(flag + "="):
+                default = a.partition("=")[2]
+        return default
+    host, port = value("--listen-host", ""), value("--listen-port", "8080")
+    if not port.isdigit():
+        return None  # mitmdump says what is wrong with it
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, int(port)))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return (f"port {port} is in use (another pkgcache or proxy?); stop it, or listen on another port "
+                        f"with --listen-port N")
+    return None
 
 
 def _ls(args: argparse.Namespace, extra: list[str]) -> int:

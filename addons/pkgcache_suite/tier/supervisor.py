@@ -83,7 +83,7 @@ class Child:
         for path in self.leftovers:
             path.unlink(missing_ok=True)
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
+                                     start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         threading.Thread(target=self._relay, args=(self.proc,), daemon=True, name=f"{self.name} output").start()
 
     def _relay(self, proc: subprocess.Popen[str]) -> None:
