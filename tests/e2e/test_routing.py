@@ -241,8 +241,14 @@ def test_mirror_style_urls_on_default_options_reach_the_repositorys_target(origi
     conf = _conf(tmp_path, line.replace("http://mirror.example", origin.base)
                  .replace("http://backup-mirror.example", "http://192.0.2.1") + "\n")
     pport, mport = _free_port(), _free_port()
-    proxy = start_proxy("--set", f"pkgcache_conf={conf}", "--mode", f"regular@127.0.0.1:{pport}",
-                        "--mode", f"reverse:http://localhost:9@127.0.0.1:{mport}", relaxed=False)
+    from support.recipes import block
+
+    start = block("../docs/repositories.md", 1).split()  # the documented command, its ports and file moved
+    assert start[:2] == [".venv/bin/pkgcache", "serve"], start
+    args = [a.replace("pkgcache_conf=conf/acng.conf.example", f"pkgcache_conf={conf}")
+            .replace("regular@8080", f"regular@127.0.0.1:{pport}").replace("@3142", f"@127.0.0.1:{mport}")
+            for a in start[2:]]
+    proxy = start_proxy(*args, relaxed=False)
     wait_for(lambda: len(proxy.ports) == 2, what="both listeners")
     import httpx
 
