@@ -61,12 +61,12 @@ def test_transparent_mode_as_the_recipe_says(netns, start_proxy, tmp_path: Path,
     origin.put(DEB, body)
     start = block("transparent.md", 0).split()
     args = start[start.index("addons/pkgcache.py") + 1:]
-    args = [host_ip if a == "192.0.2.1" else "0" if a == "3129" else a for a in args]
+    args = [host_ip if a == "192.0.2.1" else "0" if a == "8080" else a for a in args]
     proxy = start_proxy(*args)
 
     def ours(text: str) -> str:
         return (text.replace("lan0", host_if).replace("dport 80", f"dport {origin.port}")
-                .replace("3129", str(proxy.port)).replace("table ip pkgcache", f"table ip pkgcache{ns[-6:]}"))
+                .replace("8080", str(proxy.port)).replace("table ip pkgcache", f"table ip pkgcache{ns[-6:]}"))
 
     if firewall == "iptables":
         line = ours(next(ln for ln in block("transparent.md", 1).splitlines() if ln.startswith("iptables")))
