@@ -58,7 +58,6 @@ def flow_key(flow: http.HTTPFlow, host: str) -> str:
     return cache_key(req.scheme, host, req.port, flow.metadata[META_REPO_PATH] + query, repo=repo)
 
 
-
 def ready_line(kind: str, shown: str, port: int) -> str:
     """What clients of one listener are told to use, by the listener's mode."""
     where = f"http://{shown}:{port}"
@@ -68,6 +67,7 @@ def ready_line(kind: str, shown: str, port: int) -> str:
     if kind == "transparent":
         return f"transparent: traffic redirected to port {port} is cached (no client setting); dashboard at {where}/"
     return f"clients use {where} as their proxy (apt: Acquire::http::Proxy); dashboard at {where}/"
+
 
 class CacheCore:
     def __init__(self, shared: CacheContext) -> None:
