@@ -14,7 +14,7 @@ from mitmproxy.test import taddons, tflow, tutils
 
 from pkgcache_suite.proxy.flowinfo import META_FRONT_PATH
 from pkgcache_suite.proxy.suite import build_addons
-from pkgcache_suite.tier.config import FETCH_LOG, FETCH_PREFIX, NGINX_PID
+from pkgcache_suite.tier.protocol import FETCH_LOG, FETCH_PREFIX, NGINX_PID
 
 HOSTILE = (("X-Accel-Redirect", f"{FETCH_PREFIX}{'ab' * 16}/127.0.0.1:9/x"), ("X-Accel-Buffering", "no"),
            ("X-Accel-Limit-Rate", "1"), ("X-Accel-Expires", "86400"), ("x-accel-charset", "koi8-r"),

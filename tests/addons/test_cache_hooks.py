@@ -68,7 +68,7 @@ async def test_behind_the_tiers_nginx_a_leading_miss_is_handed_to_nginx(tmp_path
     from pkgcache_suite.proxy.flowinfo import META_FRONT_PATH
     import os
 
-    from pkgcache_suite.tier.config import FETCH_LOG, FETCH_PREFIX, NGINX_PID
+    from pkgcache_suite.tier.protocol import FETCH_LOG, FETCH_PREFIX, NGINX_PID
 
     run = tmp_path / "run"
     run.mkdir()
@@ -111,7 +111,7 @@ async def test_a_client_joining_a_download_nginx_fetches_waits_a_bounded_time(tm
     import os
 
     from pkgcache_suite.proxy.flowinfo import META_FRONT_PATH
-    from pkgcache_suite.tier.config import FETCH_LOG, NGINX_PID
+    from pkgcache_suite.tier.protocol import FETCH_LOG, NGINX_PID
 
     monkeypatch.setattr("pkgcache_suite.transfer.answers.FRONT_WAIT", 0.3)
     run = tmp_path / "run"

@@ -23,7 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pkgcache_suite.tier.config import FETCH_PREFIX, HIT_LOCATION, REFUSED, Tier, nginx_conf
+from pkgcache_suite.tier.config import Tier, nginx_conf
+from pkgcache_suite.tier.protocol import FETCH_PREFIX, HIT_LOCATION, REFUSED
 from pkgcache_suite.tier.grants import give, take_back
 from pkgcache_suite.tier.supervisor import free_port
 from support.origin import Behaviour, Origin

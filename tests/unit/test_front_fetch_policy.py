@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pkgcache_suite.policy.frontfetch import FrontFacts, may_fetch, may_redirect, next_speed, quick_enough
-from pkgcache_suite.tier.config import ENGINE, FETCH_PREFIX, HIT_LOCATION, Tier, haproxy_cfg, nginx_conf
+from pkgcache_suite.tier.config import Tier, haproxy_cfg, nginx_conf
+from pkgcache_suite.tier.protocol import ENGINE, FETCH_PREFIX, HIT_LOCATION
 from pkgcache_suite.tier.fetchlog import Outcome, outcome, parse_line
 from pkgcache_suite.tier.landing import orphaned, owner
 
@@ -113,7 +114,7 @@ def test_the_configuration_fetches_stores_and_hands_over(tmp_path: Path) -> None
 def test_nginx_obeys_no_upstream_and_fetches_only_what_was_granted(tmp_path: Path) -> None:
     """The fetch location checks the worker's grant before anything, ignores and hides every X-Accel-*
     header of the origin and replaces its X-Cache; the workers' location obeys only X-Accel-Redirect."""
-    from pkgcache_suite.tier.config import ACCEL
+    from pkgcache_suite.tier.protocol import ACCEL
 
     t = Tier(listen_host="", listen_port=3142, workers=[4001], nginx_port=4003, published=tmp_path / "front",
              run_dir=tmp_path)
@@ -136,7 +137,7 @@ def test_the_fetch_log_is_followed_across_a_rotation(tmp_path: Path, monkeypatch
     """The supervisor renames a large fetch log and nginx reopens a fresh one; a worker reads every line of
     both exactly once, including one nginx wrote to the old file after the new one appeared."""
     from pkgcache_suite.context import CacheContext
-    from pkgcache_suite.tier.config import FETCH_LOG
+    from pkgcache_suite.tier.protocol import FETCH_LOG
     from pkgcache_suite.tier.frontlog import rotate_if_large
     from pkgcache_suite.transfer import frontfetch
     from pkgcache_suite.transfer.frontfetch import FrontFetches

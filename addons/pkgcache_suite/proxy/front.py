@@ -16,7 +16,7 @@ from mitmproxy.proxy.mode_specs import RegularMode
 from pkgcache_suite.policy.access import client_allowed
 from pkgcache_suite.proxy import report
 from pkgcache_suite.proxy.flowinfo import META_CLIENT, META_FRONT_PATH, META_VIA
-from pkgcache_suite.tier.config import AUTHORITY, DIRECT, ENGINE, VIA
+from pkgcache_suite.tier.protocol import AUTHORITY, DIRECT, ENGINE, VIA
 from pkgcache_suite.transfer.resolver import Resolver
 
 TIER_HEADERS = ("x-forwarded-for", AUTHORITY.lower(), DIRECT.lower(), VIA.lower(), ENGINE.lower())

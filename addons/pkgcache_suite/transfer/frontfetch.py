@@ -34,7 +34,7 @@ from pkgcache_suite.policy.frontfetch import (FrontFacts, may_fetch, may_redirec
                                               quick_enough)
 from pkgcache_suite.storage import Entry, StoreError, VerifyError, adopt_file
 from pkgcache_suite.storage.published import publishable
-from pkgcache_suite.tier.config import FETCH_LOG, FETCH_PREFIX, HIT_LOCATION, LANDING, NGINX_PID
+from pkgcache_suite.tier.protocol import FETCH_LOG, FETCH_PREFIX, HIT_LOCATION, LANDING, NGINX_PID
 from pkgcache_suite.tier.fetchlog import FetchRecord, Outcome, outcome, parse_line
 from pkgcache_suite.tier.grants import give, take_back
 from pkgcache_suite.tier.landing import process_alive
