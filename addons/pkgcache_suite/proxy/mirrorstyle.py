@@ -25,14 +25,20 @@ def retarget(req: http.Request, scheme: str, hostport: str, path: str) -> None:
     req.host_header = hostport
 
 
+def retarget_https(req: http.Request, rest: str) -> None:
+    """apt-cacher-ng's ``HTTPS///HOST/path`` form, rest being what follows the three slashes: fetched over
+    HTTPS (in a mirror-style path and in a proxy-style ``http://HTTPS///...`` URL alike)."""
+    host, _, tail = rest.partition("/")
+    retarget(req, "https", host, "/" + tail)
+
+
 def mirror_style(flow: http.HTTPFlow, cfg: RepoConfig) -> str | None:
     """Retarget a mirror-style request; why it must be refused (None: it was retargeted, or a configured
     repository with targets takes it over later)."""
     req = flow.request
     path = req.path
     if path.startswith(("/HTTPS///", "/https///")):
-        host, _, tail = path[len("/HTTPS///"):].partition("/")
-        retarget(req, "https", host, "/" + tail)
+        retarget_https(req, path[len("/HTTPS///"):])
         return None
     m = cfg.match_mirror_path(path.split("?", 1)[0])
     if m is not None:

@@ -27,7 +27,7 @@ from pkgcache_suite.policy.destinations import is_local_address, parse_ip
 from pkgcache_suite.transfer.watchdog import abort_server
 from pkgcache_suite.proxy.flowinfo import client_address, client_network
 from pkgcache_suite.proxy.front import addressed_to_proxy, take_forwarded
-from pkgcache_suite.proxy.mirrorstyle import META_REPO, META_REPO_PATH, mirror_style, retarget
+from pkgcache_suite.proxy.mirrorstyle import META_REPO, META_REPO_PATH, mirror_style, retarget, retarget_https
 from pkgcache_suite.repos.config import RepoConfig, parse_conf, Repository, TargetHealth
 from pkgcache_suite.policy.cachekey import cache_key, key_for_url
 
@@ -305,16 +305,16 @@ class Router:
             if flow.response is not None:
                 return
         elif req.host.upper() == "HTTPS" and req.path.startswith("///"):
-            host, _, tail = req.path[3:].partition("/")
-            retarget(req, "https", host, "/" + tail)
+            retarget_https(req, req.path[3:])
         if META_REPO not in flow.metadata:
             m = self.cfg.match(req.host, req.port, req.scheme, req.path.split("?", 1)[0]) if self.cfg.repos else None
             if m is not None:
                 flow.metadata[META_REPO], flow.metadata[META_REPO_PATH] = m[0].name, m[1]
         name = flow.metadata.get(META_REPO)
         repo = next((r for r in self.cfg.repos if r.name == name), None)
-        admins = repo is not None and (bool(repo.targets) or isinstance(flow.client_conn.proxy_mode, ReverseMode))
-        if not admins and not await self._client_destination_ok(flow):
+        admins_target = repo is not None and (bool(repo.targets)
+                                              or isinstance(flow.client_conn.proxy_mode, ReverseMode))
+        if not admins_target and not await self._client_destination_ok(flow):
             return
         if self.cfg.dont_cache and any(p.search(req.url) for p in self.cfg.dont_cache):
             flow.metadata[META_NOCACHE] = True
