@@ -16,20 +16,28 @@ I, V, P = Kind.IMMUTABLE, Kind.VOLATILE, Kind.PASS
     (RequestFacts("PUT", V, cached=False), Decision.PASS),
     (RequestFacts("GET", P, cached=False), Decision.PASS),
     (RequestFacts("GET", I, cached=False, no_store=True), Decision.PASS),
+    # pkgcache_offline=on: what is not cached is refused locally, never sent upstream
+    (RequestFacts("POST", I, never_upstream=True), Decision.REFUSE),
+    (RequestFacts("GET", P, never_upstream=True), Decision.REFUSE),
+    (RequestFacts("GET", I, never_upstream=True, cached=True), Decision.HIT),
+    # a URL that cannot be filed is refused, but only where the cache would have filed it
+    (RequestFacts("GET", I, unsafe=True), Decision.REFUSE),
+    (RequestFacts("POST", I, unsafe=True), Decision.PASS),
     # RFC 9111 section 4.2: package files are fresh for ever; RFC 9110 section 9.3.2: HEAD from stored headers
     (RequestFacts("GET", I, cached=True), Decision.HIT),
     (RequestFacts("HEAD", V, cached=True), Decision.HIT),
     (RequestFacts("GET", I, cached=True, offline=True), Decision.HIT),
     # indexes: whether upstream is reachable decides, so it is asked for
-    (RequestFacts("GET", V, cached=True), Decision.ASK_OFFLINE),
+    (RequestFacts("GET", V, cached=True), Decision.NEED_REACHABILITY),
     # RFC 9111 section 4.2.4: stale when the origin cannot be reached
     (RequestFacts("GET", V, cached=True, offline=True), Decision.STALE),
     # RFC 9111 section 4.3.1: a conditional request validates the stored index
-    (RequestFacts("GET", V, cached=True, offline=False), Decision.REVALIDATE),
+    (RequestFacts("GET", V, cached=True, offline=False), Decision.NEED_LOCK),
+    (RequestFacts("GET", V, cached=True, offline=False, locked=True), Decision.REVALIDATE),
     # one revalidation at a time: the others take the copy being revalidated
-    (RequestFacts("GET", V, cached=True, offline=False, revalidating_elsewhere=True), Decision.HIT),
+    (RequestFacts("GET", V, cached=True, offline=False, locked=False), Decision.HIT),
     # misses
-    (RequestFacts("GET", I, cached=False), Decision.ASK_OFFLINE),
+    (RequestFacts("GET", I, cached=False), Decision.NEED_REACHABILITY),
     (RequestFacts("GET", V, cached=False, offline=True), Decision.OFFLINE_MISS),
     (RequestFacts("HEAD", I, cached=False, offline=True), Decision.OFFLINE_MISS),
     (RequestFacts("GET", I, cached=False, offline=False), Decision.LEAD),
@@ -43,6 +51,22 @@ I, V, P = Kind.IMMUTABLE, Kind.VOLATILE, Kind.PASS
 ])
 def test_request_decisions(facts: RequestFacts, want: Decision) -> None:
     assert decide(facts) is want
+
+
+def test_every_walk_ends_in_a_final_state() -> None:
+    """Answering each question the way the proxy would ends every request in a final state within two asks."""
+    from dataclasses import replace
+    from itertools import product
+    from pkgcache_suite.policy.decide import FINAL
+    for method, kind, cached, offline, locked in product(("GET", "HEAD", "POST"), Kind, (True, False),
+                                                          (True, False), (True, False)):
+        facts = RequestFacts(method, kind, cached=cached)
+        for _ in range(3):
+            d = decide(facts)
+            if d in FINAL:
+                break
+            facts = replace(facts, offline=offline) if d is Decision.NEED_REACHABILITY else replace(facts, locked=locked)
+        assert d in FINAL, (method, kind, cached, offline, locked)
 
 
 @pytest.mark.parametrize("revalidating,status,encoding,want", [

@@ -1,12 +1,17 @@
 """What the cache does with a request, and with upstream's answer: pure decisions from facts.
 
-The request side is a small state machine: the proxy gathers what it knows
-(method, class, whether a whole copy is cached) and asks :func:`decide`.  Whether
-upstream is reachable costs a probe, so it is asked for only when the answer
-depends on it (:attr:`Decision.ASK_OFFLINE`), and the proxy asks again with it.
-Package files are immutable, so a cached copy is served without asking
-upstream; indexes are volatile and revalidated; offline, copies are served stale
-and misses are answered locally.
+The request side is a small state machine.  The proxy gathers what it knows for
+free (method, class, whether a whole copy is cached) and asks :func:`decide`,
+which answers with one state of :class:`Decision`.  Two states ask for a fact
+that costs something, and the proxy asks again once it has it:
+
+    NEED_REACHABILITY  whether upstream can be reached (a probe, offline/reachability.py)
+    NEED_LOCK          whether this request may revalidate the copy (another may hold it)
+
+Every other state is final and the proxy carries it out (proxy/cache.py drives
+them in one ``match``).  Package files are immutable, so a cached copy is served
+without asking upstream; indexes are volatile and revalidated; offline, copies
+are served stale and misses are answered locally.
 """
 
 from __future__ import annotations
@@ -19,52 +24,52 @@ from pkgcache_suite.policy.rules import Kind
 
 class Decision(str, Enum):
     PASS = "pass"  # proxy it untouched, store nothing
+    REFUSE = "refuse"  # answer it locally with an error: an unsafe URL, or upstream is never to be contacted
     HIT = "hit"  # answer from the cached copy, upstream not asked
     STALE = "stale"  # answer from the cached copy although it could not be revalidated
-    REVALIDATE = "revalidate"  # ask upstream whether the cached copy is still current
+    REVALIDATE = "revalidate"  # ask upstream whether the cached copy is still current (this request holds the lock)
     LEAD = "lead"  # fetch it (or follow whoever already fetches it) and store it
     OFFLINE_MISS = "offline_miss"  # answer locally that it is not cached, and record it as wanted
     KNOWN_MISSING = "known_missing"  # upstream said 404 a short while ago: say so again, locally
-    ASK_OFFLINE = "ask_offline"  # the answer depends on whether upstream is reachable: find out, ask again
+    NEED_REACHABILITY = "need_reachability"  # the answer depends on whether upstream is reachable: find out, ask again
+    NEED_LOCK = "need_lock"  # revalidation is due: try to take it, ask again
+
+
+FINAL = frozenset(Decision) - {Decision.NEED_REACHABILITY, Decision.NEED_LOCK}
 
 
 @dataclass(frozen=True)
 class RequestFacts:
     method: str
     kind: Kind
-    cached: bool  # a whole copy is in the cache
-    no_store: bool = False  # the admin's DontCache matched
+    cached: bool = False  # a whole copy is in the cache
+    no_store: bool = False  # the admin's DontCache (or a remap's no-cache) matched
+    never_upstream: bool = False  # pkgcache_offline=on: nothing is ever sent upstream
+    unsafe: bool = False  # the URL cannot be filed (a path that climbs, bytes that are no text)
     offline: bool | None = None  # None: not found out yet
-    revalidating_elsewhere: bool = False  # another request holds the revalidation of this copy
+    locked: bool | None = None  # None: not tried; True: this request revalidates; False: another one does
     missing_age: float | None = None  # seconds since upstream answered 404 for it, if it did
     negative_ttl: float = 0.0  # how long such a 404 is repeated without asking upstream again
 
 
+def cacheable(method: str, kind: Kind, no_store: bool) -> bool:
+    """RFC 9111 section 2: only responses to methods the cache understands are stored (GET, and HEAD answered
+    from a stored GET); the classifier and the admin may exempt URLs from caching.  The proxy asks this before
+    it spends anything on a request (a cache key, a lookup); :func:`decide` rests on it too."""
+    return method in ("GET", "HEAD") and kind is not Kind.PASS and not no_store
+
+
 def decide(f: RequestFacts) -> Decision:
     """One rule per branch; each cites what it rests on."""
-    if f.method not in ("GET", "HEAD") or f.kind is Kind.PASS or f.no_store:
-        # RFC 9111 section 2: only responses to methods the cache understands are stored (GET, and HEAD
-        # answered from a stored GET); the classifier and the admin may exempt URLs from caching.
-        return Decision.PASS
+    if not cacheable(f.method, f.kind, f.no_store):
+        # pkgcache_offline=on promises that upstream is never contacted, whatever the URL
+        return Decision.REFUSE if f.never_upstream else Decision.PASS
+    if f.unsafe:
+        return Decision.REFUSE  # a key that would climb out of the cache, or name no file: never sent on
     if f.cached:
-        if f.method == "HEAD" or f.kind is Kind.IMMUTABLE:
-            # Package files never change under one name (repository formats publish a new name per
-            # version; by-hash names are digests): fresh for ever, RFC 9111 section 4.2. A HEAD needs only
-            # the stored headers, RFC 9110 section 9.3.2.
-            return Decision.HIT
-        if f.offline is None:
-            return Decision.ASK_OFFLINE
-        if f.offline:
-            # RFC 9111 section 4.2.4: a stale copy may be served when the origin cannot be reached.
-            return Decision.STALE
-        if f.revalidating_elsewhere:
-            # Someone is revalidating this copy right now: it is as fresh as their answer will be
-            # (one conditional request per index, not one per client).
-            return Decision.HIT
-        # Indexes are volatile: validated with a conditional request, RFC 9111 section 4.3.1.
-        return Decision.REVALIDATE
+        return _cached(f)
     if f.offline is None:
-        return Decision.ASK_OFFLINE
+        return Decision.NEED_REACHABILITY
     if f.missing_age is not None and (f.offline or f.missing_age < f.negative_ttl):
         # RFC 9111 section 4.2.2 lets a cache reuse a 404 heuristically; probes (zypper's media.1/media,
         # repomd.xml.asc) would otherwise go upstream on every refresh. Offline, a file upstream said does
@@ -76,6 +81,27 @@ def decide(f: RequestFacts) -> Decision:
     if f.method == "HEAD":
         return Decision.PASS  # a HEAD brings no body to store
     return Decision.LEAD
+
+
+def _cached(f: RequestFacts) -> Decision:
+    if f.method == "HEAD" or f.kind is Kind.IMMUTABLE:
+        # Package files never change under one name (repository formats publish a new name per
+        # version; by-hash names are digests): fresh for ever, RFC 9111 section 4.2. A HEAD needs only
+        # the stored headers, RFC 9110 section 9.3.2.
+        return Decision.HIT
+    if f.offline is None:
+        return Decision.NEED_REACHABILITY
+    if f.offline:
+        # RFC 9111 section 4.2.4: a stale copy may be served when the origin cannot be reached.
+        return Decision.STALE
+    if f.locked is None:
+        return Decision.NEED_LOCK
+    if not f.locked:
+        # Someone is revalidating this copy right now: it is as fresh as their answer will be
+        # (one conditional request per index, not one per client).
+        return Decision.HIT
+    # Indexes are volatile: validated with a conditional request, RFC 9111 section 4.3.1.
+    return Decision.REVALIDATE
 
 
 class Answer(str, Enum):

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, assert_never
 
 from mitmproxy import ctx, http
 
@@ -21,7 +21,7 @@ from pkgcache_suite.maintenance.stale import StaleCopies
 from pkgcache_suite.offline.reachability import via_route
 from pkgcache_suite.trust import system_ca_file
 from pkgcache_suite.policy.cachekey import UnsafeURL, cache_key
-from pkgcache_suite.policy.decide import Decision, RequestFacts, decide
+from pkgcache_suite.policy.decide import Decision, RequestFacts, cacheable, decide
 from pkgcache_suite.policy.rules import Classifier, Kind
 from pkgcache_suite.policy.variants import variant
 from pkgcache_suite.proxy import options, report
@@ -207,28 +207,38 @@ class CacheCore:
         host = flow.metadata.get(META_KEY_HOST) or req.host
         url = _url(req, host)
         kind = classifier.classify(url, req.path, req.headers.get("accept", ""))
-        if req.method not in ("GET", "HEAD") or kind is Kind.PASS or flow.metadata.get(META_NOCACHE):
-            if self.c.reachability is not None and self.c.reachability.mode == "on":
-                self._offline_refusal(flow, host)  # "on" means upstream is never contacted, whatever the URL
+        facts = RequestFacts(req.method, kind, no_store=bool(flow.metadata.get(META_NOCACHE)),
+                             never_upstream=self.c.reachability is not None and self.c.reachability.mode == "on")
+        st, unsafe = None, ""
+        if cacheable(facts.method, kind, facts.no_store):  # a cache key and a lookup only for what may be cached
+            try:
+                key = flow_key(flow, host)
+                if kind is Kind.VOLATILE and (v := variant(req.headers.get("accept"))):
+                    key = f"{key}~{v}"  # another representation of the same URL, stored beside it
+                st = FlowState(key=key, url=url, kind=kind, host=host, network=client_network(flow),
+                               front_path=flow.metadata.get(META_FRONT_PATH), remapped=META_REPO in flow.metadata)
+            except (UnsafeURL, UnicodeDecodeError) as e:
+                unsafe = str(e)
+                facts = replace(facts, unsafe=True)
+        if st is None:
+            self._settle(flow, decide(facts), host, url, unsafe)
             return
-        try:
-            key = flow_key(flow, host)
-            if kind is Kind.VOLATILE and (v := variant(req.headers.get("accept"))):
-                key = f"{key}~{v}"  # another representation of the same URL, stored beside it
-        except (UnsafeURL, UnicodeDecodeError) as e:
-            log.warning("pkgcache: refused %s: %s", url, e)
-            flow.response = http.Response.make(400, f"pkgcache: refusing unsafe URL: {e}\n".encode(),
-                                               {"Content-Type": "text/plain"})
-            return
-        st = FlowState(key=key, url=url, kind=kind, host=host, network=client_network(flow),
-                       front_path=flow.metadata.get(META_FRONT_PATH), remapped=META_REPO in flow.metadata)
         if self.c.wanted is not None and ("/dists/" in url or url.endswith("/repomd.xml")):
             self.c.wanted.note_index(url, client_address(flow))  # fetch brings only the indexes clients use
         try:
-            await self._carry_out(flow, st, store)
+            await self._carry_out(flow, st, store, facts)
         except StoreError as e:
             log.error("pkgcache: cache unusable for %s (%s); proxying without caching", url, e)
             self.downloads.finish(st, FlightState.FAILED)
+
+    def _settle(self, flow: http.HTTPFlow, decision: Decision, host: str, url: str, unsafe: str) -> None:
+        """A request the cache files nothing for: passed on, or refused locally."""
+        if decision is Decision.REFUSE and unsafe:
+            log.warning("pkgcache: refused %s: %s", url, unsafe)
+            flow.response = http.Response.make(400, f"pkgcache: refusing unsafe URL: {unsafe}\n".encode(),
+                                               {"Content-Type": "text/plain"})
+        elif decision is Decision.REFUSE:
+            self._offline_refusal(flow, host)  # "on" means upstream is never contacted, whatever the URL
 
     async def _lookup(self, store: CacheStore, st: FlowState) -> Entry | None:
         entry = store.lookup(st.key)
@@ -240,43 +250,59 @@ class CacheCore:
             entry = store.same_bytes_beside(st.key, m.group(1))
         return entry
 
-    async def _carry_out(self, flow: http.HTTPFlow, st: FlowState, store: CacheStore) -> None:
+    async def _carry_out(self, flow: http.HTTPFlow, st: FlowState, store: CacheStore, facts: RequestFacts) -> None:
+        """Drive the request's states (policy/decide.py) until a final one, and carry that out."""
         entry = await self._lookup(store, st)
         missing = store.missing_since(st.key) if entry is None else None
-        facts = RequestFacts(flow.request.method, st.kind, cached=entry is not None,
-                             missing_age=None if missing is None else time.time() - missing,
-                             negative_ttl=self.c.settings.negative_ttl if self.c.settings else 0)
-        decision = decide(facts)
-        if decision is Decision.ASK_OFFLINE:
-            r = self.c.reachability
-            # Real traffic decides; a route nothing is known about is probed once (offline/reachability.py):
-            # a refused connection would be mitmproxy's 502, where a stale copy, or an offline miss recorded
-            # as wanted, is the better answer.
-            offline = r is not None and await r.offline(flow.request.host, flow.request.port,
-                                                        via=via_route(flow.server_conn.via),
-                                                        fallback=entry is not None)
-            facts = replace(facts, offline=offline)
-            decision = decide(facts)
+        facts = replace(facts, cached=entry is not None,
+                        missing_age=None if missing is None else time.time() - missing,
+                        negative_ttl=self.c.settings.negative_ttl if self.c.settings else 0)
         lock = None
-        if decision is Decision.REVALIDATE:
-            lock = store.try_lock(st.key)
-            if lock is None:
-                decision = decide(replace(facts, revalidating_elsewhere=True))
-        if decision is Decision.HIT and entry is not None:
-            self.answers.serve_entry(flow, st, entry, "HIT")
-        elif decision is Decision.STALE and entry is not None:
-            self.answers.serve_entry(flow, st, entry, "STALE")
-            if flow.response is not None:
-                flow.response.headers["Warning"] = '111 pkgcache "Revalidation Failed"'
-        elif decision is Decision.REVALIDATE and entry is not None and lock is not None:
-            self.downloads.revalidate(flow, st, entry, lock)
-        elif decision is Decision.OFFLINE_MISS:
-            await self._offline_miss(flow, st)
-        elif decision is Decision.KNOWN_MISSING:
-            self._known_missing(flow, st, facts.missing_age or 0.0)
-        elif decision is Decision.LEAD and await self.answers.lead_or_follow(flow, st) \
-                and not await self.front.lead(flow, st, lambda: self._record_wanted(flow, st)):
-            self.downloads.lead(flow, st)
+        while True:
+            decision = decide(facts)
+            match decision:
+                case Decision.NEED_REACHABILITY:
+                    facts = replace(facts, offline=await self._offline(flow, fallback=entry is not None))
+                case Decision.NEED_LOCK:
+                    lock = store.try_lock(st.key)
+                    facts = replace(facts, locked=lock is not None)
+                case Decision.HIT | Decision.STALE:
+                    assert entry is not None  # decide() serves only what was found
+                    self._serve(flow, st, entry, decision)
+                    return
+                case Decision.REVALIDATE:
+                    assert entry is not None and lock is not None
+                    self.downloads.revalidate(flow, st, entry, lock)
+                    return
+                case Decision.OFFLINE_MISS:
+                    await self._offline_miss(flow, st)
+                    return
+                case Decision.KNOWN_MISSING:
+                    self._known_missing(flow, st, facts.missing_age or 0.0)
+                    return
+                case Decision.LEAD:
+                    if await self.answers.lead_or_follow(flow, st) \
+                            and not await self.front.lead(flow, st, lambda: self._record_wanted(flow, st)):
+                        self.downloads.lead(flow, st)
+                    return
+                case Decision.PASS | Decision.REFUSE:
+                    return  # a HEAD miss online: proxied as it is (REFUSE never follows a lookup)
+                case _:
+                    assert_never(decision)
+
+    async def _offline(self, flow: http.HTTPFlow, fallback: bool) -> bool:
+        """Real traffic decides; a route nothing is known about is probed once (offline/reachability.py): a
+        refused connection would be mitmproxy's 502, where a stale copy, or an offline miss recorded as
+        wanted, is the better answer."""
+        r = self.c.reachability
+        return r is not None and await r.offline(flow.request.host, flow.request.port,
+                                                 via=via_route(flow.server_conn.via), fallback=fallback)
+
+    def _serve(self, flow: http.HTTPFlow, st: FlowState, entry: Entry, decision: Decision) -> None:
+        stale = decision is Decision.STALE
+        self.answers.serve_entry(flow, st, entry, "STALE" if stale else "HIT")
+        if stale and flow.response is not None:
+            flow.response.headers["Warning"] = '111 pkgcache "Revalidation Failed"'
 
     async def _offline_miss(self, flow: http.HTTPFlow, st: FlowState) -> None:
         """Answer 404 (package managers skip those) and remember the URL for `pkgcache fetch`."""
