@@ -52,11 +52,16 @@ async def test_hooks_leave_errored_and_answered_flows_alone(tmp_path: Path) -> N
 
 def test_under_mitmweb_the_comment_column_is_shown(tmp_path: Path) -> None:
     from mitmproxy.tools.web.webaddons import WebAddon
+    from pkgcache_suite.proxy.defaults import ImpliedOptions
+    from pkgcache_suite.proxy.router import Router
 
-    core = CacheCore(CacheContext())
-    with taddons.context(WebAddon(), core) as tctx:
+    shared = CacheContext()
+    router, core = Router(shared), CacheCore(shared)
+    implied = ImpliedOptions(router)
+    with taddons.context(WebAddon(), router, core, implied) as tctx:
         tctx.options.update(pkgcache_dir=str(tmp_path / "c"))
-        core.configure(set(tctx.options.keys()))
+        for addon in (router, core, implied):
+            addon.configure(set(tctx.options.keys()))
         assert "comment" in tctx.options.web_columns
         assert core.c.store is not None
         core.c.store.close()

@@ -17,8 +17,7 @@ class CacheOptions:
     """The cache addon's options alone (pkgcache_dir among them), without the addon."""
 
     def load(self, loader) -> None:
-        for name, typ, default, help_ in options.OPTIONS:
-            loader.add_option(name, typ, default, help_)
+        options.declare(loader, "cache")
 
 
 def first_configure(tctx, addon, **kw) -> None:

@@ -81,7 +81,7 @@ async def test_errored_flows_are_left_alone(router) -> None:
 def test_options_are_parsed_once_and_bad_values_refused(router) -> None:
     r, tctx = router
     tctx.configure(r, pkgcache_allow_clients="192.0.2.0/24")
-    assert [str(n) for n in r.allow_clients] == ["192.0.2.0/24"]
+    assert [str(n) for n in r.s.allow_clients] == ["192.0.2.0/24"]
     with pytest.raises(exceptions.OptionsError, match="pkgcache_allow_ports"):
         tctx.configure(r, pkgcache_allow_ports="80,http")
     with pytest.raises(exceptions.OptionsError, match="pkgcache_allow_clients"):

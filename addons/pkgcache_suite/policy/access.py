@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from collections.abc import Sequence, Set as AbstractSet
 
 
 def same_authority_form(value: str, scheme: str) -> str:
@@ -33,7 +34,7 @@ def parse_networks(value: str, name: str = "pkgcache_allow_clients") -> list[ipa
     return nets
 
 
-def client_allowed(peer: str | None, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+def client_allowed(peer: str | None, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
     """An empty list allows every client; an address that cannot be parsed is never allowed."""
     if not networks:
         return True
@@ -48,7 +49,7 @@ def client_allowed(peer: str | None, networks: list[ipaddress.IPv4Network | ipad
     return any(addr in net for net in networks)
 
 
-def port_allowed(port: int, allowed: set[int]) -> bool:
+def port_allowed(port: int, allowed: AbstractSet[int]) -> bool:
     return 0 in allowed or port in allowed
 
 

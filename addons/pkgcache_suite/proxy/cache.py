@@ -19,7 +19,8 @@ from pkgcache_suite.indexes.kinds import BY_HASH
 from pkgcache_suite.maintenance.housekeeping import Housekeeping
 from pkgcache_suite.maintenance.stale import StaleCopies
 from pkgcache_suite.offline.reachability import via_route
-from pkgcache_suite.trust import system_ca_file
+from pkgcache_suite.settings import Settings, parse_section
+from pkgcache_suite.settings.table import rows
 from pkgcache_suite.policy.cachekey import UnsafeURL, cache_key
 from pkgcache_suite.policy.decide import Decision, RequestFacts, cacheable, decide
 from pkgcache_suite.policy.rules import Classifier, Kind
@@ -37,6 +38,7 @@ from pkgcache_suite.transfer.state import MARKERS, FlowState, Role
 
 log = logging.getLogger("pkgcache")
 
+_MINE = frozenset(o.name for o in rows(Settings.SECTION))
 DURABLE_WAIT = 10.0  # longest an offline miss waits for the wanted list to reach the datastore
 
 
@@ -80,7 +82,6 @@ class CacheCore:
         self.answers.front_hit = self.front.serve_hit
         self.dashboard = Dashboard(shared)
         self.housekeeping = Housekeeping(shared)
-        self._columns_added = False
 
     def _stored(self, entry: Entry) -> None:
         self.stale.index_stored(entry.key)
@@ -93,23 +94,18 @@ class CacheCore:
     # -- mitmproxy lifecycle -------------------------------------------------------
 
     def load(self, loader: Any) -> None:
-        for name, typ, default, help_ in options.OPTIONS:
-            loader.add_option(name, typ, default, help_)
+        options.declare(loader, Settings.SECTION)
         options.refuse_repeated(ctx.options, self.c.fail_fast)
 
     def configure(self, updated: set[str]) -> None:
         """Parse only what changed; the store and the classifier are rebuilt only when their options did."""
-        if "ssl_verify_upstream_trusted_ca" in updated and hasattr(ctx.options, "ssl_verify_upstream_trusted_ca") \
-                and not ctx.options.ssl_verify_upstream_trusted_ca and (ca := system_ca_file()):
-            # upstream HTTPS is vouched for by the machine's CAs (SSL_CERT_FILE, the system store), as admins
-            # expect, not by mitmproxy's own bundle; naming a file in the option still wins
-            ctx.options.update(ssl_verify_upstream_trusted_ca=ca)
-        if not updated & options.NAMES:
+        self.c.inspecting = hasattr(ctx.options, "web_columns")  # under mitmweb
+        if not updated & _MINE:
             return
         if not self.c.started:
             options.refuse_unknown(ctx.options, self.c.fail_fast)
         try:
-            s = options.settings(ctx.options)
+            s = parse_section(Settings, ctx.options, updated, self.c.settings)
             if self.c.classifier is None or updated & {"pkgcache_rules", "pkgcache_filter"}:
                 self.c.classifier = Classifier(s.rules_dir, s.filter_file)
             store = None
@@ -126,12 +122,6 @@ class CacheCore:
             self.c.store = store
             self.c.stats.attach(store.root / PRIVATE)
             log.info("pkgcache: cache at %s", s.cache_dir)
-        self.c.inspecting = hasattr(ctx.options, "web_columns")  # under mitmweb
-        if "web_columns" in updated and self.c.inspecting \
-                and "comment" not in ctx.options.web_columns and not self._columns_added:
-            # show each flow's comment (what the cache did) in the flow list, once
-            self._columns_added = True
-            ctx.options.update(web_columns=[*ctx.options.web_columns, "comment"])
         self.c.settings = s
         self.watchdog.connect_timeout, self.watchdog.idle_timeout = s.connect_timeout, s.idle_timeout
 

@@ -8,6 +8,7 @@ upstream learns nothing of the tier's inside.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mitmproxy import http
@@ -22,7 +23,7 @@ from pkgcache_suite.transfer.resolver import Resolver
 TIER_HEADERS = ("x-forwarded-for", AUTHORITY.lower(), DIRECT.lower(), VIA.lower(), ENGINE.lower())
 
 
-def take_forwarded(flow: http.HTTPFlow, trusted_front: list[Any]) -> None:
+def take_forwarded(flow: http.HTTPFlow, trusted_front: Sequence[Any]) -> None:
     """Behind a trusted front, the client is the last address its X-Forwarded-For names (the front
     replaces whatever the client sent), and the front says when a request was addressed to the proxy
     itself and at which address; from anyone else these headers mean nothing.  They are dropped either

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,12 +18,12 @@ from typing import Any
 from mitmproxy import ctx
 
 from pkgcache_suite.context import CacheContext
-from pkgcache_suite.mountpoints import check_place
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError
 from pkgcache_suite.offline.importer import ImportResult, asked_by, import_datastore, write_report
 from pkgcache_suite.offline.reachability import Reachability
 from pkgcache_suite.proxy import options
-from pkgcache_suite.settings import parse_bounded, parse_cache_dir, parse_choice
+from pkgcache_suite.settings import OfflineSettings, default_cache_dir, parse_section
+from pkgcache_suite.settings.table import rows
 from pkgcache_suite.policy.rules import Classifier
 from pkgcache_suite.storage import PRIVATE, CacheStore
 from pkgcache_suite.offline.usb import FileEventSource, UdevSource, UsbWatcher
@@ -33,21 +32,7 @@ from pkgcache_suite.offline.wanted import WantedList
 log = logging.getLogger("pkgcache")
 
 IMPORT_POLL = 1.0
-
-
-def check_datastore_place(named: str) -> None:
-    """A datastore folder an admin names must be there: an existing folder, or one to make directly on a
-    mounted stick's root.  Anything else (a typo, a stick that is not mounted) is refused before anything
-    is written, so no wanted list ever lands where the stick should have been."""
-    path = Path(named).expanduser()
-    if os.path.lexists(path) and not path.is_dir():
-        raise ValueError(f"pkgcache_datastore={named!r}: expected a folder or usb")
-    unmounted = check_place(str(path))
-    if unmounted:
-        raise ValueError(f"pkgcache_datastore={named!r}: {unmounted}")
-    if not os.path.lexists(path) and not os.path.ismount(path.parent):
-        raise ValueError(f"pkgcache_datastore={named!r}: does not exist; create the folder first "
-                         f"(mkdir {path}), or name a mounted stick's folder")
+_MINE = frozenset(o.name for o in rows(OfflineSettings.SECTION))
 
 
 def default_datastore(cache_dir: Path) -> Path:
@@ -82,6 +67,7 @@ class OfflineAddon:
         self.c = shared
         self.datastore: Datastore | None = None
         self.datastore_setting = ""
+        self.s = OfflineSettings(cache_dir=Path(default_cache_dir()))
         self.usb: UsbWatcher | None = None
         self._poll_task: asyncio.Task[None] | None = None
         self._last_manifest: tuple[int, int] | None = None
@@ -89,65 +75,37 @@ class OfflineAddon:
         self.last_import: dict[str, Any] = {}
 
     def load(self, loader: Any) -> None:
-        loader.add_option("pkgcache_offline", str, "auto",
-                          "auto: behave as offline for hosts that cannot be reached; on: never contact "
-                          "upstream; off: always pass upstream errors through.",
-                          choices=["auto", "on", "off"])
-        loader.add_option("pkgcache_datastore", str, "",
-                          "Datastore folder for the wanted list and fetched files, or 'usb' to use the "
-                          "'pkgcache' folder of whichever USB stick is mounted; default: the cache's own "
-                          "(.pkgcache/datastore in the cache root).")
-        loader.add_option("pkgcache_probe_interval", str, "3",
-                          "In offline=auto, seconds a real answer from a route is trusted without a probe (every "
-                          "answer renews it); a slow probe never makes a request offline.")
-        loader.add_option("pkgcache_usb_events", str, "udev",
-                          "Where USB device events come from: 'udev', or 'file:PATH' (lines 'add DEVNODE' / "
-                          "'remove DEVNODE'; for tests and simulation).")
-        loader.add_option("pkgcache_mounts", str, "/proc/mounts", "Mount table used to find where a stick is mounted.")
-        loader.add_option("pkgcache_deb_arch", str, "",
-                          "Debian architectures of the clients (comma-separated), passed to 'pkgcache fetch' "
-                          "in the wanted list so it can fetch the indexes they will ask for; default: dpkg's.")
+        options.declare(loader, OfflineSettings.SECTION)
 
     def configure(self, updated: set[str]) -> None:
-        """Parse only what changed; up/down knowledge survives any reconfiguration."""
+        """Parse only what changed, then apply it; up/down knowledge survives any reconfiguration."""
+        if not updated & (_MINE | {"mode"}):
+            return
         try:
-            self._configure(updated, ctx.options)
+            s = parse_section(OfflineSettings, ctx.options, updated, self.s)
+            self._apply(s, updated, list(ctx.options.mode))
         except (ValueError, DatastoreError) as e:
             options.reject(ValueError(str(e)), self.c.fail_fast, self.c.started)
 
-    def _configure(self, updated: set[str], opts: Any) -> None:
+    def _apply(self, s: OfflineSettings, updated: set[str], modes: list[str]) -> None:
+        """The side effects of new settings: the reachability rules, the wanted list, the datastore."""
+        self.s = s
         if updated & {"pkgcache_offline", "pkgcache_probe_interval", "mode"}:
-            mode = parse_choice("pkgcache_offline", opts.pkgcache_offline, ("auto", "on", "off"))
-            interval = parse_bounded("pkgcache_probe_interval", opts.pkgcache_probe_interval, 0, 3600, "seconds")
-            via = _upstream_proxy(list(opts.mode))
+            via = _upstream_proxy(modes)
             if self.c.reachability is None:
-                self.c.reachability = Reachability(mode, via=via, up_ttl=interval)
+                self.c.reachability = Reachability(s.mode, via=via, up_ttl=s.probe_interval)
             else:
-                self.c.reachability.reconfigure(mode, via, interval)
-        if "pkgcache_mounts" in updated and not Path(opts.pkgcache_mounts).is_file():
-            raise ValueError(f"pkgcache_mounts={opts.pkgcache_mounts!r}: not a readable mount table")
+                self.c.reachability.reconfigure(s.mode, via, s.probe_interval)
         if updated & {"pkgcache_dir", "pkgcache_deb_arch"}:
-            archs = [a.strip() for a in opts.pkgcache_deb_arch.split(",") if a.strip()]
-            bad = [a for a in archs if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", a)]
-            if bad:
-                raise ValueError(f"pkgcache_deb_arch={opts.pkgcache_deb_arch!r}: expected Debian architectures "
-                                 "such as amd64,arm64")
-            archs = archs or _dpkg_arch()
-            local = parse_cache_dir(opts.pkgcache_dir) / PRIVATE / "wanted.json"
+            archs = list(s.deb_arch) or _dpkg_arch()
+            local = s.cache_dir / PRIVATE / "wanted.json"
             if self.c.wanted is None or self.c.wanted.local_path != local:
                 local.parent.mkdir(parents=True, exist_ok=True)
                 self.c.wanted = WantedList(local, hints={"deb_arch": archs})
                 self.c.wanted.on_datastore_error = lambda e: self._detach("write failed")
             self.c.wanted.hints = {"deb_arch": archs}
-        if "pkgcache_usb_events" in updated:
-            ev = opts.pkgcache_usb_events
-            if ev != "udev" and not ev.startswith("file:"):
-                raise ValueError(f"pkgcache_usb_events={ev!r}: expected udev or file:PATH")
         if updated & {"pkgcache_datastore", "pkgcache_dir"}:
-            named = opts.pkgcache_datastore.strip()
-            setting = named or str(default_datastore(parse_cache_dir(opts.pkgcache_dir)))
-            if named and named != "usb":
-                check_datastore_place(named)
+            setting = s.datastore or str(default_datastore(s.cache_dir))
             if setting != self.datastore_setting:
                 self.datastore_setting = setting
                 self._detach("reconfigured")
@@ -159,9 +117,9 @@ class OfflineAddon:
 
     async def running(self) -> None:
         if self.datastore_setting == "usb" and self.usb is None:
-            ev = ctx.options.pkgcache_usb_events
+            ev = self.s.usb_events
             source = FileEventSource(Path(ev[5:])) if ev.startswith("file:") else UdevSource()
-            self.usb = UsbWatcher(source, Path(ctx.options.pkgcache_mounts),
+            self.usb = UsbWatcher(source, self.s.mounts,
                                   on_attach=self._attach_usb, on_detach=lambda dev: self._detach(f"{dev} removed"))
             try:
                 self.usb.start()

@@ -1,8 +1,4 @@
-"""The cache addon's mitmproxy options (names, defaults, the help mitmweb shows), and how a bad value is refused.
-
-Every pkgcache option is a string to mitmproxy and is parsed here: a value
-mitmproxy itself failed to parse would make it drop the whole suite silently.
-"""
+"""How the suite's options reach mitmproxy (declared from settings/table.py), and how a bad value is refused."""
 
 from __future__ import annotations
 
@@ -13,36 +9,16 @@ from typing import Any, NoReturn
 
 from mitmproxy import exceptions
 
-from pkgcache_suite.settings import Settings, default_cache_dir, parse
+from pkgcache_suite.settings.table import declared_by
 
-OPTIONS: list[tuple[str, type, Any, str]] = [
-    ("pkgcache_dir", str, default_cache_dir(), "Cache root: bodies under host/path, index in .pkgcache/."),
-    ("pkgcache_filter", str, "", "Filter file: one regex per line (full URL) never cached; "
-     "'immutable|volatile|pass REGEX' forces a class."),
-    ("pkgcache_rules", str, "", "Directory of classification rules (*.conf); default: the shipped ones (pkgcache_suite/rules)."),
-    ("pkgcache_memory_hit_max", str, "1M",
-     "Hits up to this size (1048576, 512K, 1M) are answered from memory; larger ones are streamed from disk."),
-    ("pkgcache_follow_timeout", str, "60",
-     "Seconds a request waits for another download of the same URL to start before going upstream itself."),
-    ("pkgcache_connect_timeout", str, "15",
-     "Seconds a download may take to connect to upstream before it is given up."),
-    ("pkgcache_idle_timeout", str, "30",
-     "Seconds upstream may send nothing (before or during the body) before the download is cut; "
-     "nothing is stored and the clients waiting for it are told at once."),
-    ("pkgcache_negative_ttl", str, "300",
-     "Seconds a 404 from upstream for a package file or index is repeated without asking again (0: never); "
-     "offline, a URL upstream said does not exist is answered 404 and not added to the wanted list."),
-    ("pkgcache_max_size", str, "0",
-     "Largest the cache may grow (50G, 500M; 0: no limit). Above it, the least recently used files are removed, "
-     "those no cached index lists first; pinned files (pkgcache pin) never."),
-    ("pkgcache_front_fetch", str, "",
-     "Set by pkgcache serve --workers: the tier's run folder. Misses of package files are then fetched and stored "
-     "by the tier's nginx and admitted here, and hits are handed to nginx; empty: this proxy moves every byte."),
-    ("pkgcache_min_free", str, "128M",
-     "Free disk space to keep on the cache's disk: below it, new files are passed on without being stored, "
-     "and an error is logged (0: fill the disk)."),
-]
-NAMES = {name for name, *_ in OPTIONS}
+
+def declare(loader: Any, section: str) -> None:
+    """Declare to mitmproxy the options this addon owns (settings/table.py), as strings parsed by the suite."""
+    for o in declared_by(section):
+        if o.choices:
+            loader.add_option(o.name, str, o.default, o.help, choices=list(o.choices))
+        else:
+            loader.add_option(o.name, str, o.default, o.help)
 
 
 def refuse_repeated(opts: Any, fail_fast: bool) -> None:
@@ -66,11 +42,6 @@ def refuse_unknown(opts: Any, fail_fast: bool) -> None:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             reject(ValueError(f"{name} is not a pkgcache option{hint}"), fail_fast, False)
-
-
-def settings(opts: Any) -> Settings:
-    """Parse the options into Settings; ValueError names the option and what is wrong."""
-    return parse(opts)
 
 
 def reject(error: ValueError, fail_fast: bool, started: bool) -> NoReturn:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,8 +18,9 @@ from mitmproxy.proxy import server_hooks
 from mitmproxy.proxy.mode_specs import RegularMode, ReverseMode
 
 from pkgcache_suite.proxy import options, report
-from pkgcache_suite.settings import parse_bool
-from pkgcache_suite.policy.access import client_allowed, parse_networks, parse_ports, port_allowed, same_authority_form
+from pkgcache_suite.settings import RouterSettings, parse_section
+from pkgcache_suite.settings.table import rows
+from pkgcache_suite.policy.access import client_allowed, port_allowed, same_authority_form
 from pkgcache_suite.policy.limits import check_request
 from pkgcache_suite.context import CacheContext
 from pkgcache_suite.policy.destinations import is_local_address, parse_ip
@@ -28,11 +28,13 @@ from pkgcache_suite.transfer.watchdog import abort_server
 from pkgcache_suite.proxy.flowinfo import client_address, client_network
 from pkgcache_suite.proxy.front import addressed_to_proxy, take_forwarded
 from pkgcache_suite.proxy.mirrorstyle import META_REPO, META_REPO_PATH, mirror_style, retarget, retarget_https
-from pkgcache_suite.repos.config import RepoConfig, parse_conf, Repository, TargetHealth
+from pkgcache_suite.repos.config import RepoConfig, Repository, TargetHealth
 from pkgcache_suite.policy.cachekey import cache_key, key_for_url
 
 log = logging.getLogger("pkgcache")
 
+
+_MINE = frozenset(o.name for o in rows(RouterSettings.SECTION))
 
 META_TARGET = "pkgcache_target"
 META_NOCACHE = "pkgcache_nocache"
@@ -51,103 +53,45 @@ def _refuse(flow: http.HTTPFlow, why: str) -> None:
 class Router:
     def __init__(self, shared: CacheContext) -> None:
         self.c = shared
-        self.cfg = RepoConfig()
+        self.s = RouterSettings()
         self.health = TargetHealth()
-        self.allow_ports: set[int] = {80, 443}
-        self.allow_clients: list[Any] = []
-        self.trusted_front: list[Any] = []
-        self.force_managed = False
-        self.intercept: list[str] = []
-        self.allow_loopback = False
         self._tunnels_said: set[str] = set()
 
     def load(self, loader: Any) -> None:
-        loader.add_option("pkgcache_conf", str, "",
-                          "Repository/remapping config files (apt-cacher-ng syntax), comma-separated.")
-        loader.add_option("pkgcache_allow_ports", str, "80,443",
-                          "Ports clients may name in URLs and CONNECT (0 = any); AllowUserPorts in a config wins.")
-        loader.add_option("pkgcache_allow_clients", str, "",
-                          "Client addresses/networks allowed to use the proxy (comma-separated); empty = all.")
-        loader.add_option("pkgcache_trusted_front", str, "",
-                          "Addresses of a front (HAProxy, nginx; comma-separated) whose X-Forwarded-For names the "
-                          "client: access control and the counters use that client. Empty: believe no one.")
-        loader.add_option("pkgcache_force_managed", str, "false",
-                          "Refuse URLs that belong to no configured repository (apt-cacher-ng's ForceManaged).")
-        loader.add_option("pkgcache_intercept_hosts", str, "",
-                          "Host patterns (comma-separated, * wildcards) whose HTTPS is intercepted with "
-                          "mitmproxy's CA and cached; all other HTTPS is tunnelled untouched.")
-        loader.add_option("pkgcache_allow_loopback", str, "false",
-                          "Let clients name loopback and link-local destinations (the proxy host's own "
-                          "services); refused by default. Private LAN ranges are always allowed.")
-        loader.add_option("pkgcache_admin_password", str, "",
-                          "Password (user 'admin') for the report page's state-changing actions; "
-                          "AdminAuth in a config sets user and password.")
+        options.declare(loader, RouterSettings.SECTION)
 
     def configure(self, updated: set[str]) -> None:
-        """Parse only what changed (mitmproxy passes every option on the first call)."""
+        """Parse only what changed (mitmproxy passes every option on the first call), then apply it."""
+        if not updated & _MINE:
+            return
         try:
-            self._configure(updated, ctx.options)
+            s = parse_section(RouterSettings, ctx.options, updated, self.s)
         except ValueError as e:
             options.reject(e, self.c.fail_fast, self.c.started)
-
-    def _configure(self, updated: set[str], o: Any) -> None:
         if "pkgcache_conf" in updated:
-            self.cfg = parse_conf(o.pkgcache_conf)
-            for p in self.cfg.problems:
-                log.warning("pkgcache: config: %s", p)
-            for n in self.cfg.notes:
-                log.info("pkgcache: config: %s", n)
-            if self.cfg.repos:
-                log.info("pkgcache: %d repositories: %s", len(self.cfg.repos),
-                         ", ".join(r.name for r in self.cfg.repos))
+            self._say_config(s.conf)
             self.c.key_of = self.key_of
-            if self.cfg.offline:
-                ctx.options.update(pkgcache_offline="on")
-        conf = "pkgcache_conf" in updated
-        if conf or "pkgcache_allow_ports" in updated:
-            ports = self.cfg.allow_ports
-            self.allow_ports = ports if ports is not None else parse_ports(o.pkgcache_allow_ports)
-        if "pkgcache_allow_clients" in updated:
-            self.allow_clients = parse_networks(o.pkgcache_allow_clients)
-        if "pkgcache_trusted_front" in updated:
-            self.trusted_front = parse_networks(o.pkgcache_trusted_front, "pkgcache_trusted_front")
-        if conf or "pkgcache_force_managed" in updated:
-            fm = self.cfg.force_managed
-            self.force_managed = fm if fm is not None else parse_bool("pkgcache_force_managed", o.pkgcache_force_managed)
-        if "pkgcache_intercept_hosts" in updated:
-            self.intercept = [h.strip().lower() for h in o.pkgcache_intercept_hosts.split(",") if h.strip()]
-            bad = [h for h in self.intercept if not re.fullmatch(r"[a-z0-9*?\[\]._-]+", h)]
-            if bad:
-                raise ValueError(f"pkgcache_intercept_hosts={o.pkgcache_intercept_hosts!r}: expected host names "
-                                 "or patterns such as mirror.example,*.mirror.example")
-        if "pkgcache_allow_loopback" in updated:
-            self.allow_loopback = parse_bool("pkgcache_allow_loopback", o.pkgcache_allow_loopback)
-        if conf or "pkgcache_admin_password" in updated:
-            pw = o.pkgcache_admin_password
-            self.c.admin_auth = self.cfg.admin_auth or (f"admin:{pw}" if pw else None)
-        if updated & {"mode", "connection_strategy", "pkgcache_intercept_hosts"} \
-                and o.connection_strategy == "eager":
-            self._go_lazy(o)
+        self.s = s
+        self.c.admin_auth = s.admin_auth
 
-    def _go_lazy(self, o: Any) -> None:
-        """Connect upstream only when a request must go there.  Mirror-style requests name their real host
-        in the path (the reverse target is never contacted); an intercepted CONNECT must be answerable from
-        the cache when upstream is gone, which mitmproxy's eager strategy would turn into a 502 first."""
-        why = ("a reverse (mirror-style) listener" if any(m.startswith("reverse") for m in o.mode)
-               else "HTTPS interception" if self.intercept else None)
-        if why:
-            log.info("pkgcache: %s: setting connection_strategy=lazy", why)
-            ctx.options.update(connection_strategy="lazy")
+    @staticmethod
+    def _say_config(cfg: RepoConfig) -> None:
+        for p in cfg.problems:
+            log.warning("pkgcache: config: %s", p)
+        for n in cfg.notes:
+            log.info("pkgcache: config: %s", n)
+        if cfg.repos:
+            log.info("pkgcache: %d repositories: %s", len(cfg.repos), ", ".join(r.name for r in cfg.repos))
 
     def key_of(self, url: str) -> str:
         """The cache key the proxy uses for url: its repository's namespace when a merge list covers it."""
         parts = urlsplit(url)
-        if self.cfg.repos and parts.hostname:
+        if self.s.conf.repos and parts.hostname:
             scheme = parts.scheme or "http"
             port = parts.port or (443 if scheme == "https" else 80)
-            m = self.cfg.match(parts.hostname, port, scheme, parts.path or "/")
+            m = self.s.conf.match(parts.hostname, port, scheme, parts.path or "/")
             if m is None:  # a target URL: map it back through the targets of each repository
-                for repo in self.cfg.repos:
+                for repo in self.s.conf.repos:
                     for t in repo.targets:
                         if url == t or url.startswith(t + "/"):
                             m = (repo, url[len(t):].split("?", 1)[0] or "/")
@@ -162,11 +106,11 @@ class Router:
     # -- access ---------------------------------------------------------------------
 
     def _client_ok(self, flow: http.HTTPFlow) -> bool:
-        take_forwarded(flow, self.trusted_front)
-        return client_allowed(client_address(flow, ""), self.allow_clients)
+        take_forwarded(flow, self.s.trusted_front)
+        return client_allowed(client_address(flow, ""), self.s.allow_clients)
 
     def _port_ok(self, port: int) -> bool:
-        return port_allowed(port, self.allow_ports)
+        return port_allowed(port, self.s.allow_ports)
 
     async def _client_destination_ok(self, flow: http.HTTPFlow) -> bool:
         """The port and host a client named are allowed (else the flow is refused)."""
@@ -181,7 +125,7 @@ class Router:
 
     async def _destination_refused(self, host: str) -> bool:
         """Loopback and link-local destinations are the proxy host's own: refused unless allowed."""
-        return not self.allow_loopback and await self.c.resolver.is_local(host)
+        return not self.s.allow_loopback and await self.c.resolver.is_local(host)
 
     async def http_connect(self, flow: http.HTTPFlow) -> None:
         req = flow.request
@@ -191,7 +135,7 @@ class Router:
             _refuse(flow, "client address not allowed")
         elif not self._port_ok(req.port):
             _refuse(flow, f"port {req.port} is not allowed (AllowUserPorts)")
-        elif self.cfg.passthrough and not any(p.search(f"{req.host}:{req.port}") for p in self.cfg.passthrough):
+        elif self.s.conf.passthrough and not any(p.search(f"{req.host}:{req.port}") for p in self.s.conf.passthrough):
             _refuse(flow, f"CONNECT to {req.host}:{req.port} does not match PassThroughPattern")
         elif await self._destination_refused(req.host):
             _refuse(flow, f"{req.host} is a loopback or link-local destination (pkgcache_allow_loopback)")
@@ -217,7 +161,7 @@ class Router:
         """A name that resolved elsewhere when checked may resolve to a local address now (DNS rebinding):
         the address really connected to is checked again."""
         peer = data.server.peername
-        if self.allow_loopback or not peer or data.server.via is not None:
+        if self.s.allow_loopback or not peer or data.server.via is not None:
             return
         addr = parse_ip(str(peer[0]))
         if addr is None or not is_local_address(addr):
@@ -225,7 +169,7 @@ class Router:
         address = data.server.address
         if address and address[0] in ("127.0.0.1", "::1") and address[1] == self.c.fileserver.port:
             return  # our own file server
-        if address and any(urlsplit(t).hostname == address[0] for r in self.cfg.repos for t in r.targets):
+        if address and any(urlsplit(t).hostname == address[0] for r in self.s.conf.repos for t in r.targets):
             return  # the admin's configured target
         if address and parse_ip(str(address[0])) is not None:
             return  # a literal address was checked in the request hook
@@ -234,7 +178,7 @@ class Router:
         abort_server(data.client, data.server, "destination resolved to a loopback or link-local address")
 
     def _intercepted(self, host: str) -> bool:
-        return any(fnmatch.fnmatch(host.lower(), pat) for pat in self.intercept)
+        return any(fnmatch.fnmatch(host.lower(), pat) for pat in self.s.intercept)
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         """Tunnel HTTPS untouched unless the admin listed the host for interception."""
@@ -299,7 +243,7 @@ class Router:
         target is never contacted, and the repository's own target is what is asked)."""
         req = flow.request
         if isinstance(flow.client_conn.proxy_mode, ReverseMode):
-            refused = mirror_style(flow, self.cfg)
+            refused = mirror_style(flow, self.s.conf)
             if refused:
                 _refuse(flow, refused)
             if flow.response is not None:
@@ -307,19 +251,19 @@ class Router:
         elif req.host.upper() == "HTTPS" and req.path.startswith("///"):
             retarget_https(req, req.path[3:])
         if META_REPO not in flow.metadata:
-            m = self.cfg.match(req.host, req.port, req.scheme, req.path.split("?", 1)[0]) if self.cfg.repos else None
+            m = self.s.conf.match(req.host, req.port, req.scheme, req.path.split("?", 1)[0]) if self.s.conf.repos else None
             if m is not None:
                 flow.metadata[META_REPO], flow.metadata[META_REPO_PATH] = m[0].name, m[1]
         name = flow.metadata.get(META_REPO)
-        repo = next((r for r in self.cfg.repos if r.name == name), None)
+        repo = next((r for r in self.s.conf.repos if r.name == name), None)
         admins_target = repo is not None and (bool(repo.targets)
                                               or isinstance(flow.client_conn.proxy_mode, ReverseMode))
         if not admins_target and not await self._client_destination_ok(flow):
             return
-        if self.cfg.dont_cache and any(p.search(req.url) for p in self.cfg.dont_cache):
+        if self.s.conf.dont_cache and any(p.search(req.url) for p in self.s.conf.dont_cache):
             flow.metadata[META_NOCACHE] = True
         if repo is None:
-            if self.force_managed:
+            if self.s.force_managed:
                 _refuse(flow, f"{req.host} is not a configured repository (ForceManaged)")
             return
         query = "?" + req.path.split("?", 1)[1] if "?" in req.path else ""
@@ -364,7 +308,7 @@ class Router:
 
     def _is_keyfile(self, flow: http.HTTPFlow) -> bool:
         name = flow.metadata.get(META_REPO)
-        repo = next((r for r in self.cfg.repos if r.name == name), None)
+        repo = next((r for r in self.s.conf.repos if r.name == name), None)
         path = flow.metadata.get(META_REPO_PATH, "")
         return repo is not None and any(k.search(path) for k in repo.keyfiles)
 
@@ -374,4 +318,4 @@ class Router:
             self._mark_bad(target, flow.error.msg if flow.error else "connection failed")
 
     def info(self) -> dict[str, Any]:
-        return {"repositories": [r.name for r in self.cfg.repos], "bad_targets": self.health.snapshot()}
+        return {"repositories": [r.name for r in self.s.conf.repos], "bad_targets": self.health.snapshot()}

@@ -7,6 +7,7 @@ from typing import Any
 from pkgcache_suite.context import CacheContext
 from pkgcache_suite.proxy.boundary import MarkOwnAnswers, StripEngineHeaders
 from pkgcache_suite.proxy.cache import CacheCore
+from pkgcache_suite.proxy.defaults import ImpliedOptions
 from pkgcache_suite.proxy.offline import OfflineAddon
 from pkgcache_suite.proxy.router import Router
 
@@ -19,6 +20,8 @@ def build_addons(shared: CacheContext | None = None, fail_fast: bool = False) ->
     # CacheCore before OfflineAddon: its configure() builds the store the offline addon uses.
     # The boundary around them: upstream responses are cleaned before any of them looks, and answers they
     # made themselves are marked after all of them have decided (proxy/boundary.py).
+    # ImpliedOptions after the addons whose settings imply other options (proxy/defaults.py).
     router = Router(shared)
     shared.info_sources.append(router.info)
-    return [StripEngineHeaders(), router, CacheCore(shared), OfflineAddon(shared), MarkOwnAnswers()]
+    return [StripEngineHeaders(), router, CacheCore(shared), OfflineAddon(shared), ImpliedOptions(router),
+            MarkOwnAnswers()]

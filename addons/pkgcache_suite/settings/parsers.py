@@ -1,18 +1,15 @@
-"""pkgcache's settings as one immutable value, and the pure parsers that build it.
+"""The pure parsers of option values: a string in, a typed value out, or ``ValueError`` naming the option.
 
-``ctx.options.X`` deep-copies on every read, so hooks never read options: they
-read the Settings built once per ``configure()``.  The parsers raise
-``ValueError`` with a message naming the option; the addon turns that into
-mitmproxy's ``OptionsError``, so a bad value stops mitmdump at start.
+The addons turn that error into mitmproxy's ``OptionsError`` (proxy/options.py),
+so a bad value stops mitmdump at start with one line.  A parser may look at the
+file system (a folder must exist) but changes nothing.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pkgcache_suite.mountpoints import check_place
 
@@ -20,21 +17,6 @@ from pkgcache_suite.mountpoints import check_place
 def default_cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "pkgcache")
-
-
-@dataclass(frozen=True)
-class Settings:
-    cache_dir: Path
-    filter_file: Path | None
-    rules_dir: Path | None
-    memory_hit_max: int
-    follow_timeout: int
-    connect_timeout: int = 15
-    idle_timeout: int = 30
-    negative_ttl: int = 300
-    max_size: int = 0  # 0: no limit
-    min_free: int = 128 << 20
-    front_run: Path | None = None  # behind the tier's nginx: its run folder (landing folder, fetch log)
 
 
 def parse_cache_dir(value: str) -> Path:
@@ -107,18 +89,47 @@ def parse_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def parse(opts: Any) -> Settings:
-    """Settings from mitmproxy's options (any object with the pkgcache_* attributes)."""
-    return Settings(
-        cache_dir=parse_cache_dir(opts.pkgcache_dir),
-        filter_file=parse_optional_file("pkgcache_filter", opts.pkgcache_filter),
-        rules_dir=parse_optional_dir("pkgcache_rules", opts.pkgcache_rules),
-        memory_hit_max=parse_size("pkgcache_memory_hit_max", opts.pkgcache_memory_hit_max, 64 << 20),
-        follow_timeout=parse_bounded("pkgcache_follow_timeout", opts.pkgcache_follow_timeout, 1, 86400, "seconds"),
-        connect_timeout=parse_bounded("pkgcache_connect_timeout", opts.pkgcache_connect_timeout, 1, 3600, "seconds"),
-        idle_timeout=parse_bounded("pkgcache_idle_timeout", opts.pkgcache_idle_timeout, 1, 86400, "seconds"),
-        negative_ttl=parse_bounded("pkgcache_negative_ttl", opts.pkgcache_negative_ttl, 0, 86400, "seconds"),
-        max_size=parse_size("pkgcache_max_size", opts.pkgcache_max_size, 1 << 60),
-        min_free=parse_size("pkgcache_min_free", opts.pkgcache_min_free, 1 << 60),
-        front_run=parse_optional_dir("pkgcache_front_fetch", getattr(opts, "pkgcache_front_fetch", "")),
-    )
+def parse_datastore(name: str, value: str) -> str:
+    """A datastore folder an admin names must be there: an existing folder, or one to make directly on a
+    mounted stick's root; ``usb`` follows whichever stick is mounted; empty means the cache's own.  Anything
+    else (a typo, a stick that is not mounted) is refused before anything is written, so no wanted list ever
+    lands where the stick should have been."""
+    named = value.strip()
+    if not named or named == "usb":
+        return named
+    path = Path(named).expanduser()
+    if os.path.lexists(path) and not path.is_dir():
+        raise ValueError(f"{name}={named!r}: expected a folder or usb")
+    unmounted = check_place(str(path))
+    if unmounted:
+        raise ValueError(f"{name}={named!r}: {unmounted}")
+    if not os.path.lexists(path) and not os.path.ismount(path.parent):
+        raise ValueError(f"{name}={named!r}: does not exist; create the folder first "
+                         f"(mkdir {path}), or name a mounted stick's folder")
+    return named
+
+
+def parse_usb_events(name: str, value: str) -> str:
+    if value != "udev" and not value.startswith("file:"):
+        raise ValueError(f"{name}={value!r}: expected udev or file:PATH")
+    return value
+
+
+def parse_readable_file(name: str, value: str) -> Path:
+    if not Path(value).is_file():
+        raise ValueError(f"{name}={value!r}: not a readable mount table")
+    return Path(value)
+
+
+def parse_deb_arch(name: str, value: str) -> tuple[str, ...]:
+    archs = tuple(a.strip() for a in value.split(",") if a.strip())
+    if any(not re.fullmatch(r"[a-z0-9][a-z0-9-]*", a) for a in archs):
+        raise ValueError(f"{name}={value!r}: expected Debian architectures such as amd64,arm64")
+    return archs
+
+
+def parse_host_patterns(name: str, value: str) -> tuple[str, ...]:
+    hosts = tuple(h.strip().lower() for h in value.split(",") if h.strip())
+    if any(not re.fullmatch(r"[a-z0-9*?\[\]._-]+", h) for h in hosts):
+        raise ValueError(f"{name}={value!r}: expected host names or patterns such as mirror.example,*.mirror.example")
+    return hosts
