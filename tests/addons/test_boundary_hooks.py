@@ -26,11 +26,10 @@ def suite(tmp_path: Path) -> Iterator[tuple[taddons.context, list]]:
     addons = build_addons()
     with taddons.context(*addons) as tctx:
         (tmp_path / "ds").mkdir(exist_ok=True)  # a datastore folder is made by its admin
-        tctx.options.update(pkgcache_dir=str(tmp_path / "c"), pkgcache_datastore=str(tmp_path / "ds"))
+        tctx.options.update(pkgcache_dir=str(tmp_path / "c"), pkgcache_datastore=str(tmp_path / "ds"),
+                            pkgcache_offline="off")  # no network here: upstream counts as reachable
         yield tctx, addons
-        core = addons[2]
-        if core.c.store is not None:
-            core.c.store.close()
+        addons[4].done()  # the store addon
 
 
 async def _run(tctx: taddons.context, hook: hooks.Hook) -> None:
@@ -77,6 +76,7 @@ async def test_a_remapped_repository_is_cleaned_too(tmp_path: Path, path: str) -
     with taddons.context(*addons) as tctx:
         (tmp_path / "ds").mkdir(exist_ok=True)  # a datastore folder is made by its admin
         tctx.options.update(pkgcache_dir=str(tmp_path / "c"), pkgcache_datastore=str(tmp_path / "ds"),
+                            pkgcache_offline="off",
                             pkgcache_conf=str(conf))
         f = tflow.tflow(req=tutils.treq(host="192.0.2.7", port=80, path=path))
         await _run(tctx, HttpRequestHook(f))
@@ -85,8 +85,7 @@ async def test_a_remapped_repository_is_cleaned_too(tmp_path: Path, path: str) -
         await _run(tctx, HttpResponseHeadersHook(f))
         assert not [n for n in f.response.headers.keys() if n.lower().startswith("x-accel-")]
         assert f.response.headers.get_all("X-Cache") == ["MISS"]
-        if addons[2].c.store is not None:
-            addons[2].c.store.close()
+        addons[4].done()  # the store addon
 
 
 async def test_the_workers_own_redirect_to_nginx_is_kept(suite, tmp_path: Path) -> None:
@@ -126,6 +125,7 @@ async def test_the_tiers_headers_are_believed_only_from_the_trusted_front(tmp_pa
     with taddons.context(*addons) as tctx:
         (tmp_path / "ds").mkdir(exist_ok=True)  # a datastore folder is made by its admin
         tctx.options.update(pkgcache_dir=str(tmp_path / "c"), pkgcache_datastore=str(tmp_path / "ds"),
+                            pkgcache_offline="off",
                             pkgcache_trusted_front=trusted)
         f = tflow.tflow(req=tutils.treq(host="192.0.2.7", port=80, path="/debian/dists/stable/InRelease",
                                         headers=((b"X-Forwarded-For", b"203.0.113.66"),
@@ -135,5 +135,4 @@ async def test_the_tiers_headers_are_believed_only_from_the_trusted_front(tmp_pa
         assert (f.metadata.get(META_CLIENT) == "203.0.113.66") is believed
         assert (f.metadata.get(META_FRONT_PATH) is not None) is believed
         assert "X-Forwarded-For" not in f.request.headers and "X-Pkgcache-Engine" not in f.request.headers
-        if addons[2].c.store is not None:
-            addons[2].c.store.close()
+        addons[4].done()  # the store addon

@@ -6,16 +6,13 @@ from pathlib import Path
 
 from mitmproxy.test import taddons, tflow, tutils
 
-from pkgcache_suite.context import CacheContext
-from pkgcache_suite.proxy.cache import CacheCore
+from support.hooks import cache_suite
 
 
 
 async def test_a_failure_while_deciding_leaves_the_response_streamed_and_unstored(tmp_path: Path,
                                                                                   monkeypatch) -> None:
-    core = CacheCore(CacheContext())
-    with taddons.context(core) as tctx:
-        tctx.configure(core, pkgcache_dir=str(tmp_path / "c"))
+    with cache_suite(pkgcache_dir=str(tmp_path / "c")) as (core, tctx):
         f = tflow.tflow(req=tutils.treq(host="mirror.example", port=80, path="/debian/pool/x_1_all.deb"))
         await core.request(f)
         assert f.id in core.flows
@@ -28,7 +25,7 @@ async def test_a_failure_while_deciding_leaves_the_response_streamed_and_unstore
         core.responseheaders(f)
         assert f.response.stream is True
         assert f.id not in core.flows
-        store = core.c.store
+        store = core.storage.store
         assert store is not None
         lock = store.try_lock("mirror.example/debian/pool/x_1_all.deb")  # the lead was given up
         assert lock is not None
@@ -37,34 +34,31 @@ async def test_a_failure_while_deciding_leaves_the_response_streamed_and_unstore
 
 
 async def test_hooks_leave_errored_and_answered_flows_alone(tmp_path: Path) -> None:
-    core = CacheCore(CacheContext())
-    with taddons.context(core) as tctx:
-        tctx.configure(core, pkgcache_dir=str(tmp_path / "c"))
+    with cache_suite(pkgcache_dir=str(tmp_path / "c")) as (core, tctx):
         f = tflow.tflow(req=tutils.treq(host="mirror.example", port=80, path="/debian/pool/x_1_all.deb"), err=True)
         await core.request(f)
         assert f.id not in core.flows
         g = tflow.tflow(req=tutils.treq(host="mirror.example", port=80, path="/debian/pool/x_1_all.deb"), resp=True)
         await core.request(g)
         assert g.id not in core.flows
-        assert core.c.store is not None
-        core.c.store.close()
+        assert core.storage.store is not None
+        core.storage.store.close()
 
 
 def test_under_mitmweb_the_comment_column_is_shown(tmp_path: Path) -> None:
     from mitmproxy.tools.web.webaddons import WebAddon
-    from pkgcache_suite.proxy.defaults import ImpliedOptions
-    from pkgcache_suite.proxy.router import Router
+    from pkgcache_suite.proxy.suite import build_addons
 
-    shared = CacheContext()
-    router, core = Router(shared), CacheCore(shared)
-    implied = ImpliedOptions(router)
-    with taddons.context(WebAddon(), router, core, implied) as tctx:
+    addons = build_addons()
+    core = addons[2]
+    with taddons.context(WebAddon(), *addons) as tctx:
         tctx.options.update(pkgcache_dir=str(tmp_path / "c"))
-        for addon in (router, core, implied):
-            addon.configure(set(tctx.options.keys()))
+        for addon in addons:
+            if hasattr(addon, "configure"):
+                addon.configure(set(tctx.options.keys()))  # as mitmproxy does when it loads a script
         assert "comment" in tctx.options.web_columns
-        assert core.c.store is not None
-        core.c.store.close()
+        assert core.storage.store is not None
+        addons[4].done()  # the store addon closes the store
 
 
 async def test_behind_the_tiers_nginx_a_leading_miss_is_handed_to_nginx(tmp_path: Path) -> None:
@@ -79,17 +73,15 @@ async def test_behind_the_tiers_nginx_a_leading_miss_is_handed_to_nginx(tmp_path
     run.mkdir()
     (run / FETCH_LOG).touch()
     (run / NGINX_PID).write_text(f"{os.getpid()}\n")  # a live process stands for nginx
-    core = CacheCore(CacheContext())
     key = "192.0.2.7/debian/pool/x_1_all.deb"
-    with taddons.context(core) as tctx:
-        tctx.configure(core, pkgcache_dir=str(tmp_path / "c"), pkgcache_front_fetch=str(run))
+    with cache_suite(pkgcache_dir=str(tmp_path / "c"), pkgcache_front_fetch=str(run)) as (core, tctx):
         f = tflow.tflow(req=tutils.treq(host="192.0.2.7", port=80, path="/debian/pool/x_1_all.deb"))
         f.metadata[META_FRONT_PATH] = key
         await core.request(f)
         assert f.response is not None and f.response.content == b""
         where = f.response.headers["X-Accel-Redirect"]
         assert where.startswith(FETCH_PREFIX) and where.endswith("/192.0.2.7:80/192.0.2.7")
-        store = core.c.store
+        store = core.storage.store
         assert store is not None and store.try_lock(key) is None  # held until nginx's line is read
         assert len(core.front.pending) == 1 and core.c.flights[key].by_front
 
@@ -123,11 +115,9 @@ async def test_a_client_joining_a_download_nginx_fetches_waits_a_bounded_time(tm
     run.mkdir()
     (run / FETCH_LOG).touch()
     (run / NGINX_PID).write_text(f"{os.getpid()}\n")
-    core = CacheCore(CacheContext())
     key = "192.0.2.7/debian/pool/x_1_all.deb"
-    with taddons.context(core) as tctx:
-        tctx.configure(core, pkgcache_dir=str(tmp_path / "c"), pkgcache_front_fetch=str(run),
-                       pkgcache_follow_timeout="3600")
+    with cache_suite(pkgcache_dir=str(tmp_path / "c"), pkgcache_front_fetch=str(run),
+                       pkgcache_follow_timeout="3600") as (core, tctx):
         flows = [tflow.tflow(req=tutils.treq(host="192.0.2.7", port=80, path="/debian/pool/x_1_all.deb"))
                  for _ in range(2)]
         for f in flows:

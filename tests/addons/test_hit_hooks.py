@@ -7,11 +7,10 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from mitmproxy.test import taddons, tflow, tutils
+from mitmproxy.test import tflow, tutils
 
-from pkgcache_suite.context import CacheContext
-from pkgcache_suite.proxy.cache import CacheCore
 from pkgcache_suite.storage import place_file
+from support.hooks import cache_suite
 
 HOST, PATH = "mirror.example", "/debian/pool/main/h/hello/hello_1.0_all.deb"
 BODY = bytes(range(256)) * 40  # 10240 bytes
@@ -44,10 +43,8 @@ CASES = [
 async def test_a_hit_answers_range_head_and_conditionals_from_the_stored_copy(
         tmp_path: Path, method: str, headers: dict[str, str], status: int, body: bytes,
         carries: dict[str, str]) -> None:
-    core = CacheCore(CacheContext())
-    with taddons.context(core) as tctx:
-        tctx.configure(core, pkgcache_dir=str(tmp_path / "c"))
-        store = core.c.store
+    with cache_suite(pkgcache_dir=str(tmp_path / "c")) as (core, tctx):
+        store = core.storage.store
         assert store is not None
         (tmp_path / "body").write_bytes(BODY)
         place_file(store, f"{HOST}{PATH}", f"http://{HOST}{PATH}", "immutable", tmp_path / "body", N,

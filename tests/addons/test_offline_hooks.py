@@ -10,7 +10,10 @@ from mitmproxy.test import taddons
 
 from pkgcache_suite.context import CacheContext
 from pkgcache_suite.proxy import options
+from pkgcache_suite.offline.reachability import Reachability
 from pkgcache_suite.proxy.offline import OfflineAddon
+from pkgcache_suite.proxy.router import Router
+from pkgcache_suite.proxy.storeaddon import StoreAddon
 
 
 class CacheOptions:
@@ -18,6 +21,12 @@ class CacheOptions:
 
     def load(self, loader) -> None:
         options.declare(loader, "cache")
+
+
+def offline_addon(shared: CacheContext) -> OfflineAddon:
+    """The offline addon with the collaborators the suite hands it (a store addon that never configures)."""
+    reach = Reachability()
+    return OfflineAddon(shared, StoreAddon(shared).opened, reach, Router(shared, reach))
 
 
 def first_configure(tctx, addon, **kw) -> None:
@@ -28,15 +37,15 @@ def first_configure(tctx, addon, **kw) -> None:
 
 def test_reconfiguring_keeps_what_is_known_about_upstream(tmp_path: Path) -> None:
     shared = CacheContext()
-    addon = OfflineAddon(shared)
+    addon = offline_addon(shared)
     with taddons.context(CacheOptions(), addon) as tctx:
         (tmp_path / "ds").mkdir(exist_ok=True)  # a datastore folder is made by its admin
         first_configure(tctx, addon, pkgcache_dir=str(tmp_path / "c"), pkgcache_datastore=str(tmp_path / "ds"))
-        reach = shared.reachability
+        reach = addon.reach
         assert reach is not None
         reach.mark("mirror.example", 80, False)
         tctx.configure(addon, pkgcache_probe_interval="7")
-        assert shared.reachability is reach and reach.up_ttl == 7
+        assert addon.reach is reach and reach.up_ttl == 7
         assert reach.known_down("mirror.example", 80)
         tctx.configure(addon, pkgcache_offline="on")
         assert reach.mode == "on" and reach.known_down("mirror.example", 80)
@@ -44,16 +53,16 @@ def test_reconfiguring_keeps_what_is_known_about_upstream(tmp_path: Path) -> Non
 
 def test_it_needs_no_store_to_configure(tmp_path: Path) -> None:
     shared = CacheContext()
-    addon = OfflineAddon(shared)
+    addon = offline_addon(shared)
     with taddons.context(CacheOptions(), addon) as tctx:  # the cache addon has not configured: there is no store yet
         (tmp_path / "ds").mkdir(exist_ok=True)  # a datastore folder is made by its admin
         first_configure(tctx, addon, pkgcache_dir=str(tmp_path / "c"), pkgcache_datastore=str(tmp_path / "ds"))
-        assert shared.store is None
-        assert shared.wanted is not None and shared.wanted.local_path == tmp_path / "c" / ".pkgcache" / "wanted.json"
+        assert not addon.storage.is_open
+        assert addon.wanted_list().local_path == tmp_path / "c" / ".pkgcache" / "wanted.json"
 
 
 def test_bad_values_stop_configuration(tmp_path: Path) -> None:
-    addon = OfflineAddon(CacheContext())
+    addon = offline_addon(CacheContext())
     with taddons.context(CacheOptions(), addon) as tctx:
         with pytest.raises(exceptions.OptionsError, match="pkgcache_usb_events"):
             tctx.configure(addon, pkgcache_usb_events="bogus")

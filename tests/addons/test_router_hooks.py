@@ -7,6 +7,7 @@ from mitmproxy import exceptions
 from mitmproxy.test import taddons, tflow, tutils
 
 from pkgcache_suite.context import CacheContext
+from pkgcache_suite.offline.reachability import Reachability
 from pkgcache_suite.proxy.router import META_KEY_HOST, Router
 
 
@@ -21,7 +22,7 @@ def _flow(host: str, port: int = 80, path: str = "/debian/pool/x.deb", peer: str
 
 @pytest.fixture
 def router():
-    r = Router(CacheContext())
+    r = Router(CacheContext(), Reachability())
     with taddons.context(r) as tctx:
         yield r, tctx
 

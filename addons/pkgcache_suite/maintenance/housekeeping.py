@@ -21,6 +21,7 @@ from pkgcache_suite.units import human_size
 
 if TYPE_CHECKING:
     from pkgcache_suite.context import CacheContext
+    from pkgcache_suite.storage.opened import OpenedStore
 
 log = logging.getLogger("pkgcache")
 
@@ -32,8 +33,8 @@ COUNT_LOCK = ".count"  # ... and of the one counting a cache an older version wr
 
 
 class Housekeeping:
-    def __init__(self, shared: CacheContext) -> None:
-        self.c = shared
+    def __init__(self, shared: CacheContext, storage: OpenedStore) -> None:
+        self.c, self.storage = shared, storage
         self.tasks = Tasks()
         self._task: asyncio.Task[None] | None = None
         self._over = asyncio.Event()
@@ -49,9 +50,7 @@ class Housekeeping:
             self.tasks.start(self._keep_size(), "size limit")
 
     def _register(self) -> None:
-        store = self.c.store
-        if store is None:
-            return
+        store = self.storage.store
         self.liveness = Liveness(store.root / PRIVATE)
         try:
             self.needs_check = self.liveness.register()
@@ -80,16 +79,16 @@ class Housekeeping:
     def flush(self) -> None:
         """Counters and last-use times go to disk, where other processes and the next start see them."""
         self.c.stats.flush()
-        store, used = self.c.store, self.c.used
-        if store is not None and used:
+        store, used = self.storage.store, self.c.used
+        if used:
             self.c.used = {}
             store.note_used(used)
 
     def note_stored(self, length: int) -> None:
         """A body was committed: past the size limit (the index's kept totals say), eviction starts now
         rather than at the next check."""
-        s, store = self.c.settings, self.c.store
-        if s is not None and s.max_size and store is not None and store.totals().bytes > s.max_size:
+        s, store = self.storage.settings, self.storage.store
+        if s.max_size and store.totals().bytes > s.max_size:
             self._over.set()
 
     async def _keep_size(self) -> None:
@@ -101,8 +100,8 @@ class Housekeeping:
             except (asyncio.TimeoutError, TimeoutError):
                 pass
             self._over.clear()
-            store, s = self.c.store, self.c.settings
-            if store is None or s is None or not s.max_size:
+            store, s = self.storage.store, self.storage.settings
+            if not s.max_size:
                 continue
             size = store.totals()
             if size.complete and size.bytes <= s.max_size:  # one lookup, whatever the cache's size
@@ -135,16 +134,15 @@ class Housekeeping:
     async def _run(self) -> None:
         first = True
         while True:
-            store = self.c.store
-            if store is not None:
-                try:
-                    if first and self.needs_check:
-                        self.tasks.start(self.check_cache(store), "cache check")
-                    if first and not store.totals().complete:
-                        self.tasks.start(self.count_cache(store), "cache count")
-                    await self.sweep(store)
-                except Exception:
-                    log.exception("pkgcache: housekeeping failed")
+            store = self.storage.store  # the current one: pkgcache_dir may change under mitmweb
+            try:
+                if first and self.needs_check:
+                    self.tasks.start(self.check_cache(store), "cache check")
+                if first and not store.totals().complete:
+                    self.tasks.start(self.count_cache(store), "cache count")
+                await self.sweep(store)
+            except Exception:
+                log.exception("pkgcache: housekeeping failed")
             await asyncio.sleep(SOON if first else INTERVAL)
             first = False
 

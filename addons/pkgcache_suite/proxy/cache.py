@@ -18,18 +18,18 @@ from pkgcache_suite.context import CacheContext
 from pkgcache_suite.indexes.kinds import BY_HASH
 from pkgcache_suite.maintenance.housekeeping import Housekeeping
 from pkgcache_suite.maintenance.stale import StaleCopies
-from pkgcache_suite.offline.reachability import via_route
-from pkgcache_suite.settings import Settings, parse_section
-from pkgcache_suite.settings.table import rows
+from pkgcache_suite.offline.reachability import Reachability, via_route
 from pkgcache_suite.policy.cachekey import UnsafeURL, cache_key
 from pkgcache_suite.policy.decide import Decision, RequestFacts, cacheable, decide
-from pkgcache_suite.policy.rules import Classifier, Kind
+from pkgcache_suite.policy.rules import Kind
 from pkgcache_suite.policy.variants import variant
-from pkgcache_suite.proxy import options, report
+from pkgcache_suite.proxy import report
 from pkgcache_suite.proxy.dashboard import Dashboard
+from pkgcache_suite.proxy.offline import OfflineAddon
+from pkgcache_suite.proxy.storeaddon import OpenStore
 from pkgcache_suite.proxy.flowinfo import META_FRONT_PATH, client_address, client_network
-from pkgcache_suite.proxy.router import META_KEY_HOST, META_NOCACHE, META_REPO, META_REPO_PATH
-from pkgcache_suite.storage import PRIVATE, CacheStore, Entry, StoreError
+from pkgcache_suite.proxy.router import META_KEY_HOST, META_NOCACHE, META_REPO, META_REPO_PATH, Router
+from pkgcache_suite.storage import CacheStore, Entry, StoreError
 from pkgcache_suite.transfer.answers import Answers, count
 from pkgcache_suite.transfer.download import Downloads
 from pkgcache_suite.transfer.flight import FlightState
@@ -38,7 +38,6 @@ from pkgcache_suite.transfer.state import MARKERS, FlowState, Role
 
 log = logging.getLogger("pkgcache")
 
-_MINE = frozenset(o.name for o in rows(Settings.SECTION))
 DURABLE_WAIT = 10.0  # longest an offline miss waits for the wanted list to reach the datastore
 
 
@@ -72,16 +71,20 @@ def ready_line(kind: str, shown: str, port: int) -> str:
 
 
 class CacheCore:
-    def __init__(self, shared: CacheContext) -> None:
-        self.c = shared
+    """The request, response and error hooks of the cache.  Its collaborators are handed in when the suite is
+    assembled (proxy/suite.py): the store addon's store, classifier and settings, the offline addon's wanted
+    list, the Reachability the router shares, the router's view of repositories and admin access."""
+
+    def __init__(self, shared: CacheContext, storage: OpenStore, reach: Reachability, offline: OfflineAddon,
+                 router: Router) -> None:
+        self.c, self.storage, self.reach, self.offline = shared, storage, reach, offline
         self.flows: dict[str, FlowState] = {}
-        self.answers = Answers(shared, self.flows)
-        self.stale = StaleCopies(lambda: self.c.store)
-        self.downloads = Downloads(shared, self.flows, self.answers, self._stored)
-        self.front = FrontFetches(shared, self.downloads, self._stored)
-        self.answers.front_hit = self.front.serve_hit
-        self.dashboard = Dashboard(shared)
-        self.housekeeping = Housekeeping(shared)
+        self.answers = Answers(shared, self.flows, storage)
+        self.stale = StaleCopies(lambda: storage.store)
+        self.downloads = Downloads(shared, self.flows, self.answers, storage, reach, self._stored)
+        self.front = FrontFetches(shared, self.downloads, storage, reach, self._stored)
+        self.dashboard = Dashboard(shared, storage, offline, router)
+        self.housekeeping = Housekeeping(shared, storage)
 
     def _stored(self, entry: Entry) -> None:
         self.stale.index_stored(entry.key)
@@ -93,37 +96,8 @@ class CacheCore:
 
     # -- mitmproxy lifecycle -------------------------------------------------------
 
-    def load(self, loader: Any) -> None:
-        options.declare(loader, Settings.SECTION)
-        options.refuse_repeated(ctx.options, self.c.fail_fast)
-
     def configure(self, updated: set[str]) -> None:
-        """Parse only what changed; the store and the classifier are rebuilt only when their options did."""
         self.c.inspecting = hasattr(ctx.options, "web_columns")  # under mitmweb
-        if not updated & _MINE:
-            return
-        if not self.c.started:
-            options.refuse_unknown(ctx.options, self.c.fail_fast)
-        try:
-            s = parse_section(Settings, ctx.options, updated, self.c.settings)
-            if self.c.classifier is None or updated & {"pkgcache_rules", "pkgcache_filter"}:
-                self.c.classifier = Classifier(s.rules_dir, s.filter_file)
-            store = None
-            if self.c.store is None or self.c.store.root != s.cache_dir:
-                try:
-                    store = CacheStore(s.cache_dir)
-                except StoreError as e:
-                    raise ValueError(f"pkgcache_dir={str(s.cache_dir)!r}: {e}") from None
-        except ValueError as e:  # RulesError is one too
-            options.reject(e, self.c.fail_fast, self.c.started)
-        if store is not None:
-            if self.c.store is not None:
-                self.c.store.close()
-            self.c.store = store
-            self.c.stats.attach(store.root / PRIVATE)
-            log.info("pkgcache: cache at %s", s.cache_dir)
-        self.c.settings = s
-        self.watchdog.connect_timeout, self.watchdog.idle_timeout = s.connect_timeout, s.idle_timeout
 
     async def running(self) -> None:
         self.c.started = True
@@ -142,7 +116,7 @@ class CacheCore:
                 said.add((instance.mode.type_name, shown, port))
         for kind, shown, port in sorted(said):
             log.info("pkgcache: ready: %s", ready_line(kind, shown, port))
-        if self.c.reachability is not None and self.c.reachability.mode == "on":
+        if self.reach.mode == "on":
             log.info("pkgcache: offline (pkgcache_offline=on): upstream is never contacted; misses are answered "
                      "locally and recorded in the wanted list")
 
@@ -158,10 +132,7 @@ class CacheCore:
             self.housekeeping.flush()
         except Exception:
             log.exception("pkgcache: writing the counters at exit failed")
-        self.c.stats.close()
-        if self.c.store:
-            self.c.store.close()
-        self.housekeeping.closed()
+        self.housekeeping.closed()  # the store addon closes the store after this
 
     # -- request ----------------------------------------------------------------
 
@@ -191,14 +162,14 @@ class CacheCore:
                 flow.response = http.Response.make(500, b"pkgcache: the report page failed; see the log\n",
                                                    {"Content-Type": "text/plain"})
             return
-        store, classifier = self.c.store, self.c.classifier
-        if store is None or classifier is None:
-            return
+        if not self.storage.is_open:
+            return  # not configured yet (never once mitmproxy runs): proxied as it is
+        store, classifier = self.storage.store, self.storage.classifier
         host = flow.metadata.get(META_KEY_HOST) or req.host
         url = _url(req, host)
         kind = classifier.classify(url, req.path, req.headers.get("accept", ""))
         facts = RequestFacts(req.method, kind, no_store=bool(flow.metadata.get(META_NOCACHE)),
-                             never_upstream=self.c.reachability is not None and self.c.reachability.mode == "on")
+                             never_upstream=self.reach.mode == "on")
         st, unsafe = None, ""
         if cacheable(facts.method, kind, facts.no_store):  # a cache key and a lookup only for what may be cached
             try:
@@ -213,8 +184,8 @@ class CacheCore:
         if st is None:
             self._settle(flow, decide(facts), host, url, unsafe)
             return
-        if self.c.wanted is not None and ("/dists/" in url or url.endswith("/repomd.xml")):
-            self.c.wanted.note_index(url, client_address(flow))  # fetch brings only the indexes clients use
+        if "/dists/" in url or url.endswith("/repomd.xml"):
+            self.offline.wanted_list().note_index(url, client_address(flow))  # fetch brings only the indexes clients use
         try:
             await self._carry_out(flow, st, store, facts)
         except StoreError as e:
@@ -246,7 +217,7 @@ class CacheCore:
         missing = store.missing_since(st.key) if entry is None else None
         facts = replace(facts, cached=entry is not None,
                         missing_age=None if missing is None else time.time() - missing,
-                        negative_ttl=self.c.settings.negative_ttl if self.c.settings else 0)
+                        negative_ttl=self.storage.settings.negative_ttl)
         lock = None
         while True:
             decision = decide(facts)
@@ -284,9 +255,8 @@ class CacheCore:
         """Real traffic decides; a route nothing is known about is probed once (offline/reachability.py): a
         refused connection would be mitmproxy's 502, where a stale copy, or an offline miss recorded as
         wanted, is the better answer."""
-        r = self.c.reachability
-        return r is not None and await r.offline(flow.request.host, flow.request.port,
-                                                 via=via_route(flow.server_conn.via), fallback=fallback)
+        return await self.reach.offline(flow.request.host, flow.request.port, via=via_route(flow.server_conn.via),
+                                        fallback=fallback)
 
     def _serve(self, flow: http.HTTPFlow, st: FlowState, entry: Entry, decision: Decision) -> None:
         stale = decision is Decision.STALE
@@ -296,15 +266,13 @@ class CacheCore:
 
     async def _offline_miss(self, flow: http.HTTPFlow, st: FlowState) -> None:
         """Answer 404 (package managers skip those) and remember the URL for `pkgcache fetch`."""
-        wanted = self.c.wanted
-        where = "the wanted list"
-        if wanted is not None:
-            self._record_wanted(flow, st)
-            where = str(wanted.datastore.wanted_path if wanted.datastore else wanted.local_path)
-            try:  # the answer waits until the list holds this URL on disk: a stick pulled out next is complete
-                await asyncio.wait_for(wanted.durable(), DURABLE_WAIT)
-            except (asyncio.TimeoutError, TimeoutError):
-                log.warning("pkgcache: writing the wanted list to %s takes long; answering %s anyway", where, st.url)
+        wanted = self.offline.wanted_list()
+        self._record_wanted(flow, st)
+        where = str(wanted.datastore.wanted_path if wanted.datastore else wanted.local_path)
+        try:  # the answer waits until the list holds this URL on disk: a stick pulled out next is complete
+            await asyncio.wait_for(wanted.durable(), DURABLE_WAIT)
+        except (asyncio.TimeoutError, TimeoutError):
+            log.warning("pkgcache: writing the wanted list to %s takes long; answering %s anyway", where, st.url)
         body = (f"pkgcache: offline, and {st.url} is not cached.\n"
                 f"It was recorded in {where} for fetching with `pkgcache fetch`.\n")
         flow.response = http.Response.make(404, body.encode(), {"Content-Type": "text/plain", "X-Cache": "MISS"})
@@ -328,9 +296,8 @@ class CacheCore:
                            url=flow.request.pretty_url)
 
     def _record_wanted(self, flow: http.HTTPFlow, st: FlowState) -> None:
-        if self.c.wanted is not None:
-            headers = {k.lower(): v for k, v in flow.request.headers.items()}
-            self.c.wanted.record(st.url, client_address(flow, ""), headers, st.kind.value)
+        headers = {k.lower(): v for k, v in flow.request.headers.items()}
+        self.offline.wanted_list().record(st.url, client_address(flow, ""), headers, st.kind.value)
 
     # -- response ---------------------------------------------------------------
 

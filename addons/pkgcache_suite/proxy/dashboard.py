@@ -15,7 +15,7 @@ import itertools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from mitmproxy import http
 
@@ -27,6 +27,11 @@ from pkgcache_suite.progress import TransferProgress
 from pkgcache_suite.proxy import adminauth, metrics, report, reportview, wantpage
 from pkgcache_suite.proxy.flowinfo import META_VIA
 from pkgcache_suite.storage import PRIVATE, CacheStore
+
+if TYPE_CHECKING:
+    from pkgcache_suite.proxy.offline import OfflineAddon
+    from pkgcache_suite.proxy.router import Router
+    from pkgcache_suite.proxy.storeaddon import OpenStore
 from pkgcache_suite.units import human_size
 
 log = logging.getLogger("pkgcache")
@@ -57,8 +62,8 @@ class _LogLines(io.TextIOBase):
 
 
 class Dashboard:
-    def __init__(self, shared: CacheContext) -> None:
-        self.c = shared
+    def __init__(self, shared: CacheContext, storage: OpenStore, offline: OfflineAddon, router: Router) -> None:
+        self.c, self.storage, self.offline, self.router = shared, storage, offline, router
         self._secret: tuple[Path | None, bytes] | None = None
         self.results: dict[int, Result] = {}
         self._ids = itertools.count(1)
@@ -71,21 +76,21 @@ class Dashboard:
         elif path in ("/metrics", "/health"):
             self._monitoring(flow, path)
         elif path == "/csrf":
-            if report.challenge(flow, self.c.admin_auth):
+            if report.challenge(flow, self.router.s.admin_auth):
                 flow.response = http.Response.make(200, self._token().encode(), {"Content-Type": "text/plain",
                                                                                  "Cache-Control": "no-store"})
         elif path in ("/stats.json", "/stats"):
             maint = await self._maintenance_info()
             snap = self.c.stats.snapshot()
-            admin = adminauth.is_admin(flow, self.c.admin_auth)
+            admin = adminauth.is_admin(flow, self.router.s.admin_auth)
             report.respond_json(flow, snap if admin else report.for_anyone(snap), self._info(), maint)
         elif path in ("/", "/index.html"):
             await self._overview(flow, admin=False)
         elif path == "/admin":
-            if report.challenge(flow, self.c.admin_auth):
+            if report.challenge(flow, self.router.s.admin_auth):
                 await self._overview(flow, admin=True)
         elif path == "/want":
-            await wantpage.answer(flow, self.c.wanted, _proxy_address(flow), healthy=not self._problems())
+            await wantpage.answer(flow, self.offline.wanted_list(), _proxy_address(flow), healthy=not self._problems())
         elif path == "/setup":
             report.html_page(flow, report.render("setup.html", healthy=not self._problems(),
                                                  **reportview.setup(_proxy_address(flow))))
@@ -96,20 +101,19 @@ class Dashboard:
         """The dashboard; the admin's view (/admin, signed in) adds who the clients are and the actions."""
         maint = await self._maintenance_info()
         snap = await asyncio.to_thread(self.c.stats.snapshot)
-        root = self.c.store.root if self.c.store is not None else None
-        s = self.c.settings
+        root, s = self.storage.store.root, self.storage.settings
         view = reportview.dashboard(snap if admin else report.for_anyone(snap), self._info(), maint,
-                                    metrics.disk(root), s.max_size if s else 0, clients=admin)
+                                    metrics.disk(root), s.max_size, clients=admin)
         done = flow.request.query.get("done", "")
         result = self.results.get(int(done)) if done.isdigit() and admin else None
         problems = self._problems()
         report.html_page(flow, report.render("dashboard.html", result=result, problems=problems,
                                              healthy=not problems, csrf=self._token() if admin else "",
-                                             signed_in=admin, admin=bool(self.c.admin_auth), **view))
+                                             signed_in=admin, admin=bool(self.router.s.admin_auth), **view))
 
     def _admin_secret(self) -> bytes:
         """The secret of this cache's admin tokens, shared by every process serving it (read once per root)."""
-        root = self.c.store.root / PRIVATE if self.c.store is not None else None
+        root = self.storage.store.root / PRIVATE
         if self._secret is None or self._secret[0] != root:
             try:
                 self._secret = (root, adminauth.shared_secret(root))
@@ -120,19 +124,19 @@ class Dashboard:
 
     def _token(self) -> str:
         """The admin's form token: bound to the admin's credentials, the same in every process of this cache."""
-        return adminauth.token(self._admin_secret(), self.c.admin_auth or "")
+        return adminauth.token(self._admin_secret(), self.router.s.admin_auth or "")
 
     def _problems(self) -> list[str]:
-        return metrics.health(self.c.store.root if self.c.store is not None else None)
+        return metrics.health(self.storage.store.root)
 
     # -- admin actions ------------------------------------------------------------------
 
     async def _admin(self, flow: http.HTTPFlow, action: str) -> None:
-        store = self.c.store
+        store = self.storage.store
         if action not in report.ACTIONS:
             flow.response = http.Response.make(404, b"no such pkgcache action\n", {"Content-Type": "text/plain"})
             return
-        if not report.check_admin(flow, self.c.admin_auth, self._admin_secret()) or store is None:
+        if not report.check_admin(flow, self.router.s.admin_auth, self._admin_secret()):
             return
         form = dict(flow.request.urlencoded_form.items())
         try:
@@ -206,7 +210,7 @@ class Dashboard:
     # -- monitoring ---------------------------------------------------------------------
 
     def _monitoring(self, flow: http.HTTPFlow, path: str) -> None:
-        root = self.c.store.root if self.c.store is not None else None
+        root = self.storage.store.root
         if path == "/metrics":
             body = metrics.render(self.c.stats.snapshot(), self._info(), root)
             flow.response = http.Response.make(200, body, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
@@ -216,8 +220,7 @@ class Dashboard:
         flow.response = http.Response.make(503 if problems else 200, text.encode(), {"Content-Type": "text/plain"})
 
     async def _maintenance_info(self) -> dict[str, Any]:
-        store = self.c.store
-        return await asyncio.to_thread(self._read_maintenance, store) if store is not None else {}
+        return await asyncio.to_thread(self._read_maintenance, self.storage.store)
 
     @staticmethod
     def _read_maintenance(store: CacheStore) -> dict[str, Any]:
@@ -228,21 +231,19 @@ class Dashboard:
                 "damaged": maintenance.load_json_list(store, "damaged.json", "damaged")}
 
     def _info(self) -> dict[str, Any]:
-        store = self.c.store
-        wanted = self.c.wanted
-        reach = self.c.reachability
+        store, wanted, reach = self.storage.store, self.offline.wanted_list(), self.offline.reach
         return {
-            "cache_dir": str(store.root) if store is not None else None,
-            "wanted_urls": len(wanted.entries) if wanted else 0,
-            "wanted_requests": len(wanted.requests) if wanted else 0,
-            "datastore_safe_to_remove": wanted.safe_to_remove if wanted else False,
-            "datastore": str(wanted.datastore.root) if wanted and wanted.datastore else None,
-            "upstream": reach.snapshot() if reach else {},
-            "offline_mode": reach.mode if reach else "off",
-            "entries": len(store) if store is not None else 0,
-            "cache_bytes": store.totals().bytes if store is not None else 0,
+            "cache_dir": str(store.root),
+            "wanted_urls": len(wanted.entries),
+            "wanted_requests": len(wanted.requests),
+            "datastore_safe_to_remove": wanted.safe_to_remove,
+            "datastore": str(wanted.datastore.root) if wanted.datastore else None,
+            "upstream": reach.snapshot(),
+            "offline_mode": reach.mode,
+            "entries": len(store),
+            "cache_bytes": store.totals().bytes,
             "downloads_in_progress": len(self.c.flights),
-        } | {k: v for src in self.c.info_sources for k, v in src().items()}
+        } | self.router.info()
 
 
 def _proxy_address(flow: http.HTTPFlow) -> str:

@@ -1,8 +1,8 @@
 """Offline mode: options, the datastore's life cycle (folder or USB stick), and importing fetched files.
 
 The per-request decisions (serve stale, answer 404 and record the URL) are made
-by the core addon, which asks the Reachability and WantedList objects this addon
-puts in the shared context; this addon has no per-request hooks at all.
+by the core addon, which is handed this addon's Reachability and WantedList when
+the suite is assembled; this addon has no per-request hooks at all.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mitmproxy import ctx
 
@@ -21,6 +21,7 @@ from pkgcache_suite.context import CacheContext
 from pkgcache_suite.offline.datastore import Datastore, DatastoreError
 from pkgcache_suite.offline.importer import ImportResult, asked_by, import_datastore, write_report
 from pkgcache_suite.offline.reachability import Reachability
+from pkgcache_suite.proxy.storeaddon import NotOpen
 from pkgcache_suite.proxy import options
 from pkgcache_suite.settings import OfflineSettings, default_cache_dir, parse_section
 from pkgcache_suite.settings.table import rows
@@ -28,6 +29,10 @@ from pkgcache_suite.policy.rules import Classifier
 from pkgcache_suite.storage import PRIVATE, CacheStore
 from pkgcache_suite.offline.usb import FileEventSource, UdevSource, UsbWatcher
 from pkgcache_suite.offline.wanted import WantedList
+
+if TYPE_CHECKING:
+    from pkgcache_suite.proxy.router import Router
+    from pkgcache_suite.storage.opened import OpenedStore
 
 log = logging.getLogger("pkgcache")
 
@@ -63,8 +68,11 @@ def _upstream_proxy(modes: list[str]) -> tuple[str, int] | None:
 
 
 class OfflineAddon:
-    def __init__(self, shared: CacheContext) -> None:
-        self.c = shared
+    """Owns the wanted list; shares the Reachability it is given with the router and the cache addon."""
+
+    def __init__(self, shared: CacheContext, storage: OpenedStore, reach: Reachability, router: Router) -> None:
+        self.c, self.storage, self.reach, self.router = shared, storage, reach, router
+        self._wanted: WantedList | None = None
         self.datastore: Datastore | None = None
         self.datastore_setting = ""
         self.s = OfflineSettings(cache_dir=Path(default_cache_dir()))
@@ -73,6 +81,12 @@ class OfflineAddon:
         self._last_manifest: tuple[int, int] | None = None
         self._importing = False
         self.last_import: dict[str, Any] = {}
+
+    def wanted_list(self) -> WantedList:
+        """The wanted list: made by the first configure(), before any request."""
+        if self._wanted is None:
+            raise NotOpen("the wanted list is not set up yet")
+        return self._wanted
 
     def load(self, loader: Any) -> None:
         options.declare(loader, OfflineSettings.SECTION)
@@ -91,19 +105,17 @@ class OfflineAddon:
         """The side effects of new settings: the reachability rules, the wanted list, the datastore."""
         self.s = s
         if updated & {"pkgcache_offline", "pkgcache_probe_interval", "mode"}:
-            via = _upstream_proxy(modes)
-            if self.c.reachability is None:
-                self.c.reachability = Reachability(s.mode, via=via, up_ttl=s.probe_interval)
-            else:
-                self.c.reachability.reconfigure(s.mode, via, s.probe_interval)
+            self.reach.reconfigure(s.mode, _upstream_proxy(modes), s.probe_interval)
         if updated & {"pkgcache_dir", "pkgcache_deb_arch"}:
             archs = list(s.deb_arch) or _dpkg_arch()
             local = s.cache_dir / PRIVATE / "wanted.json"
-            if self.c.wanted is None or self.c.wanted.local_path != local:
+            if self._wanted is None or self._wanted.local_path != local:
                 local.parent.mkdir(parents=True, exist_ok=True)
-                self.c.wanted = WantedList(local, hints={"deb_arch": archs})
-                self.c.wanted.on_datastore_error = lambda e: self._detach("write failed")
-            self.c.wanted.hints = {"deb_arch": archs}
+                self._wanted = WantedList(local, hints={"deb_arch": archs})
+                self._wanted.on_datastore_error = lambda e: self._detach("write failed")
+                if self.datastore is not None:
+                    self._wanted.attach(self.datastore)
+            self._wanted.hints = {"deb_arch": archs}
         if updated & {"pkgcache_datastore", "pkgcache_dir"}:
             setting = s.datastore or str(default_datastore(s.cache_dir))
             if setting != self.datastore_setting:
@@ -136,8 +148,8 @@ class OfflineAddon:
             self._poll_task.cancel()
         if self.usb:
             self.usb.stop()
-        if self.c.wanted:
-            self.c.wanted.flush()
+        if self._wanted is not None:
+            self._wanted.flush()
 
     # -- datastore life cycle ---------------------------------------------------
 
@@ -146,8 +158,8 @@ class OfflineAddon:
         self.datastore = ds
         self._last_manifest = None
         log.info("pkgcache: %s datastore %s", "initialised" if created else "using", root)
-        if self.c.wanted:
-            self.c.wanted.attach(ds)
+        if self._wanted is not None:
+            self._wanted.attach(ds)
 
     def _attach_usb(self, root: Path) -> None:
         try:
@@ -160,8 +172,8 @@ class OfflineAddon:
             return
         log.warning("pkgcache: datastore %s detached (%s)", self.datastore.root, why)
         self.datastore = None
-        if self.c.wanted:
-            self.c.wanted.datastore = None
+        if self._wanted is not None:
+            self._wanted.datastore = None
 
     # -- importing ----------------------------------------------------------------
 
@@ -175,9 +187,9 @@ class OfflineAddon:
 
     def _import(self, store: CacheStore, classifier: Classifier, ds: Datastore) -> ImportResult:
         """On a thread: only what the site has a use for is taken from a stick (offline/importer.py)."""
-        wanted = self.c.wanted
-        urls: list[str] = list(wanted.entries) if wanted else []
-        for r in (list(wanted.requests.values()) if wanted else []):
+        wanted = self.wanted_list()
+        urls: list[str] = list(wanted.entries)
+        for r in list(wanted.requests.values()):
             urls += [str(u) for u in r.get("repos", [])] + [str(t.get("base")) for t in r.get("targets", [])]
             urls += [str(src.get("repo")) for src in r.get("sources", [])]
         try:
@@ -185,11 +197,12 @@ class OfflineAddon:
                 cached = [e.name for e in it if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
         except OSError:
             cached = []
-        return import_datastore(store, classifier, ds, self.c.key_of, asked_by(self.c.key_of, urls, cached))
+        key_of = self.router.key_of
+        return import_datastore(store, classifier, ds, key_of, asked_by(key_of, urls, cached))
 
     async def check_import(self) -> None:
-        ds, store, classifier = self.datastore, self.c.store, self.c.classifier
-        if ds is None or store is None or classifier is None or self._importing:
+        ds = self.datastore
+        if ds is None or self._importing or not self.storage.is_open:
             return
         try:
             st = os.stat(ds.manifest_path)
@@ -203,15 +216,15 @@ class OfflineAddon:
             return
         self._importing = True
         try:
-            res = await asyncio.to_thread(self._import, store, classifier, ds)
+            res = await asyncio.to_thread(self._import, self.storage.store, self.storage.classifier, ds)
         finally:
             self._importing = False
         if res.error is None and not res.busy:
             self._last_manifest = sig
-        if self.c.wanted and res.done_urls:
-            self.c.wanted.drop(res.done_urls)
-        if self.c.wanted and res.error is None:
-            self.c.wanted.settle_requests(res.fulfilled, res.unresolved)
+        if res.done_urls:
+            self.wanted_list().drop(res.done_urls)
+        if res.error is None:
+            self.wanted_list().settle_requests(res.fulfilled, res.unresolved)
         for url, why in res.rejected.items():
             log.error("pkgcache: not importing %s: %s", url, why)
         log.info("pkgcache: imported %d files from %s (%d already cached, %d rejected%s)",

@@ -23,6 +23,7 @@ from pkgcache_suite.settings.table import rows
 from pkgcache_suite.policy.access import client_allowed, port_allowed, same_authority_form
 from pkgcache_suite.policy.limits import check_request
 from pkgcache_suite.context import CacheContext
+from pkgcache_suite.offline.reachability import Reachability
 from pkgcache_suite.policy.destinations import is_local_address, parse_ip
 from pkgcache_suite.transfer.watchdog import abort_server
 from pkgcache_suite.proxy.flowinfo import client_address, client_network
@@ -51,8 +52,8 @@ def _refuse(flow: http.HTTPFlow, why: str) -> None:
 
 
 class Router:
-    def __init__(self, shared: CacheContext) -> None:
-        self.c = shared
+    def __init__(self, shared: CacheContext, reach: Reachability) -> None:
+        self.c, self.reach = shared, reach
         self.s = RouterSettings()
         self.health = TargetHealth()
         self._tunnels_said: set[str] = set()
@@ -70,9 +71,7 @@ class Router:
             options.reject(e, self.c.fail_fast, self.c.started)
         if "pkgcache_conf" in updated:
             self._say_config(s.conf)
-            self.c.key_of = self.key_of
         self.s = s
-        self.c.admin_auth = s.admin_auth
 
     @staticmethod
     def _say_config(cfg: RepoConfig) -> None:
@@ -139,7 +138,7 @@ class Router:
             _refuse(flow, f"CONNECT to {req.host}:{req.port} does not match PassThroughPattern")
         elif await self._destination_refused(req.host):
             _refuse(flow, f"{req.host} is a loopback or link-local destination (pkgcache_allow_loopback)")
-        elif self.c.reachability is not None and self.c.reachability.mode == "on" and not self._intercepted(req.host):
+        elif self.reach.mode == "on" and not self._intercepted(req.host):
             # a tunnel pkgcache cannot look into can only be served by upstream, which "on" never contacts
             flow.response = http.Response.make(
                 504, f"pkgcache: offline (pkgcache_offline=on): {req.host}:{req.port} is not intercepted, "
@@ -279,13 +278,13 @@ class Router:
 
     async def _choose_target(self, repo: Repository) -> str:
         """The first target not marked bad and not known unreachable (probed before the request goes out)."""
-        r = self.c.reachability
+        r = self.reach
         for target in repo.targets:
             if self.health.is_bad(target):
                 continue
             t = urlsplit(target)
             port = t.port or (443 if t.scheme == "https" else 80)
-            if r is not None and r.mode == "auto" and await r.offline(t.hostname or "", port, fallback=True):
+            if r.mode == "auto" and await r.offline(t.hostname or "", port, fallback=True):
                 self._mark_bad(target, "unreachable")
                 continue
             return target

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mitmproxy import http
@@ -20,11 +19,13 @@ from mitmproxy import http
 from pkgcache_suite.policy import httpsem
 from pkgcache_suite.storage import Entry, StoreError
 from pkgcache_suite.transfer.fileserver import PATH_PREFIX, Job
+from pkgcache_suite.transfer.fronthit import hand_hit_to_front
 from pkgcache_suite.transfer.flight import Flight, FlightState, RemoteProgress
 from pkgcache_suite.transfer.state import MARKERS, OWN_ANSWER, FlowState, Role
 
 if TYPE_CHECKING:
     from pkgcache_suite.context import CacheContext
+    from pkgcache_suite.storage.opened import OpenedStore
 
 log = logging.getLogger("pkgcache")
 
@@ -52,18 +53,15 @@ def take_client_headers(flow: http.HTTPFlow, st: FlowState) -> None:
 
 
 class Answers:
-    def __init__(self, shared: CacheContext, flows: dict[str, FlowState]) -> None:
-        self.c, self.flows = shared, flows
-        # behind the tier's nginx: answers a hit by handing it to nginx (transfer/frontfetch.py), True if it did
-        self.front_hit: Callable[[http.HTTPFlow, FlowState, Entry], bool] | None = None
+    def __init__(self, shared: CacheContext, flows: dict[str, FlowState], storage: OpenedStore) -> None:
+        self.c, self.flows, self.storage = shared, flows, storage
 
     def serve_entry(self, flow: http.HTTPFlow, st: FlowState, entry: Entry, x_cache: str,
                     in_memory: bool = False) -> None:
         """Answer from a committed body (RFC 9110 sections 13.2.2 and 14): conditionals first, then Range."""
-        store, s = self.c.store, self.c.settings
-        assert store is not None and s is not None
-        if x_cache == "HIT" and not in_memory and self.front_hit is not None and self.front_hit(flow, st, entry):
-            return
+        store, s = self.storage.store, self.storage.settings
+        if x_cache == "HIT" and not in_memory and hand_hit_to_front(flow, st, entry, store, s.front_run):
+            return  # behind the tier's nginx: nginx serves it
         h = st.client if st.role is Role.REVALIDATE else flow.request.headers  # ours were added for upstream
         headers = httpsem.entry_headers(entry, x_cache)
         event = _EVENTS[x_cache]
@@ -131,13 +129,12 @@ class Answers:
 
     async def lead_or_follow(self, flow: http.HTTPFlow, st: FlowState) -> bool:
         """Take the lead (True: the caller starts the download) or follow whoever has it (False)."""
-        store = self.c.store
-        assert store is not None and self.c.settings is not None
+        store, follow = self.storage.store, self.storage.settings.follow_timeout
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.c.settings.follow_timeout
+        deadline = loop.time() + follow
         # a download nginx fetches sends a waiting client nothing until it ends, and apt gives up on a server
         # that sends nothing for 30 s: such a client waits less, then goes upstream itself
-        front_deadline = loop.time() + min(self.c.settings.follow_timeout, FRONT_WAIT)
+        front_deadline = loop.time() + min(follow, FRONT_WAIT)
         while True:
             lock = store.try_lock(st.key)
             if lock is not None:
@@ -163,8 +160,7 @@ class Answers:
                 await asyncio.sleep(0.02)
 
     def _open_partial(self, st: FlowState, header: dict[str, Any], flight: Flight | None) -> int | None:
-        store = self.c.store
-        assert store is not None
+        store = self.storage.store
         if flight is None:
             return store.open_live_partial(st.key, header)  # never a dead download's leftovers
         try:
@@ -177,9 +173,8 @@ class Answers:
         fd = self._open_partial(st, header, flight)
         if fd is None:
             return False
-        assert self.c.store is not None
         total = header.get("length")
-        progress = flight if flight is not None else RemoteProgress(self.c.store, st.key, fd)
+        progress = flight if flight is not None else RemoteProgress(self.storage.store, st.key, fd)
         headers = [(k, v) for k, v in header["headers"]] + [("X-Cache", "MISS")]
         status, offset, length = 200, 0, total
         try:

@@ -36,6 +36,8 @@ from pkgcache_suite.units import human_size
 
 if TYPE_CHECKING:
     from pkgcache_suite.context import CacheContext
+    from pkgcache_suite.offline.reachability import Reachability
+    from pkgcache_suite.storage.opened import OpenedStore
 
 log = logging.getLogger("pkgcache")
 
@@ -43,9 +45,10 @@ INSPECT_MAX = 16 << 20  # under mitmweb, stored misses up to this size are kept 
 
 
 class Downloads:
-    def __init__(self, shared: CacheContext, flows: dict[str, FlowState], answers: Answers,
-                 on_stored: Callable[[Entry], None]) -> None:
+    def __init__(self, shared: CacheContext, flows: dict[str, FlowState], answers: Answers, storage: OpenedStore,
+                 reach: Reachability, on_stored: Callable[[Entry], None]) -> None:
         self.c, self.flows, self.answers = shared, flows, answers
+        self.storage, self.reach = storage, reach
         self.on_stored = on_stored  # told of every committed body (an index refresh triggers checks)
         self.watchdog = Watchdog()
         self.diskguard = DiskGuard()
@@ -79,6 +82,8 @@ class Downloads:
         def timed_out(_why: str) -> None:
             st.timed_out = True
 
+        s = self.storage.settings  # the current bounds: options may change under mitmweb
+        self.watchdog.connect_timeout, self.watchdog.idle_timeout = s.connect_timeout, s.idle_timeout
         self.watchdog.watch(flow, st.url, timed_out)
 
     def new_flight(self, key: str) -> Flight:
@@ -89,8 +94,7 @@ class Downloads:
     # -- response headers -------------------------------------------------------------------
 
     def on_headers(self, flow: http.HTTPFlow, st: FlowState, resp: http.Response) -> None:
-        if self.c.reachability is not None:
-            self.c.reachability.mark(flow.request.host, flow.request.port, True, via_route(flow.server_conn.via))
+        self.reach.mark(flow.request.host, flow.request.port, True, via_route(flow.server_conn.via))
         watched = self.watchdog.watched.get(flow.id)
         if watched is not None:
             watched.progress()
@@ -101,8 +105,8 @@ class Downloads:
                 log.warning("pkgcache: %s: not stored: %s", st.url, why)
                 self._pass(flow, st, resp, f"not stored: {why}")
         elif what is Answer.PASS:
-            if resp.status_code == 404 and st.role is Role.LEAD and self.c.store is not None:
-                self.c.store.remember_missing(st.key, time.time())
+            if resp.status_code == 404 and st.role is Role.LEAD:
+                self.storage.store.remember_missing(st.key, time.time())
             self._pass(flow, st, resp, f"HTTP {resp.status_code} passed on, not stored")
         # REVALIDATED and STALE are answered from the cache in response(); the body (if any) is small
 
@@ -117,8 +121,8 @@ class Downloads:
 
     def _start(self, flow: http.HTTPFlow, st: FlowState, watched: Watched | None) -> str | None:
         """Start storing the body while it streams; returns why not, when it must not be stored."""
-        store, resp = self.c.store, flow.response
-        assert store is not None and resp is not None and st.flight is not None
+        store, resp = self.storage.store, flow.response
+        assert resp is not None and st.flight is not None
         m = BY_HASH.search(st.url)
         ref = store.expected(st.key) if st.kind is Kind.IMMUTABLE else None
         verdict = admit(st.kind.value, {k.lower(): v for k, v in resp.headers.items()}, resp.http_version,
@@ -126,7 +130,7 @@ class Downloads:
         if not verdict.store:
             return verdict.why
         st.expected = parse_length(resp.headers.get("content-length"))
-        min_free = self.c.settings.min_free if self.c.settings else 0
+        min_free = self.storage.settings.min_free
         if full := self.diskguard.refuse(store.root, min_free, st.expected):
             return full
         st.must_length, st.must_sha256 = verdict.length, verdict.sha256
@@ -185,8 +189,7 @@ class Downloads:
         if st.role is not Role.REVALIDATE or st.entry is None:
             self.finish(st, FlightState.UNCACHEABLE)
             return
-        store = self.c.store
-        assert store is not None
+        store = self.storage.store
         if resp.status_code == 304:
             store.touch(st.key, validated=time.time())
             x_cache = "REVALIDATED"
@@ -225,16 +228,15 @@ class Downloads:
         count(self.c, st, "miss", from_upstream=writer.written)
         st.entry = entry
         self.finish(st, FlightState.DONE)
-        if self.c.store is not None:
-            self.c.store.forget_missing(st.key)
+        self.storage.store.forget_missing(st.key)
         self.on_stored(entry)
 
     def _show_size(self, flow: http.HTTPFlow, st: FlowState) -> None:
         """Under mitmweb, a streamed body would be listed with size 0: show the stored file instead, read back
         from disk once the client has it, when it is small enough to keep with the flow; larger ones carry their
         size in the comment."""
-        store, entry, resp = self.c.store, st.entry, flow.response
-        if store is None or entry is None or resp is None or not st.committed:
+        store, entry, resp = self.storage.store, st.entry, flow.response
+        if entry is None or resp is None or not st.committed:
             return
         flow.comment = f"{flow.comment}, {human_size(entry.length)}"
         if entry.length > INSPECT_MAX:
@@ -248,13 +250,13 @@ class Downloads:
     def on_error(self, flow: http.HTTPFlow, st: FlowState, record_wanted: Callable[[], None]) -> None:
         if st.tee is not None and st.tee.relay is not None:
             st.tee.relay.broken = True
-        reach = self.c.reachability
+        reach = self.reach
         msg = flow.error.msg if flow.error else "unknown error"
         if is_tls_failure(msg):
             # a certificate nobody here trusts says nothing about the route: never offline, never wanted
             log.error("pkgcache: %s: upstream TLS failed (%s); name the CA with ssl_verify_upstream_trusted_ca "
                       "or SSL_CERT_FILE", st.url, msg)
-        elif flow.response is None and reach is not None and flow.server_conn.timestamp_tcp_setup is None:
+        elif flow.response is None and flow.server_conn.timestamp_tcp_setup is None:
             # upstream unreachable: the client already got a 502, but the next request is handled offline,
             # and a miss is remembered as if it had been one
             reach.mark(flow.request.host, flow.request.port, False, via_route(flow.server_conn.via),
@@ -286,7 +288,7 @@ class Downloads:
 
         async def run() -> None:
             why = await continue_download(flow.request.url, tee.pos, st.validator, tee, st.expected, proxy,
-                                          (self.watchdog.connect_timeout, self.watchdog.idle_timeout))
+                                          (self.storage.settings.connect_timeout, self.storage.settings.idle_timeout))
             if why is None and not st.committed:
                 why = st.writer.failed if st.writer and st.writer.failed else "body incomplete"
             if why is not None and not st.committed:

@@ -30,20 +30,21 @@ from pkgcache_suite.background import Tasks
 from pkgcache_suite.indexes.kinds import BY_HASH
 from pkgcache_suite.policy.admission import HTML_PAGE, admit, looks_like_html, parse_length
 from pkgcache_suite.policy.destinations import is_local_address, parse_ip
-from pkgcache_suite.policy.frontfetch import (FrontFacts, may_fetch, may_redirect, next_speed, nginx_reads_alike,
-                                              quick_enough)
+from pkgcache_suite.policy.frontfetch import (may_fetch, next_speed, quick_enough)
 from pkgcache_suite.storage import Entry, StoreError, VerifyError, adopt_file
-from pkgcache_suite.storage.published import publishable
-from pkgcache_suite.tier.protocol import FETCH_LOG, FETCH_PREFIX, HIT_LOCATION, LANDING, NGINX_PID
+from pkgcache_suite.tier.protocol import FETCH_LOG, FETCH_PREFIX, LANDING, NGINX_PID
 from pkgcache_suite.tier.fetchlog import FetchRecord, Outcome, outcome, parse_line
 from pkgcache_suite.tier.grants import give, take_back
 from pkgcache_suite.tier.landing import process_alive
 from pkgcache_suite.transfer.answers import count
+from pkgcache_suite.transfer.fronthit import front_facts
 from pkgcache_suite.transfer.flight import FlightState
 from pkgcache_suite.transfer.state import MARKERS, FlowState
 
 if TYPE_CHECKING:
     from pkgcache_suite.context import CacheContext
+    from pkgcache_suite.offline.reachability import Reachability
+    from pkgcache_suite.storage.opened import OpenedStore
     from pkgcache_suite.transfer.download import Downloads
 
 log = logging.getLogger("pkgcache")
@@ -81,8 +82,10 @@ def _pid(run: Path) -> int | None:
 
 
 class FrontFetches:
-    def __init__(self, shared: CacheContext, downloads: Downloads, on_stored: Callable[[Entry], None]) -> None:
+    def __init__(self, shared: CacheContext, downloads: Downloads, storage: OpenedStore, reach: Reachability,
+                 on_stored: Callable[[Entry], None]) -> None:
         self.c, self.downloads, self.on_stored = shared, downloads, on_stored
+        self.storage, self.reach = storage, reach
         self.pending: dict[str, Pending] = {}
         self.tasks = Tasks()
         self._fd = -1
@@ -93,40 +96,17 @@ class FrontFetches:
 
     @property
     def run_dir(self) -> Path | None:
-        return self.c.settings.front_run if self.c.settings is not None else None
-
-    def facts(self, flow: http.HTTPFlow, st: FlowState) -> FrontFacts:
-        req = flow.request
-        return FrontFacts(enabled=self.run_dir is not None, front_path=st.front_path, key=st.key,
-                          publishable=publishable(st.key, st.kind.value), method=req.method, scheme=req.scheme,
-                          headers=frozenset(k.lower() for k in req.headers.keys()), remapped=st.remapped,
-                          via_proxy=flow.server_conn.via is not None,
-                          read_alike=nginx_reads_alike(req.headers.items(multi=True)))
-
-    # -- hits ---------------------------------------------------------------------------------
-
-    def serve_hit(self, flow: http.HTTPFlow, st: FlowState, entry: Entry) -> bool:
-        """A hit on a published file (a client that waited for a download, a file published since nginx
-        looked): nginx serves it by sendfile, with Range, HEAD and conditionals, and counts it in its log."""
-        store = self.c.store
-        if self.run_dir is None or store is None or flow.request.method not in ("GET", "HEAD") or entry.key != st.key \
-                or may_redirect(self.facts(flow, st)) is not None or not store.published.path(st.key).is_file():
-            return False
-        flow.response = http.Response.make(200, b"", {"X-Accel-Redirect": HIT_LOCATION})
-        flow.comment = f"pkgcache: HIT ({st.kind.value}, served by the front)"
-        flow.marked = MARKERS["HIT"]
-        st.x_cache = "HIT"
-        return True
+        return self.storage.settings.front_run
 
     # -- misses -------------------------------------------------------------------------------
 
     async def lead(self, flow: http.HTTPFlow, st: FlowState, record_wanted: Callable[[], None]) -> bool:
         """Hand this download (the caller holds its lock) to nginx: True, or False when the worker fetches
         it itself."""
-        run, store = self.run_dir, self.c.store
-        if run is None or store is None or may_fetch(self.facts(flow, st)) is not None:
+        run, store = self.run_dir, self.storage.store
+        if run is None or may_fetch(front_facts(flow, st, True)) is not None:
             return False
-        min_free = self.c.settings.min_free if self.c.settings else 0
+        min_free = self.storage.settings.min_free
         if self.downloads.diskguard.refuse(store.root, min_free, None):
             return False  # the worker passes it on unstored, and says so
         req = flow.request
@@ -254,8 +234,8 @@ class FrontFetches:
     def _admit(self, st: FlowState, rec: FetchRecord, landed: Path) -> Admitted:
         """Runs in a thread: the body is read once, to hash it."""
         what = outcome(rec, landed.is_file())
-        store = self.c.store
-        if what is not Outcome.LANDED or store is None:
+        store = self.storage.store
+        if what is not Outcome.LANDED:
             return Admitted(what)
         m = BY_HASH.search(st.url)
         ref = store.expected(st.key)
@@ -275,10 +255,10 @@ class FrontFetches:
         return Admitted(what, entry=entry)
 
     def _settle(self, p: Pending, a: Admitted, rec: FetchRecord | None = None) -> None:
-        st, store, reach = p.st, self.c.store, self.c.reachability
+        st, store, reach = p.st, self.storage.store, self.reach
         if self.run_dir is not None:
             take_back(self.run_dir, p.token)
-        if reach is not None and rec is not None:
+        if rec is not None:
             reach.mark(p.host, p.port, a.outcome is not Outcome.UNREACHABLE)
         if rec is not None and a.outcome is Outcome.LANDED:
             self.measured(p.host, p.port, rec.upstream_bytes, rec.upstream_time)
@@ -286,13 +266,12 @@ class FrontFetches:
             count(self.c, st, "miss", from_upstream=a.entry.length)
             st.entry = a.entry
             self.downloads.finish(st, FlightState.DONE)
-            if store is not None:
-                store.forget_missing(st.key)
+            store.forget_missing(st.key)
             self.on_stored(a.entry)
             return
-        if a.outcome is Outcome.UNREACHABLE and reach is not None and reach.mode == "auto":
+        if a.outcome is Outcome.UNREACHABLE and reach.mode == "auto":
             p.record_wanted()
-        if a.outcome is Outcome.MISSING and store is not None:
+        if a.outcome is Outcome.MISSING:
             store.remember_missing(st.key, time.time())
         if a.outcome in (Outcome.MISSING, Outcome.ANSWERED) or (a.outcome is Outcome.LANDED and not a.broken):
             if a.why:

@@ -1,0 +1,88 @@
+"""A download's phase: one value, moved only by events, through one table.
+
+Theory of operation.  A flow that leads a download (or revalidates a cached
+index) starts ASKED: its request is on its way upstream.  The response headers
+decide the first step: a body the cache may store starts STREAMING (every chunk
+goes to the client and to the partial file, transfer/tee.py); anything else is
+PASSED on unstored, or, for a revalidation, ANSWERED from the cached copy (a 304,
+or a server error served stale).  A streaming body is STORED the moment its last
+byte is written and verified, before that byte is handed on.  When the leading
+client leaves mid-body, the download goes on CONTINUING without it, so the
+followers and the cache still get the file.  The upstream watchdog CUTs a
+download that stalls; the error that follows makes it FAILED, as does a broken
+transfer or a body that fails its checks.  STORED, PASSED, ANSWERED and FAILED
+are final: nothing moves a download out of them, and a client leaving a stored
+download changes nothing.
+
+The hooks feed events in (transfer/download.py); :func:`advance` refuses a step
+the table does not list, so an unexpected combination is a loud bug, never a
+silently stored file.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Phase(str, Enum):
+    ASKED = "asked"
+    STREAMING = "streaming"
+    CONTINUING = "continuing"
+    CUT = "cut"
+    STORED = "stored"
+    PASSED = "passed"
+    ANSWERED = "answered"
+    FAILED = "failed"
+
+
+class Event(str, Enum):
+    STORABLE = "storable"  # response headers admitted: store the body while it streams
+    UNSTORABLE = "unstorable"  # response headers that are passed on (a 404, a 206, refused by admission)
+    CURRENT = "current"  # a revalidation's answer: the cached copy is served (304, or stale on a 5xx)
+    COMPLETE = "complete"  # the last byte arrived and the body was committed
+    BROKEN = "broken"  # the body cannot be stored: upstream broke, a check failed, the disk refused it
+    CLIENT_LEFT = "client_left"  # the leading client went away while upstream still sends
+    STALLED = "stalled"  # the watchdog cut upstream
+
+
+FINAL = frozenset({Phase.STORED, Phase.PASSED, Phase.ANSWERED, Phase.FAILED})
+
+TRANSITIONS: dict[tuple[Phase, Event], Phase] = {
+    (Phase.ASKED, Event.STORABLE): Phase.STREAMING,
+    (Phase.ASKED, Event.UNSTORABLE): Phase.PASSED,
+    (Phase.ASKED, Event.CURRENT): Phase.ANSWERED,
+    (Phase.ASKED, Event.BROKEN): Phase.FAILED,
+    (Phase.ASKED, Event.STALLED): Phase.CUT,
+    (Phase.ASKED, Event.CLIENT_LEFT): Phase.FAILED,  # nothing to go on with: no body has started
+    (Phase.STREAMING, Event.COMPLETE): Phase.STORED,
+    (Phase.STREAMING, Event.BROKEN): Phase.FAILED,
+    (Phase.STREAMING, Event.CLIENT_LEFT): Phase.CONTINUING,
+    (Phase.STREAMING, Event.STALLED): Phase.CUT,
+    (Phase.CONTINUING, Event.COMPLETE): Phase.STORED,
+    (Phase.CONTINUING, Event.BROKEN): Phase.FAILED,
+    (Phase.CUT, Event.BROKEN): Phase.FAILED,
+    (Phase.CUT, Event.CLIENT_LEFT): Phase.FAILED,
+    (Phase.CUT, Event.STALLED): Phase.CUT,
+    # a stored body stays stored whatever happens to its client or its connection afterwards
+    (Phase.STORED, Event.CLIENT_LEFT): Phase.STORED,
+    (Phase.STORED, Event.BROKEN): Phase.STORED,
+    (Phase.STORED, Event.STALLED): Phase.STORED,
+    (Phase.STORED, Event.COMPLETE): Phase.STORED,
+}
+
+
+class IllegalStep(RuntimeError):
+    """An event the table has no step for in this phase: a bug in the driver, never a user's input."""
+
+
+def advance(phase: Phase, event: Event) -> Phase:
+    try:
+        return TRANSITIONS[(phase, event)]
+    except KeyError:
+        raise IllegalStep(f"a download {phase.value} cannot be {event.value}") from None
+
+
+def client_left(client_open: bool, server_open: bool) -> bool:
+    """Whose side ended a streaming response: the client's connection is gone while upstream's is still open.
+    Upstream breaking, or the watchdog cutting it, closes upstream's side first."""
+    return not client_open and server_open
