@@ -147,7 +147,7 @@ def test_the_fetch_log_is_followed_across_a_rotation(tmp_path: Path, monkeypatch
 
     log = tmp_path / FETCH_LOG
     log.write_text(line(1))  # before this worker asked anything: not its business
-    ff = FrontFetches(CacheContext(), None, None, None, lambda _e: None)  # type: ignore[arg-type]
+    ff = FrontFetches(CacheContext(), None, None, None, None, None)  # type: ignore[arg-type]
     assert ff._open_log(tmp_path)
     with open(log, "a") as f:
         f.write(line(2) + line(3)[:20])  # the last one still being written

@@ -108,7 +108,7 @@ def test_a_failing_child_says_why(tmp_path: Path) -> None:
 
 
 def test_without_a_child_process_the_same_check_runs_on_a_thread(tmp_path: Path, monkeypatch) -> None:
-    from pkgcache_suite.maintenance.stale import StaleCopies
+    from pkgcache_suite.transfer.stalecopies import StaleCopies
 
     store, index = _refreshed_index(tmp_path)
 

@@ -17,7 +17,7 @@ from mitmproxy import ctx, http
 from pkgcache_suite.context import CacheContext
 from pkgcache_suite.indexes.kinds import BY_HASH
 from pkgcache_suite.maintenance.housekeeping import Housekeeping
-from pkgcache_suite.maintenance.stale import StaleCopies
+from pkgcache_suite.transfer.stalecopies import StaleCopies
 from pkgcache_suite.offline.reachability import Reachability, via_route
 from pkgcache_suite.policy.cachekey import UnsafeURL, cache_key
 from pkgcache_suite.policy.decide import Decision, RequestFacts, cacheable, decide
@@ -34,7 +34,8 @@ from pkgcache_suite.transfer.answers import Answers, count
 from pkgcache_suite.transfer.download import Downloads
 from pkgcache_suite.transfer.flight import FlightState
 from pkgcache_suite.transfer.frontfetch import FrontFetches
-from pkgcache_suite.transfer.state import MARKERS, FlowState, Role
+from pkgcache_suite.transfer.aftercommit import AfterCommit
+from pkgcache_suite.transfer.state import MARKERS, FlowState, Role, WantedNote
 
 log = logging.getLogger("pkgcache")
 
@@ -81,14 +82,11 @@ class CacheCore:
         self.flows: dict[str, FlowState] = {}
         self.answers = Answers(shared, self.flows, storage)
         self.stale = StaleCopies(lambda: storage.store)
-        self.downloads = Downloads(shared, self.flows, self.answers, storage, reach, self._stored)
-        self.front = FrontFetches(shared, self.downloads, storage, reach, self._stored)
-        self.dashboard = Dashboard(shared, storage, offline, router)
         self.housekeeping = Housekeeping(shared, storage)
-
-    def _stored(self, entry: Entry) -> None:
-        self.stale.index_stored(entry.key)
-        self.housekeeping.note_stored(entry.length)
+        after = AfterCommit(self.stale, self.housekeeping)
+        self.downloads = Downloads(shared, self.flows, self.answers, storage, reach, after)
+        self.front = FrontFetches(shared, self.downloads, storage, reach, after, offline)
+        self.dashboard = Dashboard(shared, storage, offline, router)
 
     @property
     def watchdog(self) -> Any:
@@ -243,7 +241,7 @@ class CacheCore:
                     return
                 case Decision.LEAD:
                     if await self.answers.lead_or_follow(flow, st) \
-                            and not await self.front.lead(flow, st, lambda: self._record_wanted(flow, st)):
+                            and not await self.front.lead(flow, st, self._wanted_note(flow, st)):
                         self.downloads.lead(flow, st)
                     return
                 case Decision.PASS | Decision.REFUSE:
@@ -295,9 +293,14 @@ class CacheCore:
         self.c.stats.count("offline_miss", Kind.PASS.value, host, client=client_network(flow),
                            url=flow.request.pretty_url)
 
-    def _record_wanted(self, flow: http.HTTPFlow, st: FlowState) -> None:
+    @staticmethod
+    def _wanted_note(flow: http.HTTPFlow, st: FlowState) -> WantedNote:
         headers = {k.lower(): v for k, v in flow.request.headers.items()}
-        self.offline.wanted_list().record(st.url, client_address(flow, ""), headers, st.kind.value)
+        return WantedNote(st.url, client_address(flow, ""), headers, st.kind.value)
+
+    def _record_wanted(self, flow: http.HTTPFlow, st: FlowState) -> None:
+        n = self._wanted_note(flow, st)
+        self.offline.wanted_list().record(n.url, n.client, n.headers, n.kind)
 
     # -- response ---------------------------------------------------------------
 
@@ -345,4 +348,5 @@ class CacheCore:
         st = self.flows.pop(flow.id, None)
         if st is None or st.role is Role.ROUTED:
             return
-        self.downloads.on_error(flow, st, lambda: self._record_wanted(flow, st))
+        if self.downloads.on_error(flow, st):
+            self._record_wanted(flow, st)

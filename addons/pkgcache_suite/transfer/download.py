@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 from mitmproxy import http
 
@@ -30,6 +29,7 @@ from pkgcache_suite.transfer.continuation import continue_download
 from pkgcache_suite.transfer.diskguard import DiskGuard
 from pkgcache_suite.transfer.flight import Flight, FlightState
 from pkgcache_suite.transfer.state import MARKERS, FlowState, Role
+from pkgcache_suite.transfer.phase import FINAL, Event, Phase, client_left
 from pkgcache_suite.transfer.tee import Tee
 from pkgcache_suite.transfer.watchdog import Watchdog, Watched
 from pkgcache_suite.units import human_size
@@ -37,6 +37,7 @@ from pkgcache_suite.units import human_size
 if TYPE_CHECKING:
     from pkgcache_suite.context import CacheContext
     from pkgcache_suite.offline.reachability import Reachability
+    from pkgcache_suite.transfer.aftercommit import AfterCommit
     from pkgcache_suite.storage.opened import OpenedStore
 
 log = logging.getLogger("pkgcache")
@@ -46,10 +47,10 @@ INSPECT_MAX = 16 << 20  # under mitmweb, stored misses up to this size are kept 
 
 class Downloads:
     def __init__(self, shared: CacheContext, flows: dict[str, FlowState], answers: Answers, storage: OpenedStore,
-                 reach: Reachability, on_stored: Callable[[Entry], None]) -> None:
+                 reach: Reachability, after: AfterCommit) -> None:
         self.c, self.flows, self.answers = shared, flows, answers
         self.storage, self.reach = storage, reach
-        self.on_stored = on_stored  # told of every committed body (an index refresh triggers checks)
+        self.after = after  # told of every committed body (an index refresh triggers checks)
         self.watchdog = Watchdog()
         self.diskguard = DiskGuard()
         self.tasks = Tasks()
@@ -80,7 +81,8 @@ class Downloads:
     def _watch(self, flow: http.HTTPFlow, st: FlowState) -> None:
         """Leads and revalidations are watched: a stalled upstream is cut instead of holding everyone."""
         def timed_out(_why: str) -> None:
-            st.timed_out = True
+            if st.phase not in FINAL:
+                st.step(Event.STALLED)
 
         s = self.storage.settings  # the current bounds: options may change under mitmweb
         self.watchdog.connect_timeout, self.watchdog.idle_timeout = s.connect_timeout, s.idle_timeout
@@ -99,18 +101,23 @@ class Downloads:
         if watched is not None:
             watched.progress()
         what = answer(st.role is Role.REVALIDATE, resp.status_code, resp.headers.get("content-encoding"))
-        if what is Answer.STORE:
-            why = self._start(flow, st, watched)
-            if why is not None:
-                log.warning("pkgcache: %s: not stored: %s", st.url, why)
-                self._pass(flow, st, resp, f"not stored: {why}")
-        elif what is Answer.PASS:
-            if resp.status_code == 404 and st.role is Role.LEAD:
-                self.storage.store.remember_missing(st.key, time.time())
-            self._pass(flow, st, resp, f"HTTP {resp.status_code} passed on, not stored")
-        # REVALIDATED and STALE are answered from the cache in response(); the body (if any) is small
+        match what:
+            case Answer.STORE:
+                why = self._start(flow, st, watched)
+                if why is not None:
+                    log.warning("pkgcache: %s: not stored: %s", st.url, why)
+                    self._pass(flow, st, resp, f"not stored: {why}")
+            case Answer.PASS:
+                if resp.status_code == 404 and st.role is Role.LEAD:
+                    self.storage.store.remember_missing(st.key, time.time())
+                self._pass(flow, st, resp, f"HTTP {resp.status_code} passed on, not stored")
+            case Answer.REVALIDATED | Answer.STALE:
+                st.step(Event.CURRENT)  # answered from the cache in response(); the body (if any) is small
+            case _:
+                assert_never(what)
 
     def _pass(self, flow: http.HTTPFlow, st: FlowState, resp: http.Response, what: str) -> None:
+        st.step(Event.UNSTORABLE)
         self.finish(st, FlightState.UNCACHEABLE)
         self.flows.pop(flow.id, None)
         self.watchdog.unwatch(flow.id)
@@ -140,12 +147,14 @@ class Downloads:
         writer.begin(header)
         if writer.failed:
             log.error("pkgcache: %s: %s; proxying without caching", st.url, writer.failed)
+            st.step(Event.BROKEN)
             self.finish(st, FlightState.FAILED)
             self.flows.pop(flow.id, None)
             self.watchdog.unwatch(flow.id)
             resp.stream = True
             return None
         st.writer = writer
+        st.step(Event.STORABLE)
         st.flight.set_state(FlightState.RUNNING, header)
         loop, flight = asyncio.get_running_loop(), st.flight
 
@@ -207,9 +216,8 @@ class Downloads:
 
     def commit(self, flow: http.HTTPFlow, st: FlowState) -> None:
         writer = st.writer
-        if writer is None or st.committed:
-            return
-        st.committed = True
+        if writer is None or st.phase in FINAL:
+            return  # committed (or refused) already: the last byte and the end of the response both get here
         assert flow.response is not None
         h = flow.response.headers
         meta: dict[str, Any] = {"content_type": h.get("content-type", "application/octet-stream"),
@@ -222,14 +230,16 @@ class Downloads:
             if st.tee is not None and st.tee.relay is not None:
                 st.tee.relay.finished = True  # the stream ended whole: followers may finish from the relay
             log.error("pkgcache: not caching %s: %s", st.url, writer.failed)
+            st.step(Event.BROKEN)
             count(self.c, st, "failed", from_upstream=writer.written)
             self.finish(st, FlightState.FAILED)
             return
+        st.step(Event.COMPLETE)
         count(self.c, st, "miss", from_upstream=writer.written)
         st.entry = entry
         self.finish(st, FlightState.DONE)
         self.storage.store.forget_missing(st.key)
-        self.on_stored(entry)
+        self.after.stored(entry)
 
     def _show_size(self, flow: http.HTTPFlow, st: FlowState) -> None:
         """Under mitmweb, a streamed body would be listed with size 0: show the stored file instead, read back
@@ -247,7 +257,10 @@ class Downloads:
         except (OSError, StoreError) as e:
             log.debug("pkgcache: %s not shown in the flow list: %s", st.url, e)
 
-    def on_error(self, flow: http.HTTPFlow, st: FlowState, record_wanted: Callable[[], None]) -> None:
+    def on_error(self, flow: http.HTTPFlow, st: FlowState) -> bool:
+        """The flow broke.  Returns True when its URL belongs on the wanted list (a lead whose upstream
+        turned out unreachable, in offline=auto): the addon records it."""
+        wanted = False
         if st.tee is not None and st.tee.relay is not None:
             st.tee.relay.broken = True
         reach = self.reach
@@ -261,20 +274,23 @@ class Downloads:
             # and a miss is remembered as if it had been one
             reach.mark(flow.request.host, flow.request.port, False, via_route(flow.server_conn.via),
                        flow.error.msg if flow.error else "connection failed")
-            if st.role is Role.LEAD and reach.mode == "auto":
-                record_wanted()
-        if st.committed:
-            return  # the whole body arrived and is stored; only the client went away
-        if (st.writer is not None and st.writer.failed is None and st.tee is not None and not st.tee.dead
-                and not st.timed_out and "client disconnected" in msg.lower()):
+            wanted = st.role is Role.LEAD and reach.mode == "auto"
+        if st.phase in FINAL:
+            return wanted  # the whole body arrived and is stored (or was refused); only the client went away
+        if (st.phase is Phase.STREAMING and st.writer is not None and st.writer.failed is None
+                and st.tee is not None and not st.tee.dead
+                and client_left(msg)):
+            st.step(Event.CLIENT_LEFT)
             self._continue(flow, st)
-            return
+            return wanted
         if st.writer is not None:
             st.writer.fail(f"upstream transfer broke: {msg}")
             log.warning("pkgcache: %s: download failed after %d bytes (%s); nothing stored",
                         st.url, st.writer.written, msg)
+        st.step(Event.BROKEN)
         count(self.c, st, "failed")
         self.finish(st, FlightState.FAILED)
+        return wanted
 
     def _continue(self, flow: http.HTTPFlow, st: FlowState) -> None:
         """The leading client left: fetch the rest ourselves so followers (and the cache) still get it."""
@@ -289,10 +305,11 @@ class Downloads:
         async def run() -> None:
             why = await continue_download(flow.request.url, tee.pos, st.validator, tee, st.expected, proxy,
                                           (self.storage.settings.connect_timeout, self.storage.settings.idle_timeout))
-            if why is None and not st.committed:
+            if why is None and st.phase not in FINAL:
                 why = st.writer.failed if st.writer and st.writer.failed else "body incomplete"
-            if why is not None and not st.committed:
+            if why is not None and st.phase not in FINAL:
                 log.warning("pkgcache: %s: could not finish the download (%s); nothing stored", st.url, why)
+                st.step(Event.BROKEN)
                 count(self.c, st, "failed")
                 self.finish(st, FlightState.FAILED)
 

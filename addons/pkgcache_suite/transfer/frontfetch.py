@@ -19,7 +19,6 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,11 +38,12 @@ from pkgcache_suite.tier.landing import process_alive
 from pkgcache_suite.transfer.answers import count
 from pkgcache_suite.transfer.fronthit import front_facts
 from pkgcache_suite.transfer.flight import FlightState
-from pkgcache_suite.transfer.state import MARKERS, FlowState
+from pkgcache_suite.transfer.state import MARKERS, FlowState, WantedNote, WantedSource
 
 if TYPE_CHECKING:
     from pkgcache_suite.context import CacheContext
     from pkgcache_suite.offline.reachability import Reachability
+    from pkgcache_suite.transfer.aftercommit import AfterCommit
     from pkgcache_suite.storage.opened import OpenedStore
     from pkgcache_suite.transfer.download import Downloads
 
@@ -63,7 +63,7 @@ class Pending:
     host: str
     port: int
     nginx_pid: int  # the nginx asked: if it is no longer the one running, the download will never be logged
-    record_wanted: Callable[[], None]  # upstream turned out unreachable: remember the URL, as the worker does
+    wanted: WantedNote  # what to record if upstream turns out unreachable, as the worker does
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,8 @@ def _pid(run: Path) -> int | None:
 
 class FrontFetches:
     def __init__(self, shared: CacheContext, downloads: Downloads, storage: OpenedStore, reach: Reachability,
-                 on_stored: Callable[[Entry], None]) -> None:
-        self.c, self.downloads, self.on_stored = shared, downloads, on_stored
+                 after: AfterCommit, wanted: WantedSource) -> None:
+        self.c, self.downloads, self.after, self.wanted = shared, downloads, after, wanted
         self.storage, self.reach = storage, reach
         self.pending: dict[str, Pending] = {}
         self.tasks = Tasks()
@@ -100,7 +100,7 @@ class FrontFetches:
 
     # -- misses -------------------------------------------------------------------------------
 
-    async def lead(self, flow: http.HTTPFlow, st: FlowState, record_wanted: Callable[[], None]) -> bool:
+    async def lead(self, flow: http.HTTPFlow, st: FlowState, note: WantedNote) -> bool:
         """Hand this download (the caller holds its lock) to nginx: True, or False when the worker fetches
         it itself."""
         run, store = self.run_dir, self.storage.store
@@ -127,7 +127,7 @@ class FrontFetches:
             return False
         st.flight = self.downloads.new_flight(st.key)
         st.flight.by_front = True
-        self.pending[token] = Pending(st, token, req.host, req.port, nginx, record_wanted)
+        self.pending[token] = Pending(st, token, req.host, req.port, nginx, note)
         where = f"{FETCH_PREFIX}{token}/{target}/{authority}"
         flow.response = http.Response.make(200, b"", {"X-Accel-Redirect": where})
         flow.comment = f"pkgcache: MISS ({st.kind.value}, fetched and stored by the front)"
@@ -267,10 +267,11 @@ class FrontFetches:
             st.entry = a.entry
             self.downloads.finish(st, FlightState.DONE)
             store.forget_missing(st.key)
-            self.on_stored(a.entry)
+            self.after.stored(a.entry)
             return
         if a.outcome is Outcome.UNREACHABLE and reach.mode == "auto":
-            p.record_wanted()
+            w = p.wanted
+            self.wanted.wanted_list().record(w.url, w.client, w.headers, w.kind)
         if a.outcome is Outcome.MISSING:
             store.remember_missing(st.key, time.time())
         if a.outcome in (Outcome.MISSING, Outcome.ANSWERED) or (a.outcome is Outcome.LANDED and not a.broken):
