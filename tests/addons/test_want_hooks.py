@@ -11,8 +11,8 @@ import pytest
 from mitmproxy import http
 from mitmproxy.test import tflow
 
-from pkgcache_suite.offline.datastore import Datastore
-from pkgcache_suite.offline.wanted import WantedList
+from pkgcache_suite.stick.datastore import Datastore
+from pkgcache_suite.wanted.wantedlist import WantedList
 from pkgcache_suite.proxy import wantpage
 
 BASE = "http://mirror.example/debian/dists/stable/"

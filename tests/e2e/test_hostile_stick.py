@@ -226,7 +226,7 @@ def test_fetch_on_the_connected_side_writes_nothing_through_a_link_on_the_stick(
     """The stick travels both ways: `pkgcache fetch` on the connected machine meets the same links."""
     import subprocess
 
-    from pkgcache_suite.offline.datastore import Datastore
+    from pkgcache_suite.stick.datastore import Datastore
 
     origin.put(PKG, GOOD)
     ds, _ = Datastore.open(tmp_path / "stick")

@@ -210,7 +210,7 @@ def test_an_upstream_certificate_that_fails_verification_is_a_tls_error_never_of
 
 def test_fetch_trusts_the_ca_it_is_given_or_the_machines(tls_origin, tmp_path: Path) -> None:
     """`pkgcache fetch` over HTTPS: --cacert, SSL_CERT_FILE, else the system store; a TLS failure is said."""
-    from pkgcache_suite.offline.datastore import Datastore
+    from pkgcache_suite.stick.datastore import Datastore
 
     origin, cert = tls_origin
     env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}

@@ -261,7 +261,7 @@ def test_usb_stick_found_initialised_pulled_mid_write_and_reinserted(origin: Ori
 
 
 def test_fetch_resumes_retries_and_reports_failures(origin: Origin, tmp_path: Path) -> None:
-    from pkgcache_suite.offline.datastore import Datastore
+    from pkgcache_suite.stick.datastore import Datastore
 
     ds, _ = Datastore.open(tmp_path / "ds")
     big = os.urandom(3 * 1024 * 1024)
@@ -301,7 +301,7 @@ def test_fetch_resumes_retries_and_reports_failures(origin: Origin, tmp_path: Pa
 
 @needs_apt
 def test_fetch_rejects_a_deb_that_does_not_match_packages(origin: Origin, tmp_path: Path) -> None:
-    from pkgcache_suite.offline.datastore import Datastore
+    from pkgcache_suite.stick.datastore import Datastore
 
     repo = origin.root / "debian"
     deb = build_deb(repo, "alpha", "1.0")
@@ -328,7 +328,7 @@ def test_real_udev_source_starts_and_stops() -> None:
     """The pyudev side of the seam: enumerate block devices and run the netlink monitor thread."""
     import asyncio
 
-    from pkgcache_suite.offline.usb import UdevSource
+    from pkgcache_suite.stick.usb import UdevSource
 
     async def run() -> list[tuple[str, str]]:
         seen: list[tuple[str, str]] = []

@@ -239,7 +239,7 @@ def test_multi_arch_is_resolved_as_the_client_will(origin: Origin, start_proxy, 
 def test_a_tampered_datastore_is_reported_and_nothing_else_is_lost(origin: Origin, tmp_path: Path) -> None:
     """The datastore is as untrusted as the client: a forged request is ignored with its reason, a status that
     does not match its digest is not used (and said so), and the honest request is still served."""
-    from pkgcache_suite.offline.datastore import Datastore
+    from pkgcache_suite.stick.datastore import Datastore
 
     repo = origin.root / "debian"
     debs = build_repo(repo)

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from pkgcache_suite.indexes.debian import ReleaseInfo
-from pkgcache_suite.offline import aptresolve, indexplan
-from pkgcache_suite.offline.importer import ImportResult, _requests
-from pkgcache_suite.offline.suiteuse import MAX_SUITES, SuiteUse
-from pkgcache_suite.offline.wantspec import (Source, WantError, WantRequest, build_request, check_status,
+from pkgcache_suite.resolve import aptresolve, indexplan
+from pkgcache_suite.stick.importer import ImportResult, _requests
+from pkgcache_suite.wanted.suiteuse import MAX_SUITES, SuiteUse
+from pkgcache_suite.wanted.wantspec import (Source, WantError, WantRequest, build_request, check_status,
                                              parse_archs, parse_packages, parse_targets, request_from_json)
 
 BASE = "http://mirror.example/debian/dists/stable/"
@@ -218,7 +218,7 @@ def test_import_settles_resolved_requests_and_keeps_the_others_reasons() -> None
 
 
 def test_rpm_statements() -> None:
-    from pkgcache_suite.offline.wantspec import build_rpm_request
+    from pkgcache_suite.wanted.wantspec import build_rpm_request
 
     db = b"SQLite format 3\x00" + b"\x00" * 100
     req = build_rpm_request({"packages": "hello python3-libs.x86_64 gcc-c++", "arch": "x86_64",
@@ -239,7 +239,7 @@ def test_rpm_statements() -> None:
 
 
 def test_repomd_names_the_metadata_clients_read(tmp_path: Path) -> None:
-    from pkgcache_suite.offline import rpmmeta
+    from pkgcache_suite.resolve import rpmmeta
 
     (tmp_path / "repomd.xml").write_text(
         '<repomd xmlns="http://linux.duke.edu/metadata/repo">'
@@ -259,8 +259,8 @@ def test_repomd_names_the_metadata_clients_read(tmp_path: Path) -> None:
 
 
 def test_absent_probes_are_settled_but_missing_packages_fail() -> None:
-    from pkgcache_suite.offline.fetch import Outcome
-    from pkgcache_suite.offline.fetchreport import absent
+    from pkgcache_suite.stick.fetch import Outcome
+    from pkgcache_suite.stick.fetchreport import absent
 
     out = Outcome()
     m = "http://mirror.example/r/"
@@ -287,14 +287,14 @@ def test_rpm_repositories_seen_per_client() -> None:
                                      ("../../etc/passwd", False), ("/etc/passwd", False), ("a//b", False),
                                      ("a/./b", False), ("", False)])
 def test_names_from_indexes_stay_below_their_folder(name: str, ok: bool) -> None:
-    from pkgcache_suite.offline.resolution import plain_relative
+    from pkgcache_suite.resolve.resolution import plain_relative
 
     assert plain_relative(name) is ok
 
 
 def test_rpm_resolution_says_why_it_cannot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No dnf here, no repository fetched, or metadata dnf cannot read: each is a reason, never a crash."""
-    from pkgcache_suite.offline import rpmresolve
+    from pkgcache_suite.resolve import rpmresolve
 
     req = WantRequest(("hello",), ("x86_64",), format="rpm", repos=("http://mirror.example/r/",))
     assert "none of the client's repositories" in rpmresolve.resolve(req, [], None).problems["*"]

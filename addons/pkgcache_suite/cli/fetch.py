@@ -11,9 +11,11 @@ import ssl
 import sys
 from pathlib import Path
 
-from pkgcache_suite.offline import fetchreport, indexplan, requested
-from pkgcache_suite.offline.datastore import MARKER, Datastore, DatastoreError
-from pkgcache_suite.offline.fetch import Fetcher
+from pkgcache_suite.resolve import indexplan
+from pkgcache_suite.stick import fetchreport
+from pkgcache_suite.wanted import requested
+from pkgcache_suite.stick.datastore import Datastore, DatastoreError
+from pkgcache_suite.stick.fetch import Fetcher
 from pkgcache_suite.trust import client_context
 
 
@@ -27,7 +29,7 @@ def run_fetch(path: Path, proxy: str | None, jobs: int, retries: int, expand: bo
     except (OSError, ssl.SSLError) as e:
         print(f"pkgcache fetch: --cacert {cacert}: cannot read certificates: {e}", file=sys.stderr)
         return 2
-    if (path / "pkgcache").is_dir() and not (path / MARKER).exists():
+    if Datastore.is_stick_root(path):
         print(f"pkgcache fetch: {path} is the stick; its datastore is {path / 'pkgcache'}", file=sys.stderr)
         return 2
     try:

@@ -156,7 +156,8 @@ def _import(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _precache(args: argparse.Namespace, extra: list[str]) -> int:
-    from pkgcache_suite.maintenance.precache import Selection, run_precache
+    from pkgcache_suite.cli.precache import run_precache
+    from pkgcache_suite.maintenance.precache import Selection
 
     def split(values: list[str] | None) -> tuple[str, ...]:
         return tuple(v for item in values or [] for v in item.split(",") if v)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pkgcache_suite.offline.datastore import Datastore, DatastoreError
-from pkgcache_suite.offline.importer import import_datastore, write_report
+from pkgcache_suite.stick.datastore import Datastore, DatastoreError
+from pkgcache_suite.stick.importer import import_datastore, write_report
 from pkgcache_suite.policy.rules import Classifier, RulesError
 from pkgcache_suite.storage import CacheStore
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from pkgcache_suite.offline.wantspec import WantError, parse_packages
+from pkgcache_suite.wanted.wantspec import WantError, parse_packages
 from pkgcache_suite.proxy.report import RESERVED_HOST
 
 

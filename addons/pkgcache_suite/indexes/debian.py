@@ -3,7 +3,7 @@
 A Release/InRelease file vouches for the Packages/Sources/Translation indexes
 of its suite (also under their by-hash names); a Packages index vouches for the
 .deb files of its archive.  `pkgcache fetch` uses this to verify what it
-downloads; which indexes it fetches with a Release is offline/indexplan's choice.
+downloads; which indexes it fetches with a Release is resolve/indexplan.py's choice.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""`pkgcache precache`: download every package the selected cached indexes list, through the proxy.
+"""Precaching: plan the packages the selected cached indexes list, and download them through the proxy.
+
+The command (``pkgcache precache``, cli/precache.py) and the report page's action
+both use this module; it prints nothing.
 
 Going through a running pkgcache (``--proxy``) means the configured remapping,
 targets, failover and single flight all apply, and the proxy stores each file
@@ -10,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import sys
 from dataclasses import dataclass, field
 
 import httpx
@@ -18,7 +20,6 @@ import httpx
 from pkgcache_suite.maintenance.model import Ref, all_entries, build_model
 from pkgcache_suite.progress import TransferProgress
 from pkgcache_suite.storage import CacheStore
-from pkgcache_suite.units import human_size
 
 
 @dataclass
@@ -124,31 +125,6 @@ async def download(p: Plan, proxy: str, jobs: int, progress: TransferProgress) -
         for w in workers:
             w.cancel()
     return failed
-
-
-def run_precache(store: CacheStore, selection: Selection, proxy: str, jobs: int, estimate: bool,
-                 verbose: bool = False) -> int:
-    from pkgcache_suite.cli.preflight import unreachable
-    from pkgcache_suite.maintenance.tasks import record_run
-
-    p = plan(store, selection)
-    if not p.indexes:
-        print(f"pkgcache precache: no cached index matches {describe(selection)}", file=sys.stderr)
-        return 1
-    print(f"pkgcache precache: {len(p.indexes)} indexes list {len(p.urls)} files to fetch "
-          f"({human_size(p.bytes)}); {p.cached} already cached"
-          + (f"; {p.no_url} without a known URL" if p.no_url else ""))
-    if estimate or not p.urls:
-        return 0
-    if why := unreachable(proxy, []):
-        print(f"pkgcache precache: cannot start, the proxy does not answer: {why}", file=sys.stderr)
-        return 2
-    with TransferProgress("precache", verbose=verbose) as progress:
-        failed = asyncio.run(download(p, proxy, jobs, progress))
-    print(f"pkgcache precache: {progress.summary()}")
-    record_run(store, "precache", {"selection": describe(selection), "fetched": len(p.urls) - len(failed),
-                                   "failed": len(failed)})
-    return 1 if failed else 0
 
 
 def describe(selection: Selection) -> str:

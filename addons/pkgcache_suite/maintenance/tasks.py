@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pkgcache_suite.offline.datastore import atomic_write_json, read_json
+from pkgcache_suite.atomicfile import atomic_write_json, read_json
 from pkgcache_suite.maintenance.model import RootModel, all_entries, build_model
 from pkgcache_suite.maintenance.pins import is_pinned, read_pins
 from pkgcache_suite.maintenance.plan import plan_expire

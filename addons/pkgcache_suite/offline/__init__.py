@@ -1,1 +1,1 @@
-"""Offline mode: reachability, the wanted list, datastores, imports, USB sticks, and `pkgcache fetch`."""
+"""Offline mode's one decision: whether upstream can be reached (offline/reachability.py)."""

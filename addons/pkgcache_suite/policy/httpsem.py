@@ -11,8 +11,8 @@ from pkgcache_suite.errors import PkgcacheError
 import email.utils
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
-from pkgcache_suite.storage import Entry
 
 _RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
@@ -80,15 +80,31 @@ def _parse_date(value: str | None) -> float | None:
     return dt.timestamp() if dt else None
 
 
+class Stored(Protocol):
+    """What these rules read of a stored response: its validators and type (a storage entry has them)."""
+
+    @property
+    def content_type(self) -> str: ...
+
+    @property
+    def etag(self) -> str | None: ...
+
+    @property
+    def last_modified(self) -> str | None: ...
+
+    @property
+    def fetched(self) -> float: ...
+
+
 def _etag_list(value: str) -> list[str]:
     return [t.strip().removeprefix("W/") for t in value.split(",") if t.strip()]
 
 
-def last_modified(entry: Entry) -> str:
+def last_modified(entry: Stored) -> str:
     return entry.last_modified or http_date(entry.fetched)
 
 
-def not_modified(entry: Entry, if_none_match: str | None, if_modified_since: str | None) -> bool:
+def not_modified(entry: Stored, if_none_match: str | None, if_modified_since: str | None) -> bool:
     """RFC 9110 13.2.2 order: If-None-Match decides when present, else If-Modified-Since."""
     if if_none_match:
         if if_none_match.strip() == "*":
@@ -103,7 +119,7 @@ def not_modified(entry: Entry, if_none_match: str | None, if_modified_since: str
     return mine is not None and mine <= since
 
 
-def if_range_ok(entry: Entry, if_range: str | None) -> bool:
+def if_range_ok(entry: Stored, if_range: str | None) -> bool:
     """A Range applies only if If-Range (when sent) still names this body."""
     if not if_range:
         return True
@@ -113,7 +129,7 @@ def if_range_ok(entry: Entry, if_range: str | None) -> bool:
     return v == last_modified(entry)
 
 
-def entry_headers(entry: Entry, x_cache: str) -> list[tuple[str, str]]:
+def entry_headers(entry: Stored, x_cache: str) -> list[tuple[str, str]]:
     headers = [
         ("Content-Type", entry.content_type),
         ("Last-Modified", last_modified(entry)),

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from mitmproxy import ctx
 
 from pkgcache_suite.context import CacheContext
-from pkgcache_suite.offline.datastore import Datastore, DatastoreError
-from pkgcache_suite.offline.importer import ImportResult, asked_by, import_datastore, write_report
+from pkgcache_suite.stick.datastore import Datastore, DatastoreError
+from pkgcache_suite.stick.importer import ImportResult, asked_by, import_datastore, write_report
 from pkgcache_suite.offline.reachability import Reachability
 from pkgcache_suite.proxy.storeaddon import NotOpen
 from pkgcache_suite.proxy import options
@@ -27,8 +27,8 @@ from pkgcache_suite.settings import OfflineSettings, default_cache_dir, parse_se
 from pkgcache_suite.settings.table import rows
 from pkgcache_suite.policy.rules import Classifier
 from pkgcache_suite.storage import PRIVATE, CacheStore
-from pkgcache_suite.offline.usb import FileEventSource, UdevSource, UsbWatcher
-from pkgcache_suite.offline.wanted import WantedList
+from pkgcache_suite.stick.usb import FileEventSource, UdevSource, UsbWatcher
+from pkgcache_suite.wanted.wantedlist import WantedList
 
 if TYPE_CHECKING:
     from pkgcache_suite.proxy.router import Router
@@ -186,7 +186,7 @@ class OfflineAddon:
                 log.exception("pkgcache: import check failed")
 
     def _import(self, store: CacheStore, classifier: Classifier, ds: Datastore) -> ImportResult:
-        """On a thread: only what the site has a use for is taken from a stick (offline/importer.py)."""
+        """On a thread: only what the site has a use for is taken from a stick (stick/importer.py)."""
         wanted = self.wanted_list()
         urls: list[str] = list(wanted.entries)
         for r in list(wanted.requests.values()):

@@ -16,8 +16,8 @@ import logging
 
 from mitmproxy import http
 
-from pkgcache_suite.offline.wanted import WantedList
-from pkgcache_suite.offline.wantspec import (MAX_STATUS_BYTES, MAX_TARGETS_BYTES, WantError, build_request,
+from pkgcache_suite.wanted.wantedlist import WantedList
+from pkgcache_suite.wanted.wantspec import (MAX_STATUS_BYTES, MAX_TARGETS_BYTES, WantError, build_request,
                                              build_rpm_request)
 from pkgcache_suite.proxy import report
 from pkgcache_suite.proxy.flowinfo import client_address

@@ -12,7 +12,7 @@ from pkgcache_suite.transfer.flight import Flight
 from pkgcache_suite.transfer.phase import Event, Phase, advance
 
 if TYPE_CHECKING:
-    from pkgcache_suite.offline.wanted import WantedList
+    from pkgcache_suite.wanted.wantedlist import WantedList
     from pkgcache_suite.transfer.tee import Tee
 
 
@@ -28,7 +28,7 @@ OWN_ANSWER = "pkgcache_own_answer"
 
 @dataclass(frozen=True)
 class WantedNote:
-    """What the wanted list records of a miss whose upstream turned out unreachable (offline/wanted.py)."""
+    """What the wanted list records of a miss whose upstream turned out unreachable (wanted/wantedlist.py)."""
 
     url: str
     client: str

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
-from pkgcache_suite.offline.resolution import Resolution
-from pkgcache_suite.offline.wantspec import WantRequest
+from pkgcache_suite.resolve.resolution import Resolution
+from pkgcache_suite.wanted.wantspec import WantRequest
 
 TIMEOUT = 600
 _URI_LINE = re.compile(r"^'(?P<uri>[^']+)' (?P<file>\S+) (?P<size>\d+) (?P<hash>\S*)$")
@@ -46,7 +46,7 @@ def available() -> bool:
 class PrivateRoot:
     """An apt configuration that reads nothing of the machine's (APT_CONFIG names every folder)."""
 
-    def __init__(self, where: Path, req: WantRequest, suites: list[Suite], status: Path | None) -> None:
+    def __init__(self, where: Path, req: WantRequest, suites: list[Suite], status: bytes | None) -> None:
         self.dir = where
         self.suites = suites
         for d in ("etc/apt.conf.d", "etc/sources.list.d", "etc/preferences.d", "state/lists/partial",
@@ -54,7 +54,7 @@ class PrivateRoot:
             (where / d).mkdir(parents=True, exist_ok=True)
         status_file = where / "state" / "status"
         if status is not None:
-            shutil.copyfile(status, status_file)
+            status_file.write_bytes(status)
         else:
             status_file.write_text("")
         lines = []
@@ -124,7 +124,7 @@ def _uris(root: PrivateRoot, packages: list[str]) -> tuple[list[tuple[str, int, 
     return found, ""
 
 
-def resolve(req: WantRequest, suites: list[Suite], status: Path | None) -> Resolution:
+def resolve(req: WantRequest, suites: list[Suite], status: bytes | None) -> Resolution:
     """The files apt would download to install req.packages on the client, or why it cannot."""
     res = Resolution()
     if not suites:

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pkgcache_suite.offline.datastore import (Datastore, DatastoreError, atomic_write_bytes, atomic_write_json,
-                                              read_json)
-from pkgcache_suite.offline.suiteuse import SuiteUse
-from pkgcache_suite.offline.wantspec import WantRequest
+from pkgcache_suite.atomicfile import DatastoreError, atomic_write_bytes, atomic_write_json, read_json
+from pkgcache_suite.stick.datastore import Datastore
+from pkgcache_suite.wanted.suiteuse import SuiteUse
+from pkgcache_suite.wanted.wantspec import WantRequest
 
 log = logging.getLogger("pkgcache")
 
@@ -152,7 +152,7 @@ class WantedList:
                     self.entries.setdefault(url, w)
             self._take_requests(doc)
             if (set(self.entries) != set(theirs) or set(self.requests) != their_requests
-                    or not datastore.wanted_path.exists()):
+                    or not datastore.has_wanted_list()):
                 self._changed()
 
     @property
@@ -247,15 +247,13 @@ class WantedList:
         if ds is None:
             return
         for sha in named:
-            target = ds.status_path(sha)
-            if target.exists():
+            if ds.has_status(sha):
                 continue
             try:
                 data = (self.status_dir / sha).read_bytes()
             except OSError:
                 continue  # recorded by another worker that has not written it yet; it will
-            target.parent.mkdir(exist_ok=True)
-            atomic_write_bytes(target, data)
+            ds.put_status(sha, data)
 
     def _write(self, announce: bool = True, loop: asyncio.AbstractEventLoop | None = None) -> bool:
         generation = self._generation

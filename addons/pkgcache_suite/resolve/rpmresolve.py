@@ -17,8 +17,8 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
-from pkgcache_suite.offline.resolution import Resolution
-from pkgcache_suite.offline.wantspec import WantRequest
+from pkgcache_suite.resolve.resolution import Resolution
+from pkgcache_suite.wanted.wantspec import WantRequest
 
 SOLVER = Path(__file__).with_name("dnf_solver.py")
 TIMEOUT = 900
@@ -40,7 +40,7 @@ def dnf_python() -> str | None:
     return None
 
 
-def resolve(req: WantRequest, repos: list[tuple[str, dict[str, Path]]], rpmdb: Path | None) -> Resolution:
+def resolve(req: WantRequest, repos: list[tuple[str, dict[str, Path]]], rpmdb: bytes | None) -> Resolution:
     """repos: (base URL, {path under the base (repodata/...): file in the datastore}) per fetched repository."""
     res = Resolution()
     exe = dnf_python()
@@ -60,7 +60,10 @@ def resolve(req: WantRequest, repos: list[tuple[str, dict[str, Path]]], rpmdb: P
                 os.symlink(path, tree / rel)
             trees.append(str(tree))
         job = {"root": f"{tmp}/root", "cache": f"{tmp}/cache", "arch": req.archs[0], "repos": trees,
-               "packages": list(req.packages), "weak": req.recommends, "rpmdb": str(rpmdb) if rpmdb else None}
+               "packages": list(req.packages), "weak": req.recommends, "rpmdb": None}
+        if rpmdb is not None:  # the client's database, verified against its digest, in this private folder
+            (Path(tmp) / "rpmdb").write_bytes(rpmdb)
+            job["rpmdb"] = f"{tmp}/rpmdb"
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         env["HOME"] = tmp  # rpm macros that name the home folder must not reach the user's own rpmdb
         try:

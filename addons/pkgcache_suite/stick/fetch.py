@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
-import os
 import ssl
 import sys
 import time
@@ -25,12 +23,12 @@ from typing import Any
 
 import httpx
 
-from pkgcache_suite.offline.beneath import open_nofollow
-from pkgcache_suite.offline.datastore import Datastore, DatastoreError
+from pkgcache_suite.stick.datastore import Datastore, DatastoreError
 from pkgcache_suite.indexes.debian import DebianIndex, ReleaseInfo, is_release_url
-from pkgcache_suite.offline import indexplan, requested, rpmmeta
-from pkgcache_suite.offline.resumable import resume_headers, total_size
-from pkgcache_suite.offline.wantspec import WantRequest
+from pkgcache_suite.resolve import indexplan, rpmmeta
+from pkgcache_suite.wanted import requested
+from pkgcache_suite.stick.resumable import resume_headers, total_size
+from pkgcache_suite.wanted.wantspec import WantRequest
 from pkgcache_suite.progress import TransferProgress
 from pkgcache_suite.trust import client_context
 
@@ -76,7 +74,6 @@ class Fetcher:
         self._queued: set[str] = set()
         self._dirty = False
         self._last_save = 0.0
-        self.partial = ds.partial_folder()
 
     # -- indexes ----------------------------------------------------------------
 
@@ -155,15 +152,12 @@ class Fetcher:
 
     async def _download(self, client: httpx.AsyncClient, url: str, headers: dict[str, str],
                         reporter: TransferProgress) -> None:
-        part = self.partial / hashlib.sha256(url.encode()).hexdigest()
-        side = part.with_suffix(".json")
-        for planted in (p for p in (part, side) if p.is_symlink()):
-            planted.unlink()
+        part = self.ds.partial(url)
         last_err = ""
         for attempt in range(self.retries + 1):
             if attempt:
                 await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 8))
-            req_headers, have = resume_headers(headers, part, side)
+            req_headers, have = resume_headers(headers, *part.resume_state())
             try:
                 async with client.stream("GET", url, headers=req_headers) as r:
                     if r.status_code == 404 and await self._by_hash_fallback(client, url, reporter):
@@ -173,30 +167,25 @@ class Fetcher:
                         reporter.finished(url, False, f"HTTP {r.status_code}")
                         return
                     if r.status_code == 416:
-                        part.unlink(missing_ok=True)
+                        part.discard()
                         last_err = "HTTP 416 on resume; restarting"
                         continue
                     if r.status_code >= 500 or r.status_code == 429 or r.status_code not in (200, 206):
                         last_err = f"HTTP {r.status_code} {r.reason_phrase}"
                         continue
-                    h = hashlib.sha256()
                     if r.status_code == 206 and have:
-                        with open_nofollow(part, "rb") as f:
-                            while chunk := f.read(CHUNK):
-                                h.update(chunk)
-                        mode = "ab"
+                        h, mode = part.digest_so_far(), "ab"
                     else:
-                        have, mode = 0, "wb"
+                        h, have, mode = hashlib.sha256(), 0, "wb"
                     total = total_size(r)
                     meta = {"etag": r.headers.get("etag"), "last_modified": r.headers.get("last-modified"),
                             "content_type": r.headers.get("content-type")}
-                    with open_nofollow(side, "w") as f:
-                        f.write(json.dumps(meta))
+                    part.write_validators(meta)
                     if total is not None and url not in self.index.known:
                         reporter.expect(0, total)  # what a Packages index did not tell in advance
                     reporter.advance(have)
                     got = have
-                    with open_nofollow(part, mode) as f:
+                    with part.open(mode) as f:
                         async for chunk in r.aiter_raw(CHUNK):
                             f.write(chunk)
                             h.update(chunk)
@@ -210,8 +199,7 @@ class Fetcher:
                 if self.verbose:
                     reporter.note(f"retrying {url}: {last_err}")
                 continue
-            os.replace(part, self.ds.folder_for(url) / self.ds.file_path(url).name)
-            side.unlink(missing_ok=True)
+            part.place()
             self._fetched(url, {"size": got, "sha256": h.hexdigest(), "fetched": time.time(), **meta},
                           got - have, reporter)
             return
@@ -234,7 +222,7 @@ class Fetcher:
         want = self.index.expected(url)
         if rec is None or want is None or (rec["size"], rec["sha256"]) != want:
             return False
-        self.ds.copy_body(plain, url, self.partial / hashlib.sha256(url.encode()).hexdigest())
+        self.ds.copy_body(plain, url)
         self.manifest["files"][url] = dict(rec)
         self.manifest["failed"].pop(url, None)
         self.out.fell_back[url] = plain
@@ -250,8 +238,8 @@ class Fetcher:
     def _reject(self, url: str, reason: str) -> None:
         self.manifest["files"].pop(url, None)
         try:
-            self.ds.file_path(url).unlink()
-        except OSError:
+            self.ds.remove_file(url)
+        except (OSError, DatastoreError):
             pass
         self._fail(url, reason, permanent=False)
 

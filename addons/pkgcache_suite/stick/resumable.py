@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from typing import Any
 
 import httpx
 
 
-def resume_headers(headers: dict[str, str], part: Path, side: Path) -> tuple[dict[str, str], int]:
-    """Request headers, resuming a partial download (Range validated by If-Range) when one is there;
-    without a validator a partial file cannot be trusted to be the same version, so it starts over."""
-    have = part.stat().st_size if part.exists() else 0
+def resume_headers(headers: dict[str, str], have: int, validators: dict[str, Any]) -> tuple[dict[str, str], int]:
+    """Request headers, resuming a partial download of have bytes (Range validated by If-Range) when there
+    is one; without a validator a partial file cannot be trusted to be the same version, so it starts over."""
     req_headers = {k: v for k, v in headers.items() if k in ("accept",)}
     req_headers["Accept-Encoding"] = "identity"
-    validators = json.loads(side.read_text()) if have and side.exists() else {}
     if have and (validators.get("etag") or validators.get("last_modified")):
         req_headers["Range"] = f"bytes={have}-"
         req_headers["If-Range"] = validators.get("etag") or validators["last_modified"]

@@ -9,15 +9,14 @@ trip.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from pkgcache_suite.indexes.debian import DebianIndex, by_hash_name
-from pkgcache_suite.offline import aptresolve, rpmmeta, rpmresolve
-from pkgcache_suite.offline.resolution import Resolution, plain_relative
-from pkgcache_suite.offline.datastore import Datastore, DatastoreError
-from pkgcache_suite.offline.wantspec import Source, WantError, WantRequest, request_from_json
+from pkgcache_suite.resolve import aptresolve, rpmmeta, rpmresolve
+from pkgcache_suite.resolve.resolution import Resolution, plain_relative
+from pkgcache_suite.stick.datastore import Datastore, DatastoreError
+from pkgcache_suite.wanted.wantspec import Source, WantError, WantRequest, request_from_json
 
 
 def read_requests(doc: dict[str, Any]) -> tuple[list[WantRequest], list[str]]:
@@ -84,18 +83,14 @@ def suites_for(ds: Datastore, index: DebianIndex, files: dict[str, Any], req: Wa
     return suites, missing
 
 
-def status_file(ds: Datastore, req: WantRequest) -> tuple[Path | None, str]:
+def status_file(ds: Datastore, req: WantRequest) -> tuple[bytes | None, str]:
     """The request's dpkg status, checked against its name (the digest); a bad one is ignored, with why."""
     if req.status_sha256 is None:
         return None, ""
     try:
-        path = ds.status_path(req.status_sha256)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        return ds.read_status(req.status_sha256), ""
     except (OSError, DatastoreError) as e:
-        return None, f"its dpkg status is unreadable ({e}); resolving as for a machine with nothing installed"
-    if digest != req.status_sha256:
-        return None, "its dpkg status does not match its digest; resolving as for a machine with nothing installed"
-    return path, ""
+        return None, f"its dpkg status is unusable ({e}); resolving as for a machine with nothing installed"
 
 
 def _resolve_rpm(ds: Datastore, rpm: rpmmeta.RpmRepos, files: dict[str, Any],

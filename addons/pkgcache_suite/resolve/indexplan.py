@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pkgcache_suite.indexes.debian import ReleaseInfo, by_hash_name
-from pkgcache_suite.offline.wantspec import Target
+from pkgcache_suite.wanted.wantspec import Target
 
 APT_ORDER = ("xz", "bz2", "lzma", "gz", "lz4", "zst", "uncompressed")
 _INDEX_DIR = re.compile(r"^(?P<base>.+/dists/.+?/)(?P<comp>[^/]+(?:/[^/]+)?)/(?:binary-(?P<arch>[a-z0-9-]+)|"

@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from pkgcache_suite.offline.beneath import LINK_ERRNOS
-from pkgcache_suite.offline.datastore import Datastore, DatastoreError, atomic_write_json
+from pkgcache_suite.stick.datastore import LINK_ERRNOS, Datastore, DatastoreError
 from pkgcache_suite.policy.rules import Classifier, Kind
 from pkgcache_suite.storage import CacheStore, StoreError, VerifyError, place_file
 from pkgcache_suite.policy.cachekey import UnsafeURL, key_for_url
@@ -209,7 +208,7 @@ def _requests(manifest: dict[str, Any], res: ImportResult) -> None:
 
 def write_report(ds: Datastore, res: ImportResult) -> None:
     try:
-        atomic_write_json(ds.report_path, {
+        ds.write_report({
             "version": 1, "when": time.time(), "imported": res.imported, "already_cached": len(res.already),
             "rejected": res.rejected, "busy": res.busy, "error": res.error,
         })

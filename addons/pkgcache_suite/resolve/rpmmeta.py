@@ -15,7 +15,7 @@ from typing import Any
 
 from pkgcache_suite.indexes.compression import open_decompressed
 from pkgcache_suite.indexes.rpm import primary_entries, repomd_entries
-from pkgcache_suite.offline.resolution import plain_relative
+from pkgcache_suite.resolve.resolution import plain_relative
 
 REPOMD = "repodata/repomd.xml"
 SKIPPED_TYPES = ("other",)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pkgcache_suite.units import human_size
 
 if TYPE_CHECKING:
-    from pkgcache_suite.offline.fetch import Outcome
+    from pkgcache_suite.stick.fetch import Outcome
 
 
 PACKAGE_FILE = re.compile(r"\.(deb|udeb|ddeb|rpm|apk|whl|tgz|zip|tar\.[a-z0-9]+|pkg\.tar\.[a-z0-9]+)$")

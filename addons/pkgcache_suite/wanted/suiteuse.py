@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pkgcache_suite.offline.indexplan import seen_index
-from pkgcache_suite.offline.rpmmeta import REPOMD, is_repomd
-from pkgcache_suite.offline.wantspec import Source
+from pkgcache_suite.resolve.indexplan import seen_index
+from pkgcache_suite.resolve.rpmmeta import REPOMD, is_repomd
+from pkgcache_suite.wanted.wantspec import Source
 
 MAX_SUITES = 200
 MAX_CLIENTS = 16
