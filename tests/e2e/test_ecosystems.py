@@ -141,7 +141,7 @@ def test_npm_cold_warm_and_offline(origin: Origin, start_proxy, tmp_path: Path) 
     round_trip(npm, tarball, origin, start_proxy, tmp_path)
 
 
-# -- apk (apk-tools is not installable here: its request sequence is replayed) ---------------------------------
+# -- apk's request sequence with its URL shapes and headers (the real client: tests/e2e/test_apk.py) ----------
 
 
 def test_apk_request_sequence_cold_warm_and_offline(origin: Origin, start_proxy, tmp_path: Path) -> None:

@@ -1,0 +1,85 @@
+"""apk, the real client (apk-tools 3), through pkgcache: a v2 repository as Alpine 3.x mirrors publish it and a
+v3 one, cold, warm, offline in auto and on with the origin gone, and a miss wanted, fetched and imported."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from support.apkrepo import ARCH, Package, apk_binary, v2_repository, v3_repository
+from support.origin import Origin
+from support.proxy import Proxy, wait_for
+from support.recipes import block
+from support.rpmpac import exports
+
+DEMO = Package("demo", "1.0-r0", {"usr/share/demo/README": b"demo from the test's mirror\n"})
+EXTRA = Package("extra", "2.1-r3", {"usr/share/extra/data": b"x" * 50_000})
+
+
+def _publish(origin: Origin, fmt: str, tmp_path: Path) -> str:
+    """The repository line of recipes/alpine.md, as written, served by origin in format fmt."""
+    repository = block("alpine.md", 1, mirror=f"127.0.0.1:{origin.port}").strip()
+    files = v2_repository([DEMO, EXTRA]) if fmt == "v2" else v3_repository([DEMO, EXTRA], tmp_path / "v3build")
+    base = repository.removeprefix(origin.base)
+    for name, body in files.items():
+        origin.put(f"{base}/{ARCH}/{name}", body)
+    return repository
+
+
+def apk_add(proxy: Proxy, repository: str, root: Path, *packages: str) -> subprocess.CompletedProcess[str]:
+    """apk with the proxy the recipe's export line names, into a fresh root, without apk's own cache."""
+    root.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "http_proxy", "https_proxy")}
+    env.update(exports(block("alpine.md", 0, proxy.url.removeprefix("http://"))))
+    return subprocess.run([apk_binary(), "--root", str(root), "--initdb", "--allow-untrusted", "--arch", ARCH,
+                           "--no-cache", "--repositories-file", "/dev/null", "-X", repository, "add", *packages],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def _wanted(ds: Path) -> list[str]:
+    try:
+        return [w["url"] for w in json.loads((ds / "wanted.json").read_text())["wanted"]]
+    except FileNotFoundError:
+        return []
+
+
+@pytest.mark.parametrize("fmt", ["v2", "v3"])
+def test_apk_cold_warm_offline_and_one_trip(fmt: str, origin: Origin, start_proxy, tmp_path: Path) -> None:
+    repository = _publish(origin, fmt, tmp_path)
+    index, demo = f"{repository}/{ARCH}/APKINDEX.tar.gz", f"{repository}/{ARCH}/{DEMO.filename}"
+    cache = tmp_path / "cache"
+    proxy = start_proxy(cache_dir=cache)
+    for run in ("cold", "warm"):
+        r = apk_add(proxy, repository, tmp_path / run, "demo")
+        assert r.returncode == 0, (run, r.stdout + r.stderr)
+        assert (tmp_path / run / "usr/share/demo/README").read_bytes() == DEMO.files["usr/share/demo/README"]
+    assert origin.count(demo.removeprefix(origin.base)) == 1  # a package file goes upstream once
+    with proxy.client() as c:
+        assert c.get(demo).headers["x-cache"] == "HIT"
+        assert c.get(index).headers["x-cache"] in ("HIT", "REVALIDATED")
+    proxy.stop()
+    origin.stop()
+    for mode in ("auto", "on"):  # the origin is gone
+        p = start_proxy("--set", f"pkgcache_offline={mode}", cache_dir=cache)
+        r = apk_add(p, repository, tmp_path / f"offline-{mode}", "demo")
+        assert r.returncode == 0, (mode, r.stdout + r.stderr, p.log_text()[-2000:])
+        p.stop()
+    # a package nobody fetched yet: wanted offline, fetched on a connected machine, imported, installed
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    p = start_proxy("--set", "pkgcache_offline=on", "--set", f"pkgcache_datastore={ds}", cache_dir=cache)
+    extra = f"{repository}/{ARCH}/{EXTRA.filename}"
+    assert apk_add(p, repository, tmp_path / "wanting", "extra").returncode != 0
+    wait_for(lambda: extra in _wanted(ds), what="the wanted list naming the missing package")
+    origin.restart()
+    r = subprocess.run(["pkgcache", "fetch", str(ds)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_for(lambda: extra not in _wanted(ds), timeout=30, what="the import of the fetched package")
+    origin.stop()
+    r = apk_add(p, repository, tmp_path / "after-import", "extra")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "after-import/usr/share/extra/data").read_bytes() == EXTRA.files["usr/share/extra/data"]

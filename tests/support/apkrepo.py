@@ -1,0 +1,111 @@
+"""Alpine repositories built by the tests: v2 as Alpine 3.x mirrors publish it, and v3 made by apk itself.
+
+v2: a package is its gzipped control tar (``.PKGINFO``, the tar cut before its
+end blocks) followed by its gzipped data tar; ``APKINDEX.tar.gz`` holds the text
+index whose ``C:`` is ``Q1`` and the base64 SHA-1 of the control segment.  v3:
+``apk mkpkg`` and ``apk mkndx`` (apk-tools 3).  Both unsigned: clients run with
+``--allow-untrusted``.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import shutil
+import subprocess
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ARCH = "x86_64"
+MTIME = 1700000000
+
+
+def apk_binary() -> str:
+    """The real apk (apk-tools 3): on PATH, as .ci/run puts it (it builds it when the machine has none)."""
+    found = shutil.which("apk")
+    assert found, "apk is not on PATH: run .ci/run, or ../shared/tools/build-apk.sh PREFIX and add PREFIX/bin"
+    return found
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    version: str
+    files: dict[str, bytes]
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}-{self.version}.apk"
+
+
+def _segment(members: list[tuple[str, bytes | None, dict[str, str]]], cut: bool) -> bytes:
+    buf = io.BytesIO()
+    tar = tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT)
+    for name, data, pax in members:
+        info = tarfile.TarInfo(name)
+        info.mtime, info.pax_headers = MTIME, pax
+        if data is None:
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        else:
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    end = tar.offset
+    tar.close()
+    raw = buf.getvalue()
+    return gzip.compress(raw[:end] if cut else raw, mtime=0)
+
+
+def v2_package(p: Package) -> tuple[bytes, bytes]:
+    """(the .apk file, its control segment)."""
+    dirs = sorted({"/".join(path.split("/")[:i]) for path in p.files for i in range(1, path.count("/") + 1)})
+    data = _segment([(d, None, {}) for d in dirs]
+                    + [(path, body, {"APK-TOOLS.checksum.SHA1": hashlib.sha1(body).hexdigest()})
+                       for path, body in p.files.items()], cut=False)
+    info = (f"pkgname = {p.name}\npkgver = {p.version}\npkgdesc = {p.name}\nurl = http://mirror.example/\n"
+            f"builddate = {MTIME}\nsize = {sum(len(b) for b in p.files.values())}\narch = {ARCH}\nlicense = MIT\n"
+            f"origin = {p.name}\ndatahash = {hashlib.sha256(data).hexdigest()}\n").encode()
+    control = _segment([(".PKGINFO", info, {})], cut=True)
+    return control + data, control
+
+
+def v2_repository(packages: list[Package]) -> dict[str, bytes]:
+    """{file name: bytes} of one architecture's folder: the packages and APKINDEX.tar.gz."""
+    out: dict[str, bytes] = {}
+    text = b""
+    for p in packages:
+        apk, control = v2_package(p)
+        out[p.filename] = apk
+        checksum = "Q1" + base64.b64encode(hashlib.sha1(control).digest()).decode()
+        text += (f"C:{checksum}\nP:{p.name}\nV:{p.version}\nA:{ARCH}\nS:{len(apk)}\n"
+                 f"I:{sum(len(b) for b in p.files.values())}\nT:{p.name}\nU:http://mirror.example/\nL:MIT\n"
+                 f"o:{p.name}\nt:{MTIME}\n\n").encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, body in (("DESCRIPTION", b"pkgcache test repository"), ("APKINDEX", text)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(body), MTIME
+            tar.addfile(info, io.BytesIO(body))
+    out["APKINDEX.tar.gz"] = buf.getvalue()
+    return out
+
+
+def v3_repository(packages: list[Package], work: Path) -> dict[str, bytes]:
+    """The same, in apk-tools 3's own formats, made by apk mkpkg and apk mkndx."""
+    apk = apk_binary()
+    folder = work / ARCH
+    folder.mkdir(parents=True)
+    for p in packages:
+        tree = work / "trees" / p.name
+        for path, body in p.files.items():
+            (tree / path).parent.mkdir(parents=True, exist_ok=True)
+            (tree / path).write_bytes(body)
+        subprocess.run([apk, "mkpkg", "-I", f"name:{p.name}", "-I", f"version:{p.version}", "-I", f"arch:{ARCH}",
+                        "-I", f"description:{p.name}", "-I", "license:MIT", "-I", f"origin:{p.name}",
+                        "-F", str(tree), "-o", str(folder / p.filename)], check=True, capture_output=True)
+    subprocess.run([apk, "mkndx", "--allow-untrusted", "-o", str(folder / "APKINDEX.tar.gz"),
+                    *(str(folder / p.filename) for p in packages)], check=True, capture_output=True)
+    return {f.name: f.read_bytes() for f in folder.iterdir()}
