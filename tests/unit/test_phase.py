@@ -16,6 +16,7 @@ E = Event
     ((E.UNSTORABLE,), Phase.PASSED),  # a 404, a 206, a body admission refuses
     ((E.CURRENT,), Phase.ANSWERED),  # a 304 on a revalidation
     ((E.STORABLE, E.CLIENT_LEFT, E.COMPLETE), Phase.STORED),  # finished for the followers
+    ((E.STORABLE, E.CLIENT_LEFT, E.STALLED, E.COMPLETE), Phase.STORED),  # the watchdog cut the left client's flow
     ((E.STORABLE, E.CLIENT_LEFT, E.BROKEN), Phase.FAILED),
     ((E.STORABLE, E.STALLED, E.BROKEN), Phase.FAILED),  # the watchdog cut it, the error follows
     ((E.STALLED, E.BROKEN), Phase.FAILED),  # no headers before the cut

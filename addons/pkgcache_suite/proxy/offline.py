@@ -102,8 +102,8 @@ class OfflineAddon:
             options.reject(ValueError(str(e)), self.c.fail_fast, self.c.started)
 
     def _apply(self, s: OfflineSettings, updated: set[str], modes: list[str]) -> None:
-        """The side effects of new settings: the reachability rules, the wanted list, the datastore."""
-        self.s = s
+        """The side effects of new settings: the reachability rules, the wanted list, the datastore; the
+        settings are kept only once all of them took (a refused value leaves the old ones in force)."""
         if updated & {"pkgcache_offline", "pkgcache_probe_interval", "mode"}:
             self.reach.reconfigure(s.mode, _upstream_proxy(modes), s.probe_interval)
         if updated & {"pkgcache_dir", "pkgcache_deb_arch"}:
@@ -126,6 +126,7 @@ class OfflineAddon:
                         self._attach(Path(setting).expanduser())
                     except DatastoreError as e:
                         raise ValueError(f"pkgcache_datastore: {e}") from None
+        self.s = s
 
     async def running(self) -> None:
         if self.datastore_setting == "usb" and self.usb is None:

@@ -60,6 +60,7 @@ TRANSITIONS: dict[tuple[Phase, Event], Phase] = {
     (Phase.STREAMING, Event.STALLED): Phase.CUT,
     (Phase.CONTINUING, Event.COMPLETE): Phase.STORED,
     (Phase.CONTINUING, Event.BROKEN): Phase.FAILED,
+    (Phase.CONTINUING, Event.STALLED): Phase.CONTINUING,  # the client's connection was cut: the rest goes on
     (Phase.CUT, Event.COMPLETE): Phase.STORED,  # the last byte raced the cut: it arrived whole and verified
     (Phase.CUT, Event.BROKEN): Phase.FAILED,
     (Phase.CUT, Event.CLIENT_LEFT): Phase.FAILED,
