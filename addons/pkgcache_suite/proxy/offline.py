@@ -24,7 +24,7 @@ from pkgcache_suite.offline.reachability import Reachability
 from pkgcache_suite.proxy.storeaddon import NotOpen
 from pkgcache_suite.proxy import options
 from pkgcache_suite.settings import OfflineSettings, default_cache_dir, parse_section
-from pkgcache_suite.settings.table import rows
+from pkgcache_suite.settings.table import names
 from pkgcache_suite.policy.rules import Classifier
 from pkgcache_suite.storage import PRIVATE, CacheStore
 from pkgcache_suite.stick.usb import FileEventSource, UdevSource, UsbWatcher
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pkgcache")
 
 IMPORT_POLL = 1.0
-_MINE = frozenset(o.name for o in rows(OfflineSettings.SECTION))
+_MINE = names(OfflineSettings.SECTION)
 
 
 def default_datastore(cache_dir: Path) -> Path:

@@ -19,7 +19,7 @@ from mitmproxy.proxy.mode_specs import RegularMode, ReverseMode
 
 from pkgcache_suite.proxy import options, report
 from pkgcache_suite.settings import RouterSettings, parse_section
-from pkgcache_suite.settings.table import rows
+from pkgcache_suite.settings.table import names
 from pkgcache_suite.policy.access import client_allowed, port_allowed, same_authority_form
 from pkgcache_suite.policy.limits import check_request
 from pkgcache_suite.context import CacheContext
@@ -35,7 +35,7 @@ from pkgcache_suite.policy.cachekey import cache_key, key_for_url
 log = logging.getLogger("pkgcache")
 
 
-_MINE = frozenset(o.name for o in rows(RouterSettings.SECTION))
+_MINE = names(RouterSettings.SECTION)
 
 META_TARGET = "pkgcache_target"
 META_NOCACHE = "pkgcache_nocache"

@@ -21,12 +21,12 @@ from pkgcache_suite.context import CacheContext
 from pkgcache_suite.policy.rules import Classifier
 from pkgcache_suite.proxy import options
 from pkgcache_suite.settings import Settings, parse_section
-from pkgcache_suite.settings.table import rows
+from pkgcache_suite.settings.table import names
 from pkgcache_suite.storage import PRIVATE, CacheStore, StoreError
 
 log = logging.getLogger("pkgcache")
 
-_MINE = frozenset(o.name for o in rows(Settings.SECTION))
+_MINE = names(Settings.SECTION)
 
 
 class NotOpen(RuntimeError):

@@ -108,11 +108,15 @@ OPTIONS: tuple[Option, ...] = (
            "fetch' in the wanted list so it can fetch the indexes they will ask for; default: dpkg's.",
            parse_deb_arch, "deb_arch", ("offline",)),
 )
-NAMES = frozenset(o.name for o in OPTIONS)
 
 
 def rows(section: str) -> tuple[Option, ...]:
     return tuple(o for o in OPTIONS if section in o.sections)
+
+
+def names(section: str) -> frozenset[str]:
+    """The options a section's settings read: what its addon's configure() looks for in ``updated``."""
+    return frozenset(o.name for o in rows(section))
 
 
 def declared_by(section: str) -> tuple[Option, ...]:
