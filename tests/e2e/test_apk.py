@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support.apkrepo import ARCH, Package, apk_binary, v2_repository, v3_repository
+from support.apkrepo import ARCH, Package, apk_binary, v2_package, v2_repository, v3_repository
 from support.origin import Origin
 from support.proxy import Proxy, wait_for
 from support.recipes import block
@@ -83,3 +83,27 @@ def test_apk_cold_warm_offline_and_one_trip(fmt: str, origin: Origin, start_prox
     r = apk_add(p, repository, tmp_path / "after-import", "extra")
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "after-import/usr/share/extra/data").read_bytes() == EXTRA.files["usr/share/extra/data"]
+
+
+def test_apk_package_unlike_its_index_is_never_stored(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    """A v2 package whose control segment is not the one the APKINDEX's C: names (republished under the same
+    name, or planted) is passed on as it came and never stored; apk itself then refuses it."""
+    repository = _publish(origin, "v2", tmp_path)
+    size = len(v2_package(DEMO)[0])
+    planted = next(apk for i in range(1000)  # other bytes of the same size: only the checksum tells them apart
+                   if len(apk := v2_package(Package(DEMO.name, DEMO.version,
+                                                    {"usr/share/demo/README": b"%04d from the test's mirror\n" % i}))[0])
+                   == size)
+    base = repository.removeprefix(origin.base)
+    origin.put(f"{base}/{ARCH}/{DEMO.filename}", planted)  # the index still names the old one
+    proxy = start_proxy(cache_dir=tmp_path / "cache")
+    index, demo = f"{repository}/{ARCH}/APKINDEX.tar.gz", f"{repository}/{ARCH}/{DEMO.filename}"
+    with proxy.client() as c:
+        assert c.get(index).status_code == 200
+        wait_for(lambda: "APKINDEX.tar.gz: what it lists is recorded" in proxy.log_text(),
+                 what="the record of what the APKINDEX lists")
+        for _ in range(2):
+            assert c.get(demo).headers["x-cache"] == "MISS"
+    assert origin.count(demo.removeprefix(origin.base)) == 2
+    assert "control checksum mismatch" in proxy.log_text()
+    assert apk_add(proxy, repository, tmp_path / "root", "demo").returncode != 0

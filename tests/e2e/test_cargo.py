@@ -1,5 +1,6 @@
 """cargo, the real client, through pkgcache with a sparse registry the test builds: cold, warm, offline in auto
-and on with the origin gone, and a crate wanted offline, fetched and imported."""
+and on with the origin gone, a .crate its index lists with another cksum never stored, and a crate (with what
+it depends on) wanted offline, fetched and imported in one trip."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def _wanted(ds: Path) -> list[str]:
 
 
 def test_cargo_cold_warm_offline_and_wanted(origin: Origin, start_proxy, tmp_path: Path) -> None:
-    for path, body in registry(origin.base, {"dem": "0.1.0", "extra": "0.1.4"}).items():
+    crates = {"dem": "0.1.0", "extra": "0.1.4", "extradep": "0.1.2", "liar": "0.1.0"}
+    for path, body in registry(origin.base, crates, deps={"extra": ["extradep"]}, lie={"liar"}).items():
         origin.put(path, body)
     project = _project(tmp_path / "proj", origin, "dem")
     cache = tmp_path / "cache"
@@ -59,6 +61,13 @@ def test_cargo_cold_warm_offline_and_wanted(origin: Origin, start_proxy, tmp_pat
     with proxy.client(headers={"Accept": "text/plain"}) as c:
         assert c.get(f"{origin.base}/index/3/d/dem").headers["x-cache"] in ("HIT", "REVALIDATED")
         assert c.get(f"{origin.base}/crates/dem-0.1.0.crate").headers["x-cache"] == "HIT"
+        c.get(f"{origin.base}/index/li/ar/liar")
+        wait_for(lambda: "index/li/ar/liar: what it lists is recorded" in proxy.log_text(),
+                 what="the record of what liar's index file lists")
+        for _ in range(2):  # passed on as it came, never stored
+            assert c.get(f"{origin.base}/crates/liar-0.1.0.crate").headers["x-cache"] == "MISS"
+    assert origin.count("/crates/liar-0.1.0.crate") == 2
+    assert "SHA-256 mismatch" in proxy.log_text()
     proxy.stop()
     origin.stop()
     for mode in ("auto", "on"):  # the registry is gone
@@ -66,14 +75,14 @@ def test_cargo_cold_warm_offline_and_wanted(origin: Origin, start_proxy, tmp_pat
         r = cargo_fetch(p, project, tmp_path / f"home-offline-{mode}")
         assert r.returncode == 0, (mode, r.stdout + r.stderr, p.log_text()[-2000:])
         p.stop()
-    # a crate nobody fetched: wanted offline, fetched on a connected machine, imported; until cargo can build
+    # a crate nobody fetched: wanted offline, fetched with what it depends on, imported; cargo then works
     ds = tmp_path / "ds"
     ds.mkdir()
     p = start_proxy("--set", "pkgcache_offline=on", "--set", f"pkgcache_datastore={ds}", cache_dir=cache)
     other = _project(tmp_path / "other", origin, "extra")
     trips = 0
     while (r := cargo_fetch(p, other, tmp_path / f"home-trip-{trips}")).returncode != 0:
-        assert trips < 2, r.stdout + r.stderr  # its index file, then its .crate
+        assert trips < 1, r.stdout + r.stderr  # one trip brings the index files and the .crate files
         wait_for(lambda: _wanted(ds) != [], what="the wanted list naming what cargo missed")
         origin.restart()
         f = subprocess.run(["pkgcache", "fetch", str(ds)], capture_output=True, text=True, timeout=300)
@@ -81,4 +90,5 @@ def test_cargo_cold_warm_offline_and_wanted(origin: Origin, start_proxy, tmp_pat
         origin.stop()
         wait_for(lambda: _wanted(ds) == [], timeout=30, what="the import of the fetched files")
         trips += 1
-    assert trips >= 1 and origin.count("/crates/extra-0.1.4.crate") == 1
+    assert trips == 1 and origin.count("/crates/extra-0.1.4.crate") == 1
+    assert origin.count("/crates/extradep-0.1.2.crate") == 1 and origin.count("/crates/extra-0.0.1.crate") == 0

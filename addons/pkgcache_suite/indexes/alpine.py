@@ -1,9 +1,15 @@
-"""Alpine's APKINDEX: each package's name, version and size.  Its checksum is a SHA-1 of the control
-segment only, not of the file, so no SHA-256 comes from here ("limited")."""
+"""Alpine's APKINDEX: each package's name, version, size and checksum.
+
+The checksum (`C:Q1...`) is the SHA-1 of the package's control segment (the gzip stream holding
+`.PKGINFO`, after an optional signature stream), not of the file: it is checked by reading that segment of
+a downloaded package before it is stored, and no SHA-256 of the file comes from the index ("limited")."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import tarfile
+import zlib
 from collections.abc import Iterator
 from itertools import chain
 from typing import IO, cast
@@ -11,8 +17,13 @@ from typing import IO, cast
 from pkgcache_suite.indexes.compression import lines
 
 
-def apkindex_entries(tar: tarfile.TarFile) -> Iterator[tuple[str, int]]:
-    """(file name, size) of every package the index lists, read line by line (bounded); KeyError when
+CHECK_PREFIX = "apk-q1:"  # how a control-segment checksum is written where the cache keeps what an index lists
+MAX_CONTROL = 16 << 20  # no package's signature and control segments come near this
+_CHUNK = 64 << 10
+
+
+def apkindex_entries(tar: tarfile.TarFile) -> Iterator[tuple[str, int, str | None]]:
+    """(file name, size, control checksum as `apk-q1:BASE64` or None) of every package the index lists, read line by line (bounded); KeyError when
     there is no APKINDEX member."""
     for member in tar:
         if member.name == "APKINDEX" and member.isfile():
@@ -23,7 +34,7 @@ def apkindex_entries(tar: tarfile.TarFile) -> Iterator[tuple[str, int]]:
     raise KeyError("no APKINDEX in the archive")
 
 
-def _paragraphs(stream: IO[bytes]) -> Iterator[tuple[str, int]]:
+def _paragraphs(stream: IO[bytes]) -> Iterator[tuple[str, int, str | None]]:
     fields: dict[str, str] = {}
     for raw in chain(lines(stream, max_paragraph=1 << 20), [b"\n"]):
         line = raw.decode("utf-8", "replace").rstrip("\n")
@@ -33,5 +44,40 @@ def _paragraphs(stream: IO[bytes]) -> Iterator[tuple[str, int]]:
                 fields[k] = v
             continue
         if "P" in fields and "V" in fields and fields.get("S", "").isdigit():
-            yield f"{fields['P']}-{fields['V']}.apk", int(fields["S"])
+            c = fields.get("C", "")
+            yield f"{fields['P']}-{fields['V']}.apk", int(fields["S"]), CHECK_PREFIX + c[2:] if c[:2] == "Q1" else None
         fields = {}
+
+
+def control_checksum(stream: IO[bytes]) -> str:
+    """`apk-q1:BASE64` of a v2 package's control segment: the SHA-1 of the first gzip stream that is not a
+    signature.  Reads only the leading segments; ValueError when the file is no v2 package."""
+    read = 0
+    while True:
+        raw, first = _gzip_member(stream, MAX_CONTROL - read)
+        read += len(raw)
+        if not first.startswith(b".SIGN."):
+            return CHECK_PREFIX + base64.b64encode(hashlib.sha1(raw).digest()).decode()
+
+
+def _gzip_member(stream: IO[bytes], limit: int) -> tuple[bytes, bytes]:
+    """(the raw bytes of the next gzip stream, the first bytes it inflates to); the stream is left just
+    after it (a member's end is found by inflating it: gzip keeps no length)."""
+    start = stream.tell()
+    d = zlib.decompressobj(wbits=31)
+    raw, head = bytearray(), b""
+    while not d.eof:
+        chunk = stream.read(_CHUNK)
+        if not chunk or len(raw) + len(chunk) > limit + _CHUNK:
+            raise ValueError("not an Alpine v2 package: no whole control segment")
+        try:
+            out = d.decompress(chunk, 512) if len(head) < 512 else d.decompress(chunk)
+        except zlib.error as e:
+            raise ValueError(f"not an Alpine v2 package: {e}") from None
+        head += out[:512 - len(head)]
+        while not d.eof and d.unconsumed_tail:
+            d.decompress(d.unconsumed_tail, 1 << 20)
+        raw += chunk
+    used = len(raw) - len(d.unused_data)
+    stream.seek(start + used)
+    return bytes(raw[:used]), head

@@ -146,7 +146,7 @@ def _add_apkindex(store: CacheStore, model: CacheModel, key: str, entry: Entry, 
         model.limited.append(root)
     try:
         with open_tar(store.body_path(key)) as tar:
-            for name, size in apkindex_entries(tar):
+            for name, size, _check in apkindex_entries(tar):
                 k = _key_join(root, name)
                 if k:
                     rm.refs[k] = Ref(size, None, key)

@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from pkgcache_suite.atomicfile import atomic_write_json, read_json
+from pkgcache_suite.indexes.filecheck import check_file
+from pkgcache_suite.maintenance.listings import Listed, index_refs, index_root, is_package_index
 from pkgcache_suite.maintenance.model import RootModel, all_entries, build_model
 from pkgcache_suite.maintenance.pins import is_pinned, read_pins
 from pkgcache_suite.maintenance.plan import plan_expire
 from pkgcache_suite.progress import CountProgress as Progress
 from pkgcache_suite.storage import PRIVATE, CacheStore, StoreError, VerifyError, file_sha256, place_file
+from pkgcache_suite.storage.entry import Entry
 
 log = logging.getLogger("pkgcache")
 
@@ -274,37 +277,6 @@ def remove_release(store: CacheStore, name: str) -> list[str]:
 # -- stale copies ----------------------------------------------------------------------
 
 
-def index_root(index_key: str) -> str | None:
-    """The repository root (key prefix) whose package files an index lists."""
-    if "/dists/" in index_key:
-        return index_key.split("/dists/", 1)[0]
-    if "/repodata/" in index_key:
-        return index_key.split("/repodata/", 1)[0]
-    return None
-
-
-def index_refs(store: CacheStore, index_key: str) -> list[tuple[str, int, str | None]]:
-    """(key, size, SHA-256) of every file a cached Packages/Sources/primary index lists."""
-    from pkgcache_suite.indexes.compression import open_decompressed
-    from pkgcache_suite.indexes.debian import index_entries
-    from pkgcache_suite.maintenance.model import _key_join
-
-    root = index_root(index_key)
-    if root is None:
-        return []
-    if "/repodata/" in index_key:
-        model = build_model(store)
-        rm = model.roots.get(root)
-        return [(k, r.size, r.sha256) for k, r in (rm.refs.items() if rm else []) if r.index == index_key]
-    listed = []
-    with open_decompressed(store.body_path(index_key)) as stream:
-        for rel, size, sha in index_entries(stream):
-            k = _key_join(root, rel)
-            if k:
-                listed.append((k, size, sha))
-    return listed
-
-
 def record_index_refs(store: CacheStore, index_key: str) -> int:
     """Remember what index_key lists, so downloads of those files are checked against it on commit."""
     listed = index_refs(store, index_key)
@@ -314,10 +286,9 @@ def record_index_refs(store: CacheStore, index_key: str) -> int:
 
 def record_all_refs(store: CacheStore) -> int:
     """Rebuild what every cached package index lists (a cache from before the record was kept)."""
-    from pkgcache_suite.indexes.kinds import PACKAGE_INDEX
-
+    keys = set(store.keys())
     n = 0
-    for key in [k for k in store.keys() if PACKAGE_INDEX.search(k)]:
+    for key in [k for k in keys if is_package_index(k, keys.__contains__)]:
         try:
             n += record_index_refs(store, key)
         except (OSError, ValueError, StoreError) as e:
@@ -326,25 +297,39 @@ def record_all_refs(store: CacheStore) -> int:
 
 
 def drop_stale_for_index(store: CacheStore, index_key: str,
-                         listed: list[tuple[str, int, str | None]] | None = None) -> list[str]:
+                         listed: list[Listed] | None = None) -> list[str]:
     """After index_key was refreshed: drop cached package files it lists with another size or SHA-256.
     listed: what the index lists, when the caller has read it already (index_refs)."""
-    root = index_root(index_key)
+    root = index_root(index_key, lambda k: store.get_entry(k) is not None)
     if root is None:
         return []
     dropped = []
-    for key, size, sha in listed if listed is not None else index_refs(store, index_key):
+    for ref in listed if listed is not None else index_refs(store, index_key):
+        key = ref.key
         if not key.startswith(root + "/") or "/dists/" in key or "/repodata/" in key:
             continue
         e = store.get_entry(key)  # one lookup per listed file: the cost follows the index, not the cache
-        if e is None:
+        if e is None or e.kind != "immutable" or (ref.size is not None and ref.size < 0):
             continue
-        if e.kind == "immutable" and size >= 0 and (e.length != size or (sha and e.sha256 != sha)):
+        if why := _differs(store, e, ref):
             store.drop(key)
             dropped.append(key)
-            log.warning("pkgcache: dropped stale copy of %s: %s now lists size %d sha256 %s",
-                        key, index_key, size, sha)
+            log.warning("pkgcache: dropped stale copy of %s: %s", key, why)
     return dropped
+
+
+def _differs(store: CacheStore, e: Entry, ref: Listed) -> str | None:
+    """How a cached copy differs from what a refreshed index lists (None: it does not)."""
+    if ref.size is not None and e.length != ref.size:
+        return f"the index lists {ref.size} bytes, the copy has {e.length}"
+    if ref.sha256 and e.sha256 != ref.sha256:
+        return f"the index lists SHA-256 {ref.sha256}, the copy has {e.sha256}"
+    if ref.check:
+        try:
+            return check_file(str(store.body_path(e.key)), ref.check)
+        except (OSError, StoreError) as err:
+            return f"cannot be read: {err}"
+    return None
 
 
 def load_json_list(store: CacheStore, name: str, field_name: str) -> dict[str, Any]:
@@ -353,7 +338,7 @@ def load_json_list(store: CacheStore, name: str, field_name: str) -> dict[str, A
 
 
 def take_in_index(store: CacheStore, index_key: str,
-                  checked: Callable[[list[tuple[str, int, str | None]], list[str]], None] | None = None) -> None:
+                  checked: Callable[[list[Listed], list[str]], None] | None = None) -> None:
     """A refreshed package index, read once: the copies it lists with other bytes are dropped, `checked` is
     told (hits may go on from there), then what it lists is recorded for the checks on commit."""
     listed = index_refs(store, index_key)

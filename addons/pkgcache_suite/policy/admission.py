@@ -52,7 +52,7 @@ def close_delimited(headers: Mapping[str, str], http_version: str) -> bool:
 
 
 def admit(kind: str, headers: Mapping[str, str], http_version: str, by_hash: str | None,
-          ref: tuple[int, str | None] | None) -> Admission:
+          ref: tuple[int | None, str | None] | None) -> Admission:
     """Decide for a 200 response of a cacheable class.
 
     headers: response headers with lower-case names; by_hash: the SHA-256 the
@@ -71,10 +71,12 @@ def admit(kind: str, headers: Mapping[str, str], http_version: str, by_hash: str
     except ValueError as e:
         return Admission(False, str(e))
     ref = ref if package else None
-    if ref is not None and length is not None and length != ref[0]:
+    if ref is not None and ref[0] is None:
+        ref = None if ref[1] is None else ref  # an index that lists a digest but no size (cargo)
+    if ref is not None and ref[0] is not None and length is not None and length != ref[0]:
         return Admission(False, f"upstream sends {length} bytes, the cached index lists {ref[0]}")
     if close_delimited(headers, http_version):
-        if ref is None and by_hash is None:
+        if (ref is None or ref[0] is None) and by_hash is None:
             return Admission(False, "the body ends when the connection closes, so a truncated one cannot be "
                                     "told from a whole one, and no cached index confirms its size")
     if length is None and ref is not None:

@@ -135,7 +135,7 @@ def _import_one(store: CacheStore, classifier: Classifier, ds: Datastore, key_of
 def _contradicts(store: CacheStore, key: str, kind: Kind, current: Any, size: int, sha: str) -> str | None:
     """Why a stick's file must not replace what the cache knows (None: it may, or it is simply older)."""
     ref = store.expected(key)
-    if ref is not None and (ref[0] != size or (ref[1] is not None and ref[1] != sha)):
+    if ref is not None and ((ref[0] is not None and ref[0] != size) or (ref[1] is not None and ref[1] != sha)):
         return f"a cached index lists it with size {ref[0]} and SHA-256 {ref[1]}; the datastore's is {size} {sha}"
     if current is not None and kind is Kind.IMMUTABLE:
         return f"cache already holds a different copy (sha256 {current.sha256}); package files are immutable"

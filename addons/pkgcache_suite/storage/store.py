@@ -30,7 +30,7 @@ import stat
 import threading
 import time
 from email.utils import parsedate_to_datetime
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -99,11 +99,12 @@ class CacheStore:
             self._refs = self._open_cache("refs")
         return self._refs
 
-    def record_refs(self, index_key: str, refs: list[tuple[str, int, str | None]]) -> None:
-        """Remember the size and SHA-256 an index lists for each file, so a download can be checked on commit."""
+    def record_refs(self, index_key: str, refs: Iterable[Sequence[Any]]) -> None:
+        """Remember the size, SHA-256 and other digest an index lists for each file (key, size or None,
+        SHA-256 or None[, other digest]), so a download can be checked on commit."""
         with self.refs.transact():
-            for key, size, sha in refs:
-                self.refs.set(key, (size, sha, index_key))
+            for key, size, sha, *check in refs:
+                self.refs.set(key, (size, sha, index_key, check[0] if check else None))
 
     def refs_rebuilt(self) -> bool:
         """Whether what every cached index lists was rebuilt once (a cache from before the record was kept)."""
@@ -146,10 +147,15 @@ class CacheStore:
         v = self.used.get(key)
         return float(v) if v is not None else None
 
-    def expected(self, key: str) -> tuple[int, str | None] | None:
-        """(size, SHA-256 or None) that a cached index lists for key, if any."""
+    def expected(self, key: str) -> tuple[int | None, str | None] | None:
+        """(size or None, SHA-256 or None) that a cached index lists for key, if any."""
         v = self.refs.get(key)
-        return (int(v[0]), v[1]) if v else None
+        return (None if v[0] is None else int(v[0]), v[1]) if v else None
+
+    def expected_check(self, key: str) -> str | None:
+        """The digest other than SHA-256 a cached index lists for key (filecheck.check_file reads it)."""
+        v = self.refs.get(key)
+        return v[3] if v and len(v) > 3 else None
 
     # -- paths -------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pkgcache_suite.indexes.filecheck import check_file
 from pkgcache_suite.storage.entry import Entry
 from pkgcache_suite.storage.private import open_private, write_private
 
@@ -130,7 +131,10 @@ class Writer:
         digest = self.hash.hexdigest()
         want = meta.pop("expect_sha256", None)
         if want and want.lower() != digest:
-            self.fail(f"SHA-256 mismatch: body is {digest}, URL names {want}")
+            self.fail(f"SHA-256 mismatch: body is {digest}, expected {want}")
+            return None
+        if (check := meta.pop("expect_check", None)) and (why := check_file(str(self.part), check)):
+            self.fail(why)
             return None
         try:
             final = self.store.body_path(self.key)

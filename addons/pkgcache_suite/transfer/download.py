@@ -224,6 +224,8 @@ class Downloads:
                                 "last_modified": h.get("last-modified"), "etag": h.get("etag")}
         if st.must_sha256:
             meta["expect_sha256"] = st.must_sha256
+        if st.kind is Kind.IMMUTABLE and (check := self.storage.store.expected_check(st.key)):
+            meta["expect_check"] = check
         length = st.must_length if st.must_length is not None else st.expected
         entry = writer.commit(length, meta) if writer.failed is None else None
         if entry is None:

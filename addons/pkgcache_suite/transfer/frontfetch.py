@@ -26,10 +26,12 @@ from typing import TYPE_CHECKING
 from mitmproxy import http
 
 from pkgcache_suite.background import Tasks
+from pkgcache_suite.indexes.filecheck import check_file
 from pkgcache_suite.indexes.kinds import BY_HASH
 from pkgcache_suite.policy.admission import HTML_PAGE, admit, looks_like_html, parse_length
 from pkgcache_suite.policy.destinations import is_local_address, parse_ip
 from pkgcache_suite.policy.frontfetch import (may_fetch, next_speed, quick_enough)
+from pkgcache_suite.policy.rules import Kind
 from pkgcache_suite.storage import Entry, StoreError, VerifyError, adopt_file
 from pkgcache_suite.tier.protocol import FETCH_LOG, FETCH_PREFIX, LANDING, NGINX_PID
 from pkgcache_suite.tier.fetchlog import FetchRecord, Outcome, outcome, parse_line
@@ -245,6 +247,9 @@ class FrontFetches:
         with open(landed, "rb") as f:
             if looks_like_html(f.read(512)):
                 return Admitted(what, why=HTML_PAGE)
+        if st.kind is Kind.IMMUTABLE and (check := store.expected_check(st.key)) and \
+                (why := check_file(str(landed), check)):
+            return Admitted(what, why=why, broken=True)
         try:
             length = verdict.length if verdict.length is not None else parse_length(rec.headers.get("content-length"))
             meta = {"content_type": rec.headers.get("content-type", "application/octet-stream"),

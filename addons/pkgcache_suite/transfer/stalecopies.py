@@ -1,7 +1,7 @@
 """After an index refresh: drop cached package files it now lists with other bytes, before anyone gets them.
 
 A mirror may re-publish a file under the same name.  When a refreshed
-Packages/Sources/primary index is stored, the copies it lists with another
+package index (Packages/Sources, primary, APKINDEX, a cargo index file) is stored, the copies it lists with another
 size or SHA-256 are dropped by a child process (maintenance/offloop.py: a
 real suite's index is seconds of CPU, which on a thread would slow every
 other client's hits); package hits of the same repository wait for that (at
@@ -18,9 +18,9 @@ import logging
 from collections.abc import Callable
 
 from pkgcache_suite.background import Tasks
-from pkgcache_suite.indexes.kinds import PACKAGE_INDEX
 from pkgcache_suite.maintenance import offloop
-from pkgcache_suite.maintenance.tasks import index_root, take_in_index
+from pkgcache_suite.maintenance.listings import index_root, is_package_index
+from pkgcache_suite.maintenance.tasks import take_in_index
 from pkgcache_suite.storage import CacheStore
 
 log = logging.getLogger("pkgcache")
@@ -39,14 +39,17 @@ class StaleCopies:
 
     def index_stored(self, key: str) -> None:
         """Called for every committed body; acts on package indexes only."""
-        if not PACKAGE_INDEX.search(key):
+        store = self._store()
+        if store is None:
             return
-        root = index_root(key)
-        if root is None:
+
+        def has(k: str) -> bool:
+            return store.get_entry(k) is not None
+        root = index_root(key, has)
+        if root is None or not is_package_index(key, has):
             return
         self._pending.append(key)
         self._roots.add(root)
-        store = self._store()
         if store is not None and root.split("/", 1)[0] not in self._held:
             origin = root.split("/", 1)[0]
             try:
@@ -80,9 +83,10 @@ class StaleCopies:
             await asyncio.sleep(0.05)
         return True
 
-    async def _recorded(self, job: offloop.Job) -> None:
+    async def _recorded(self, job: offloop.Job, key: str) -> None:
         try:
             await job.finish()
+            log.info("pkgcache: %s: what it lists is recorded for the checks on commit", key)
         except offloop.OffLoopError as e:
             log.error("pkgcache: recording what an index lists failed: %s", e)
         finally:
@@ -115,7 +119,7 @@ class StaleCopies:
                     log.error("pkgcache: checking %s for stale copies failed: %s", key, e)
                     job.kill()
                     continue
-                self.tasks.start(self._recorded(job), f"record what {key} lists")
+                self.tasks.start(self._recorded(job, key), f"record what {key} lists")
         finally:
             self._roots.clear()
             self._pending.clear()

@@ -1,0 +1,17 @@
+"""Digests an index gives that are not the SHA-256 of the whole file, checked against a file on disk."""
+
+from __future__ import annotations
+
+from pkgcache_suite.indexes import alpine
+
+
+def check_file(path: str, check: str) -> str | None:
+    """Why a file does not have the digest `check` names (None: it has it)."""
+    if check.startswith(alpine.CHECK_PREFIX):
+        try:
+            with open(path, "rb") as f:
+                got = alpine.control_checksum(f)
+        except ValueError as e:
+            return str(e)
+        return None if got == check else f"control checksum mismatch: package has {got}, the index lists {check}"
+    return f"unknown kind of checksum {check.split(':', 1)[0]!r}"

@@ -1,0 +1,109 @@
+"""What a cached package index lists: each file's key, and the size and digest it must have.
+
+One reader per format (Debian Packages/Sources, RPM primary, Alpine APKINDEX, cargo's sparse index files);
+what they return is recorded for the checks on commit and compared with cached copies after a refresh.
+"""
+
+from __future__ import annotations
+
+import re
+import tarfile
+from collections.abc import Callable
+from typing import NamedTuple
+
+from pkgcache_suite.indexes import alpine, cargo
+from pkgcache_suite.indexes.compression import open_decompressed, open_tar
+from pkgcache_suite.indexes.kinds import PACKAGE_INDEX
+from pkgcache_suite.policy.cachekey import UnsafeURL, key_for_url
+from pkgcache_suite.storage import CacheStore, StoreError
+
+APKINDEX = re.compile(r"^(?P<root>.+)/APKINDEX\.tar\.gz$")
+
+
+class Listed(NamedTuple):
+    key: str
+    size: int | None  # None: the index does not say (cargo)
+    sha256: str | None
+    check: str | None = None  # another digest to check the file by (alpine.CHECK_PREFIX...)
+
+
+def index_root(index_key: str, has: Callable[[str], bool] | None = None) -> str | None:
+    """The repository root (key prefix) whose package files an index lists; None when the key is no package
+    index.  has(key): whether the cache holds a key, which tells a cargo index file (its registry's
+    config.json is cached) from any path shaped like one."""
+    if "/dists/" in index_key:
+        return index_key.split("/dists/", 1)[0]
+    if "/repodata/" in index_key:
+        return index_key.split("/repodata/", 1)[0]
+    if m := APKINDEX.match(index_key):
+        return m.group("root")
+    if has is not None and (named := cargo.index_name(index_key)) and has(f"{named[0]}/config.json"):
+        return named[0]
+    return None
+
+
+def is_package_index(key: str, has: Callable[[str], bool]) -> bool:
+    """Whether a committed body is an index whose listing must be taken in."""
+    return bool(PACKAGE_INDEX.search(key) or APKINDEX.match(key)) or (
+        cargo.index_name(key) is not None and index_root(key, has) is not None)
+
+
+def index_refs(store: CacheStore, index_key: str) -> list[Listed]:
+    """Every file a cached package index lists; [] for a key that is none."""
+    root = index_root(index_key, lambda k: store.get_entry(k) is not None)
+    if root is None:
+        return []
+    if "/repodata/" in index_key:
+        from pkgcache_suite.maintenance.model import build_model
+
+        rm = build_model(store).roots.get(root)
+        return [Listed(k, r.size, r.sha256) for k, r in (rm.refs.items() if rm else []) if r.index == index_key]
+    if APKINDEX.match(index_key):
+        return _apkindex(store, index_key, root)
+    if "/dists/" not in index_key:
+        return _cargo(store, index_key, root)
+    from pkgcache_suite.indexes.debian import index_entries
+    from pkgcache_suite.maintenance.model import _key_join
+
+    listed = []
+    with open_decompressed(store.body_path(index_key)) as stream:
+        for rel, size, sha in index_entries(stream):
+            if k := _key_join(root, rel):
+                listed.append(Listed(k, size, sha))
+    return listed
+
+
+def _apkindex(store: CacheStore, index_key: str, root: str) -> list[Listed]:
+    """A v2 APKINDEX's packages (a v3 index, in apk's own binary format, lists nothing here)."""
+    from pkgcache_suite.maintenance.model import _key_join
+
+    listed = []
+    try:
+        with open_tar(store.body_path(index_key)) as tar:
+            for name, size, check in alpine.apkindex_entries(tar):
+                if k := _key_join(root, name):
+                    listed.append(Listed(k, size, None, check))
+    except (tarfile.TarError, KeyError, EOFError, ValueError):
+        return []
+    return listed
+
+
+def _cargo(store: CacheStore, index_key: str, root: str) -> list[Listed]:
+    """The .crate of every version an index file lists, by the download URL its registry's config.json
+    gives, with the SHA-256 the index gives (cargo gives no size)."""
+    try:
+        with open(store.body_path(f"{root}/config.json"), "rb") as f:
+            dl = cargo.download_template(f)
+    except (OSError, StoreError, ValueError):
+        return []
+    listed = []
+    with open(store.body_path(index_key), "rb") as f:
+        for v in cargo.versions(f):
+            try:
+                key = key_for_url(cargo.download_url(dl, v))
+            except (UnsafeURL, ValueError):
+                continue
+            if v.cksum:
+                listed.append(Listed(key, None, v.cksum))
+    return listed
+
