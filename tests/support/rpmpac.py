@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import shutil
 import subprocess
 from pathlib import Path
@@ -75,8 +77,9 @@ def exports(text: str) -> dict[str, str]:
     env = {}
     for line in text.splitlines():
         if line.startswith("export ") and "=" in line:
-            name, _, value = line[len("export "):].partition("=")
-            env[name.strip()] = value.strip()
+            for word in shlex.split(line[len("export "):]):
+                name, _, value = word.partition("=")
+                env[name] = value
     return env
 
 

@@ -7,7 +7,8 @@ manifest.  Debian files are checked against the SHA-256 sums of the
 Release/Packages indexes at hand, and a fetched InRelease pulls in the indexes
 apt will ask for next (only those the clients use; see indexplan); a cargo
 index file pulls in the newest crate it lists and what that depends on
-(cargoclosure).  Packages
+(cargoclosure), a Go module version its other files and what its go.mod
+requires (gomodules).  Packages
 that offline clients stated they want are resolved by apt against the fetched
 indexes and downloaded in the same trip (see requested), so a fresh machine
 needs one trip to `apt-get update` and `apt-get install`.
@@ -27,7 +28,7 @@ import httpx
 
 from pkgcache_suite.stick.datastore import Datastore, DatastoreError
 from pkgcache_suite.indexes.debian import DebianIndex, ReleaseInfo, is_release_url
-from pkgcache_suite.resolve import indexplan, rpmmeta
+from pkgcache_suite.resolve import gomodules, indexplan, rpmmeta
 from pkgcache_suite.resolve.cargoclosure import CargoClosure
 from pkgcache_suite.wanted import requested
 from pkgcache_suite.stick.resumable import resume_headers, total_size
@@ -101,6 +102,8 @@ class Fetcher:
                 self.index.add_packages(url, path)
             elif self.cargo.claims(url):
                 more = self.cargo.learn(url, path) if self.expand else []
+            elif gomodules.is_version_file(url) and self.expand:
+                more = gomodules.learn(url, path)
         except Exception as e:  # a broken index must not stop the others
             print(f"fetch: cannot parse {url}: {e}", file=sys.stderr)
         return more
