@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from pkgcache_suite.indexes import alpine
+
+SHA1_PREFIX = "sha1:"  # a .sha1 file beside a Maven artifact
 
 
 def check_file(path: str, check: str) -> str | None:
@@ -14,4 +18,11 @@ def check_file(path: str, check: str) -> str | None:
         except ValueError as e:
             return str(e)
         return None if got == check else f"control checksum mismatch: package has {got}, the index lists {check}"
+    if check.startswith(SHA1_PREFIX):
+        h = hashlib.sha1()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        got = SHA1_PREFIX + h.hexdigest()
+        return None if got == check else f"SHA-1 mismatch: file has {got[5:]}, its .sha1 says {check[5:]}"
     return f"unknown kind of checksum {check.split(':', 1)[0]!r}"

@@ -1,6 +1,7 @@
 """What a cached package index lists: each file's key, and the size and digest it must have.
 
-One reader per format (Debian Packages/Sources, RPM primary, Alpine APKINDEX, cargo's sparse index files);
+One reader per format (Debian Packages/Sources, RPM primary, Alpine APKINDEX, cargo's sparse index files, a
+Maven artifact's .sha1);
 what they return is recorded for the checks on commit and compared with cached copies after a refresh.
 """
 
@@ -13,11 +14,17 @@ from typing import NamedTuple
 
 from pkgcache_suite.indexes import alpine, cargo
 from pkgcache_suite.indexes.compression import open_decompressed, open_tar
+from pkgcache_suite.indexes.filecheck import SHA1_PREFIX
 from pkgcache_suite.indexes.kinds import PACKAGE_INDEX
 from pkgcache_suite.policy.cachekey import UnsafeURL, key_for_url
 from pkgcache_suite.storage import CacheStore, StoreError
 
 APKINDEX = re.compile(r"^(?P<root>.+)/APKINDEX\.tar\.gz$")
+# a released Maven artifact's .sha1 beside it: it vouches for one file
+MAVEN_SHA1 = re.compile(r"^(?P<file>(?P<root>.+)/(?P<a>[^/]+)/(?P<v>[^/]+)/(?P=a)-(?P=v)(?:-[^/]+)?"
+                        r"\.(?!sha1$|md5$|asc$)[A-Za-z0-9.]+)\.sha1$")
+_SHA1 = re.compile(rb"^\s*([0-9a-fA-F]{40})\b")
+MAX_SIDECAR = 4096
 
 
 class Listed(NamedTuple):
@@ -37,6 +44,8 @@ def index_root(index_key: str, has: Callable[[str], bool] | None = None) -> str 
         return index_key.split("/repodata/", 1)[0]
     if m := APKINDEX.match(index_key):
         return m.group("root")
+    if (m := MAVEN_SHA1.match(index_key)) and not m.group("v").endswith("-SNAPSHOT"):
+        return m.group("root")
     if has is not None and (named := cargo.index_name(index_key)) and has(f"{named[0]}/config.json"):
         return named[0]
     return None
@@ -44,8 +53,14 @@ def index_root(index_key: str, has: Callable[[str], bool] | None = None) -> str 
 
 def is_package_index(key: str, has: Callable[[str], bool]) -> bool:
     """Whether a committed body is an index whose listing must be taken in."""
-    return bool(PACKAGE_INDEX.search(key) or APKINDEX.match(key)) or (
+    return bool(PACKAGE_INDEX.search(key) or APKINDEX.match(key) or is_sidecar(key)) or (
         cargo.index_name(key) is not None and index_root(key, has) is not None)
+
+
+def is_sidecar(key: str) -> bool:
+    """A checksum file vouching for the one file beside it: read in a moment, never worth a child process."""
+    m = MAVEN_SHA1.match(key)
+    return m is not None and not m.group("v").endswith("-SNAPSHOT")
 
 
 def index_refs(store: CacheStore, index_key: str) -> list[Listed]:
@@ -60,6 +75,10 @@ def index_refs(store: CacheStore, index_key: str) -> list[Listed]:
         return [Listed(k, r.size, r.sha256) for k, r in (rm.refs.items() if rm else []) if r.index == index_key]
     if APKINDEX.match(index_key):
         return _apkindex(store, index_key, root)
+    if m := MAVEN_SHA1.match(index_key):
+        with open(store.body_path(index_key), "rb") as f:
+            digest = _SHA1.match(f.read(MAX_SIDECAR))
+        return [Listed(m.group("file"), None, None, SHA1_PREFIX + digest.group(1).decode().lower())] if digest else []
     if "/dists/" not in index_key:
         return _cargo(store, index_key, root)
     from pkgcache_suite.indexes.debian import index_entries

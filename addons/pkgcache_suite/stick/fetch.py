@@ -6,9 +6,8 @@ transient errors, and recording permanent failures with their reason in the
 manifest.  Debian files are checked against the SHA-256 sums of the
 Release/Packages indexes at hand, and a fetched InRelease pulls in the indexes
 apt will ask for next (only those the clients use; see indexplan); a cargo
-index file pulls in the newest crate it lists and what that depends on
-(cargoclosure), a Go module version its other files and what its go.mod
-requires (gomodules).  Packages
+index file, a Go module file or a Maven POM pulls in what its client asks
+for next (resolve/closures).  Packages
 that offline clients stated they want are resolved by apt against the fetched
 indexes and downloaded in the same trip (see requested), so a fresh machine
 needs one trip to `apt-get update` and `apt-get install`.
@@ -28,8 +27,8 @@ import httpx
 
 from pkgcache_suite.stick.datastore import Datastore, DatastoreError
 from pkgcache_suite.indexes.debian import DebianIndex, ReleaseInfo, is_release_url
-from pkgcache_suite.resolve import gomodules, indexplan, rpmmeta
-from pkgcache_suite.resolve.cargoclosure import CargoClosure
+from pkgcache_suite.resolve import indexplan, rpmmeta
+from pkgcache_suite.resolve.closures import Closures
 from pkgcache_suite.wanted import requested
 from pkgcache_suite.stick.resumable import resume_headers, total_size
 from pkgcache_suite.wanted.wantspec import WantRequest
@@ -73,7 +72,7 @@ class Fetcher:
         self.manifest = ds.read_manifest()
         self.index = DebianIndex()
         self.rpm = rpmmeta.RpmRepos(self.index.known)  # one table of what indexes vouch for
-        self.cargo = CargoClosure()
+        self.others = Closures()
         self.probed: set[str] = set()  # files a client probes for; their absence is an answer, not a failure
         self.out = Outcome()
         self._queued: set[str] = set()
@@ -100,10 +99,8 @@ class Fetcher:
                 self.rpm.add_primary(url, path)
             elif self.index.is_packages(url):
                 self.index.add_packages(url, path)
-            elif self.cargo.claims(url):
-                more = self.cargo.learn(url, path) if self.expand else []
-            elif gomodules.is_version_file(url) and self.expand:
-                more = gomodules.learn(url, path)
+            elif self.expand:
+                more = self.others.learn(url, path)
         except Exception as e:  # a broken index must not stop the others
             print(f"fetch: cannot parse {url}: {e}", file=sys.stderr)
         return more
@@ -119,7 +116,7 @@ class Fetcher:
     def _check(self, url: str) -> str | None:
         want = self.index.expected(url)
         rec = self.manifest["files"].get(url)
-        if rec is not None and (why := self.cargo.problem(url, rec["sha256"])):
+        if rec is not None and (why := self.others.problem(url, rec["sha256"])):
             return why
         if want is None or rec is None:
             return None
@@ -373,7 +370,7 @@ class Fetcher:
                 for url in requested.first_urls(self.requests):  # the suites as they are now
                     self._enqueue(url, {}, reporter, fresh=True)
                 for item in wanted:
-                    self.cargo.asked(item["url"], item.get("headers", {}))
+                    self.others.asked(item["url"], item.get("headers", {}))
                     if is_release_url(item["url"]) or rpmmeta.is_repomd(item["url"]):
                         self._enqueue(item["url"], item.get("headers", {}), reporter)
                 await self._queue.join()

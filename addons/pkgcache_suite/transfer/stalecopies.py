@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from pkgcache_suite.background import Tasks
 from pkgcache_suite.maintenance import offloop
-from pkgcache_suite.maintenance.listings import index_root, is_package_index
+from pkgcache_suite.maintenance.listings import index_root, is_package_index, is_sidecar
 from pkgcache_suite.maintenance.tasks import take_in_index
 from pkgcache_suite.storage import CacheStore
 
@@ -97,6 +97,7 @@ class StaleCopies:
         """No child process to be had: the same work on a thread, recording included before hits go on."""
         try:
             await asyncio.to_thread(take_in_index, store, key)
+            log.info("pkgcache: %s: what it lists is recorded for the checks on commit", key)
         except Exception:
             log.exception("pkgcache: checking %s for stale copies failed", key)
 
@@ -107,6 +108,9 @@ class StaleCopies:
                 store = self._store()
                 if store is None:
                     return
+                if is_sidecar(key):  # one file to check: a thread does it sooner than a child starts
+                    await self._on_thread(store, key)
+                    continue
                 try:
                     job = await offloop.start("index", store.root, key)
                 except OSError as e:  # no child process to be had: a thread, slower for the others
