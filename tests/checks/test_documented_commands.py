@@ -30,6 +30,7 @@ RUN_BY = {
     ("recipes/alpine.md", 0, "export http_proxy="): "e2e/test_apk.py::test_apk_cold_warm_offline_and_one_trip",
     ("recipes/cargo.md", 0, "export CARGO_HTTP_PROXY="): "e2e/test_cargo.py::test_cargo_cold_warm_offline_and_wanted",
     ("recipes/go.md", 0, "export GOPROXY="): "e2e/test_go.py::test_go_cold_warm_offline_and_one_trip",
+    ("recipes/containers.md", 1, "skopeo copy"): "e2e/test_oci.py::test_oci_mirror_cold_warm_offline_and_one_trip",
     ("recipes/arch.md", 0, "export http_proxy="): "e2e/test_rpm_pacman_clients.py::test_pacman",
     ("recipes/debian.md", 0, "echo 'Acquire::http::Proxy"): "e2e/test_apt_e2e.py::test_apt_update_and_install_through_proxy_then_from_cache",
     ("recipes/docker.md", 0, "docker build"): "e2e/test_recipes.py::test_docker_build_args_send_a_builds_downloads_through_pkgcache",

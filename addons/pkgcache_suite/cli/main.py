@@ -45,7 +45,7 @@ def _want(args: argparse.Namespace, extra: list[str]) -> int:
     from pkgcache_suite.cli.want import WantArgs, run_want
 
     return run_want(WantArgs(args.proxy, args.packages, args.status, args.no_status, args.arch, args.no_recommends,
-                             args.rpm, args.repo or []))
+                             args.rpm, args.repo or [], args.oci or []))
 
 
 def _mirrors_import(args: argparse.Namespace, extra: list[str]) -> int:
@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=_fetch)
     w = sub.add_parser("want", help="on an offline machine: state packages to bring, with their dependencies, in "
                                     "one fetch trip")
-    w.add_argument("packages", nargs="+", help="package names as apt-get install takes them (name, name=version)")
+    w.add_argument("packages", nargs="*", help="package names as apt-get install takes them (name, name=version)")
     w.add_argument("--proxy", required=True, help="the offline pkgcache, e.g. http://proxy.example:8080")
     w.add_argument("--status", help="the dpkg status (with --rpm: the rpmdb.sqlite) to send (default: where "
                                     "apt-config, or rpm, says it is)")
@@ -276,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--repo", action="append", metavar="URL",
                    help="with --rpm: a repository's base URL (repeatable; default: the repositories this machine "
                         "was seen asking for)")
+    w.add_argument("--oci", action="append", metavar="IMAGE",
+                   help="a container image to bring with all its layers, as [http://]REGISTRY/NAME:TAG "
+                        "(repeatable; HTTPS unless http:// is given)")
     w.set_defaults(func=_want)
     e = sub.add_parser("expire", help="delete cached files no cached index references, after a grace period")
     e.add_argument("--grace-days", type=float, default=4.0, help="days an orphan is kept (default: %(default)s)")

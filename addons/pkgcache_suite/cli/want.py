@@ -1,4 +1,5 @@
-"""`pkgcache want --proxy URL PACKAGE...`: state wanted packages from an offline machine that has pkgcache.
+"""`pkgcache want --proxy URL PACKAGE...` (or `--oci IMAGE`): state wanted packages, or container images,
+from an offline machine that has pkgcache.
 
 It sends what the page's form and the README's curl line send (the names, the
 output of `apt-get indextargets`, the dpkg status; with --rpm the architecture
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from pkgcache_suite.policy import oci
 from pkgcache_suite.wanted.wantspec import WantError, parse_packages
 from pkgcache_suite.proxy.report import RESERVED_HOST
 
@@ -71,20 +73,32 @@ class WantArgs:
     no_recommends: bool = False
     rpm: bool = False
     repos: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+
+
+def _form(args: WantArgs) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
+    """What to post: images by reference, or packages with this machine's package state (WantError, OSError)."""
+    if args.images:
+        if args.packages:
+            raise WantError("state packages or images (--oci), not both at once")
+        for ref in args.images:
+            try:
+                oci.reference_url(ref)
+            except ValueError as e:
+                raise WantError(str(e)) from None
+        return {"format": "oci", "images": " ".join(args.images)}, {}
+    parse_packages(" ".join(args.packages), "rpm" if args.rpm else "deb")
+    data, files = _rpm_form(args) if args.rpm else _apt_form(args)
+    data.update(packages=" ".join(args.packages), recommends="no" if args.no_recommends else "yes")
+    return data, files
 
 
 def run_want(args: WantArgs) -> int:
     try:
-        parse_packages(" ".join(args.packages), "rpm" if args.rpm else "deb")
-    except WantError as e:
+        data, files = _form(args)
+    except (WantError, OSError, subprocess.SubprocessError) as e:
         print(f"pkgcache want: {e}", file=sys.stderr)
         return 2
-    try:
-        data, files = _rpm_form(args) if args.rpm else _apt_form(args)
-    except (OSError, subprocess.SubprocessError) as e:
-        print(f"pkgcache want: {e}", file=sys.stderr)
-        return 2
-    data.update(packages=" ".join(args.packages), recommends="no" if args.no_recommends else "yes")
     proxy = args.proxy
     try:
         r = httpx.post(f"http://{RESERVED_HOST}/want", data=data, files=files, proxy=proxy, trust_env=False,

@@ -12,6 +12,9 @@ import email.utils
 import re
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
+
+from pkgcache_suite.policy import oci
 
 
 _RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
@@ -95,6 +98,12 @@ class Stored(Protocol):
     @property
     def fetched(self) -> float: ...
 
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def sha256(self) -> str: ...
+
 
 def _etag_list(value: str) -> list[str]:
     return [t.strip().removeprefix("W/") for t in value.split(",") if t.strip()]
@@ -138,4 +147,4 @@ def entry_headers(entry: Stored, x_cache: str) -> list[tuple[str, str]]:
     ]
     if entry.etag:
         headers.append(("ETag", entry.etag))
-    return headers
+    return headers + oci.answer_headers(urlsplit(entry.url).path, entry.sha256)

@@ -21,6 +21,7 @@ from pkgcache_suite.transfer.stalecopies import StaleCopies
 from pkgcache_suite.offline.reachability import Reachability, via_route
 from pkgcache_suite.policy.cachekey import UnsafeURL, cache_key
 from pkgcache_suite.policy.decide import Decision, RequestFacts, cacheable, decide
+from pkgcache_suite.policy import oci
 from pkgcache_suite.policy.rules import Kind
 from pkgcache_suite.policy.variants import variant
 from pkgcache_suite.proxy import report
@@ -162,6 +163,10 @@ class CacheCore:
             return
         if not self.storage.is_open:
             return  # not configured yet (never once mitmproxy runs): proxied as it is
+        if req.path in oci.API_ROOT and req.method in ("GET", "HEAD") and (
+                self.reach.mode == "on" or await self._offline(flow, fallback=True)):
+            self._registry_offline(flow)
+            return
         store, classifier = self.storage.store, self.storage.classifier
         host = flow.metadata.get(META_KEY_HOST) or req.host
         url = _url(req, host)
@@ -172,9 +177,10 @@ class CacheCore:
         if cacheable(facts.method, kind, facts.no_store):  # a cache key and a lookup only for what may be cached
             try:
                 key = flow_key(flow, host)
-                if kind is Kind.VOLATILE and (v := variant(req.headers.get("accept"))):
+                accept = req.headers.get("accept")
+                if kind is Kind.VOLATILE and (v := oci.manifest_variant(req.path, accept) or variant(accept)):
                     key = f"{key}~{v}"  # another representation of the same URL, stored beside it
-                st = FlowState(key=key, url=url, kind=kind, host=host, network=client_network(flow),
+                st = FlowState(key=key, url=url, kind=kind, host=host, network=client_network(flow), accept=accept or "",
                                front_path=flow.metadata.get(META_FRONT_PATH), remapped=META_REPO in flow.metadata)
             except (UnsafeURL, UnicodeDecodeError) as e:
                 unsafe = str(e)
@@ -201,12 +207,25 @@ class CacheCore:
 
     async def _lookup(self, store: CacheStore, st: FlowState) -> Entry | None:
         entry = store.lookup(st.key)
+        if entry is None and "~oci-" in st.key:
+            entry = self._other_manifest_variant(store, st)
         if entry is not None and st.kind is Kind.IMMUTABLE and await self.stale.wait_for_check(store, st.key):
             entry = store.lookup(st.key)  # a refreshed index was being checked: this may be a re-published file
         if entry is None and (m := BY_HASH.search(st.key)):
             # an index apt fetched by its plain name (a mirror without that by-hash object, a datastore that
             # brought the plain one): the same bytes, by digest, online or offline
             entry = store.same_bytes_beside(st.key, m.group(1))
+        return entry
+
+    @staticmethod
+    def _other_manifest_variant(store: CacheStore, st: FlowState) -> Entry | None:
+        """A manifest by tag that this client's set of accepted types has not fetched yet, but that came in
+        from a datastore (filed under the plain URL) in a type it accepts: that copy, revalidated as its own."""
+        base = st.key.split("~oci-", 1)[0]
+        entry = store.lookup(base)
+        if entry is None or not oci.acceptable(entry.content_type, st.accept):
+            return None
+        st.key = base
         return entry
 
     async def _carry_out(self, flow: http.HTTPFlow, st: FlowState, store: CacheStore, facts: RequestFacts) -> None:
@@ -283,6 +302,14 @@ class CacheCore:
         flow.response = http.Response.make(404, body.encode(), {"Content-Type": "text/plain", "X-Cache": "HIT"})
         flow.comment = f"pkgcache: known 404, not asked again ({st.kind.value})"
         count(self.c, st, "known_404")
+
+    @staticmethod
+    def _registry_offline(flow: http.HTTPFlow) -> None:
+        """A registry's version check, offline: answered as a registry that asks for no token would, so the
+        client goes on to the manifests and blobs the cache holds."""
+        flow.response = http.Response.make(200, b"{}\n", {"Content-Type": "application/json", **dict(oci.API_HEADERS),
+                                                         "X-Cache": "STALE"})
+        flow.comment = "pkgcache: offline registry version check, answered here"
 
     def _offline_refusal(self, flow: http.HTTPFlow, host: str) -> None:
         """pkgcache_offline=on and a request pkgcache does not cache: say so, never go upstream."""

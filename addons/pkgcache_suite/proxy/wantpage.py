@@ -19,13 +19,15 @@ from mitmproxy import http
 from pkgcache_suite.wanted.wantedlist import WantedList
 from pkgcache_suite.wanted.wantspec import (MAX_STATUS_BYTES, MAX_TARGETS_BYTES, WantError, build_request,
                                              build_rpm_request)
+from pkgcache_suite.policy import oci
 from pkgcache_suite.proxy import report
 from pkgcache_suite.proxy.flowinfo import client_address
 
 log = logging.getLogger("pkgcache")
 
 MAX_BODY = MAX_STATUS_BYTES + MAX_TARGETS_BYTES + (1 << 20)
-FIELDS = ("packages", "arch", "targets", "recommends", "format", "repos")
+FIELDS = ("packages", "arch", "targets", "recommends", "format", "repos", "images")
+MAX_IMAGES = 100
 BLOBS = ("status", "rpmdb")  # the client's package database: dpkg's status, or rpm's rpmdb.sqlite
 
 
@@ -97,6 +99,9 @@ async def answer(flow: http.HTTPFlow, wanted: WantedList | None, proxy: str, hea
     try:
         fields, status = _form(flow)
         client = client_address(flow)
+        if fields.get("format", "deb").strip() == "oci":
+            await _images(flow, wanted, fields.get("images", ""), client)
+            return
         if fields.get("format", "deb").strip() == "rpm":
             req = build_rpm_request(fields, status, client, seen=wanted.use.rpm_repos_for(client))
         else:
@@ -116,6 +121,20 @@ async def answer(flow: http.HTTPFlow, wanted: WantedList | None, proxy: str, hea
         flow.response = http.Response.make(303, b"", {"Location": f"/want?done={req.id}", "Cache-Control": "no-store"})
         return
     _text(flow, 200, f"pkgcache: recorded request {req.id}: {what}; {where}")
+
+
+async def _images(flow: http.HTTPFlow, wanted: WantedList, text: str, client: str) -> None:
+    """Container images stated by reference: each one's manifest goes on the wanted list, as a client's miss
+    would put it there, and `pkgcache fetch` brings the rest of the image with it."""
+    refs = text.split()
+    if not refs or len(refs) > MAX_IMAGES:
+        raise WantError(f"name 1 to {MAX_IMAGES} images (REGISTRY/NAME:TAG)")
+    urls = [oci.reference_url(r) for r in refs]  # ValueError names the bad one
+    for url in urls:
+        wanted.record(url, client, {"accept": oci.manifest_accept()}, "volatile")
+    await wanted.durable()
+    log.info("pkgcache: wanted images from %s: %s", client, " ".join(refs))
+    _text(flow, 200, f"pkgcache: recorded {len(urls)} image(s) in the wanted list: {' '.join(urls)}")
 
 
 def _request_id(value: str) -> str:

@@ -1,11 +1,12 @@
-"""The ecosystems whose clients stop at the first file they cannot have (cargo, Go, Maven): what a fetched
+"""The ecosystems whose clients stop at the first file they cannot have (cargo, Go, Maven, container
+registries): what a fetched
 file of theirs names, for `pkgcache fetch` to bring in the same trip."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pkgcache_suite.resolve import gomodules, mavenclosure
+from pkgcache_suite.resolve import gomodules, mavenclosure, ociclosure
 from pkgcache_suite.resolve.cargoclosure import CargoClosure
 
 
@@ -25,8 +26,15 @@ class Closures:
             return gomodules.learn(url, path)
         if mavenclosure.claims(url):
             return mavenclosure.learn(url, path)
+        if ociclosure.claims(url):
+            return ociclosure.learn(url, path)
         return []
+
+    @staticmethod
+    def headers_for(url: str) -> dict[str, str]:
+        """How a URL one of these named is asked for (a registry's manifests need their Accept)."""
+        return ociclosure.headers_for(url)
 
     def problem(self, url: str, sha256: str) -> str | None:
         """Why a fetched file is not what the index that named it lists (None: it is, or none did)."""
-        return self.cargo.problem(url, sha256)
+        return self.cargo.problem(url, sha256) or ociclosure.problem(url, sha256)

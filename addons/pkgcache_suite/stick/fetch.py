@@ -30,6 +30,7 @@ from pkgcache_suite.indexes.debian import DebianIndex, ReleaseInfo, is_release_u
 from pkgcache_suite.resolve import indexplan, rpmmeta
 from pkgcache_suite.resolve.closures import Closures
 from pkgcache_suite.wanted import requested
+from pkgcache_suite.stick.bearer import BearerChallenge
 from pkgcache_suite.stick.resumable import resume_headers, total_size
 from pkgcache_suite.wanted.wantspec import WantRequest
 from pkgcache_suite.progress import TransferProgress
@@ -155,7 +156,7 @@ class Fetcher:
         self.out.fetched.append(url)
         reporter.finished(url, True)
         for more in self._learn(url):
-            self._enqueue(more, {}, reporter, expanded=True)
+            self._enqueue(more, self.others.headers_for(more), reporter, expanded=True)
         self._save()
 
     async def _download(self, client: httpx.AsyncClient, url: str, headers: dict[str, str],
@@ -353,6 +354,7 @@ class Fetcher:
         self._queue: asyncio.Queue[tuple[str, dict[str, str]]] = asyncio.Queue()
         with TransferProgress("fetch", tty=self.tty, verbose=self.verbose) as reporter:
             async with httpx.AsyncClient(proxy=self.proxy, timeout=self.timeout, follow_redirects=True,
+                                         auth=BearerChallenge(),
                                          trust_env=False, verify=self.tls) as client:
                 async def worker() -> None:
                     while True:

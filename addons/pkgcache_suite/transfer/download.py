@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, assert_never
 from mitmproxy import http
 
 from pkgcache_suite.background import Tasks
-from pkgcache_suite.indexes.kinds import BY_HASH
+from pkgcache_suite.indexes.kinds import url_digest
 from pkgcache_suite.offline.reachability import via_route
 from pkgcache_suite.trust import is_tls_failure
 from pkgcache_suite.policy import httpsem
@@ -130,10 +130,9 @@ class Downloads:
         """Start storing the body while it streams; returns why not, when it must not be stored."""
         store, resp = self.storage.store, flow.response
         assert resp is not None and st.flight is not None
-        m = BY_HASH.search(st.url)
         ref = store.expected(st.key) if st.kind is Kind.IMMUTABLE else None
         verdict = admit(st.kind.value, {k.lower(): v for k, v in resp.headers.items()}, resp.http_version,
-                        m.group(1) if m else None, ref)
+                        url_digest(st.url), ref)
         if not verdict.store:
             return verdict.why
         st.expected = parse_length(resp.headers.get("content-length"))

@@ -27,7 +27,7 @@ from mitmproxy import http
 
 from pkgcache_suite.background import Tasks
 from pkgcache_suite.indexes.filecheck import check_file
-from pkgcache_suite.indexes.kinds import BY_HASH
+from pkgcache_suite.indexes.kinds import url_digest
 from pkgcache_suite.policy.admission import HTML_PAGE, admit, looks_like_html, parse_length
 from pkgcache_suite.policy.destinations import is_local_address, parse_ip
 from pkgcache_suite.policy.frontfetch import (may_fetch, next_speed, quick_enough)
@@ -239,9 +239,8 @@ class FrontFetches:
         store = self.storage.store
         if what is not Outcome.LANDED:
             return Admitted(what)
-        m = BY_HASH.search(st.url)
         ref = store.expected(st.key)
-        verdict = admit(st.kind.value, rec.headers, "HTTP/1.1", m.group(1) if m else None, ref)
+        verdict = admit(st.kind.value, rec.headers, "HTTP/1.1", url_digest(st.url), ref)
         if not verdict.store:
             return Admitted(what, why=verdict.why)
         with open(landed, "rb") as f:

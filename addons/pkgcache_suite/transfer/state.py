@@ -74,6 +74,7 @@ class FlowState:
     network: str = ""  # the client's network, for the per-network counters
     front_path: str | None = None  # behind the tier's nginx: where it would find the published file
     remapped: bool = False  # a configured repository's file: the worker chooses the mirror and the path
+    accept: str = ""  # the client's Accept (a registry's manifests come in the types it names)
 
     @property
     def committed(self) -> bool:
