@@ -23,7 +23,8 @@ log = logging.getLogger("pkgcache")
 
 EVENTS = ("hit", "miss", "revalidated", "stale", "coalesced", "pass", "failed", "offline_miss", "known_404", "tunnel")
 FIELDS = (*EVENTS, "bytes_from_cache", "bytes_from_upstream")
-DIMENSIONS = {"kind": "by_kind", "host": "by_host", "repo": "by_repo", "client": "by_client"}
+DIMENSIONS = {"kind": "by_kind", "host": "by_host", "repo": "by_repo", "client": "by_client",
+              "ecosystem": "by_ecosystem"}
 FLUSH_EVERY = 1.0
 HISTORY_DAYS = 30
 RECENT_SHOWN = 30
@@ -73,9 +74,9 @@ class Stats:
         self.flush()
 
     def count(self, event: str, kind: str, host: str, from_cache: int = 0, from_upstream: int = 0,
-              repo: str = "", client: str = "", url: str = "") -> None:
+              repo: str = "", client: str = "", url: str = "", ecosystem: str = "") -> None:
         day = today()
-        names = {"total": "all", "kind": kind, "host": host, "repo": repo, "client": client}
+        names = {"total": "all", "kind": kind, "host": host, "repo": repo, "client": client, "ecosystem": ecosystem}
         with self._lock:
             for dim, name in names.items():
                 if not name:

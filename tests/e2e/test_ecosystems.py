@@ -145,22 +145,16 @@ def test_npm_cold_warm_and_offline(origin: Origin, start_proxy, tmp_path: Path) 
 
 
 def test_apk_request_sequence_cold_warm_and_offline(origin: Origin, start_proxy, tmp_path: Path) -> None:
-    import io
-    import tarfile
-
+    from support.apkrepo import Package, v2_repository
     from support.recipes import block
     from support.rpmpac import exports
 
     repository = block("alpine.md", 1, mirror=f"127.0.0.1:{origin.port}").strip()  # the recipe's line, as written
     base = repository.removeprefix(origin.base) + "/x86_64"
-    index = io.BytesIO()
-    text = b"C:Q1abc=\nP:demo\nV:1.0-r0\nA:x86_64\nS:5\nI:5\n\n"
-    with tarfile.open(fileobj=index, mode="w:gz") as tar:
-        info = tarfile.TarInfo("APKINDEX")
-        info.size = len(text)
-        tar.addfile(info, io.BytesIO(text))
-    origin.put(f"{base}/APKINDEX.tar.gz", index.getvalue())
-    origin.put(f"{base}/demo-1.0-r0.apk", b"\x1f\x8b apk")
+    files = v2_repository([Package("demo", "1.0-r0", {"usr/share/demo": b"demo\n"})])  # C: matches the package
+    origin.put(f"{base}/APKINDEX.tar.gz", files["APKINDEX.tar.gz"])
+    origin.put(f"{base}/demo-1.0-r0.apk", files["demo-1.0-r0.apk"])
+    index, package = files["APKINDEX.tar.gz"], files["demo-1.0-r0.apk"]
     headers = {"User-Agent": "apk-tools/2.14.0", "Accept": "*/*"}
     cache = tmp_path / "cache"
 
@@ -171,11 +165,11 @@ def test_apk_request_sequence_cold_warm_and_offline(origin: Origin, start_proxy,
 
     proxy = start_proxy(cache_dir=cache)
     assert exports(block("alpine.md", 0, proxy.url.removeprefix("http://")))["http_proxy"] == proxy.url
-    assert apk(proxy) == apk(proxy) == [(200, index.getvalue()), (200, b"\x1f\x8b apk")]
+    assert apk(proxy) == apk(proxy) == [(200, index), (200, package)]
     assert origin.count(f"{base}/demo-1.0-r0.apk") == 1
     proxy.stop()
     origin.stop()
     for mode in ("auto", "on"):
         p = start_proxy("--set", f"pkgcache_offline={mode}", cache_dir=cache)
-        assert apk(p) == [(200, index.getvalue()), (200, b"\x1f\x8b apk")], mode
+        assert apk(p) == [(200, index), (200, package)], mode
         p.stop()

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import secrets
+import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -135,3 +139,68 @@ def _wanted(ds: Path) -> list[str]:
         return [w["url"] for w in json.loads((ds / "wanted.json").read_text())["wanted"]]
     except FileNotFoundError:
         return []
+
+
+@pytest.fixture
+def address() -> Iterator[str]:
+    """An address of this machine that is not loopback (a veth pair's end): Go's HTTP client, skopeo's, sends
+    nothing for a loopback address through a proxy."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        pytest.fail("the interception test needs root and iproute2 (.ci/run installs them)")
+    tag = secrets.token_hex(3)
+    here, there, ip = f"vo{tag}", f"vp{tag}", "10.213.11.1"
+    subprocess.run(["ip", "link", "add", here, "type", "veth", "peer", "name", there], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", f"{ip}/24", "dev", here], check=True)
+        for dev in (here, there):
+            subprocess.run(["ip", "link", "set", dev, "up"], check=True)
+        yield ip
+    finally:
+        subprocess.run(["ip", "link", "del", here], check=False)
+
+
+def test_oci_through_https_interception(address: str, start_proxy, tmp_path: Path) -> None:
+    """Clients keep the registry's name and set HTTPS_PROXY: pkgcache intercepts, caches and serves offline."""
+    cert, key = tmp_path / "reg-cert.pem", tmp_path / "reg-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", f"/CN={address}", "-addext", f"subjectAltName=IP:{address}"],
+                   check=True, capture_output=True)
+    tokens = TokenServer(tmp_path).start()
+    registry = Registry(tmp_path, tokens, address=address, tls=(cert, key)).start()
+    try:
+        digests = oci_layout(tmp_path / "img", "1", LAYERS)
+        r = skopeo("copy", "--dest-cert-dir", str(_cert_dir(tmp_path / "push-certs", cert)), "--dest-creds",
+                   "tester:secret", f"oci:{tmp_path / 'img'}:1", f"docker://{registry.host}/team/app:1")
+        assert r.returncode == 0, r.stdout + r.stderr
+        confdir, cache = tmp_path / "mitm", tmp_path / "cache"
+        common = ("--set", f"confdir={confdir}", "--set", f"pkgcache_intercept_hosts={address}",
+                  "--set", f"ssl_verify_upstream_trusted_ca={cert}")
+        proxy = start_proxy(*common, cache_dir=cache)
+        certs = _cert_dir(tmp_path / "client-certs", confdir / "mitmproxy-ca-cert.pem")
+        env = {**{k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "http_proxy", "https_proxy")},
+               "HTTPS_PROXY": proxy.url}
+        for run in ("cold", "warm"):
+            r = skopeo("copy", "--src-cert-dir", str(certs), f"docker://{registry.host}/team/app:1",
+                       f"oci:{tmp_path / f'out-{run}'}:1", env=env)
+            assert r.returncode == 0, (run, r.stdout + r.stderr, proxy.log_text()[-3000:])
+        for role in ("layer0", "layer1", "config"):
+            assert registry.count(f"/v2/team/app/blobs/{digests[role]}") == 1, role
+        proxy.stop()
+        registry.stop()
+        for mode in ("auto", "on"):
+            p = start_proxy(*common, "--set", f"pkgcache_offline={mode}", cache_dir=cache)
+            r = skopeo("copy", "--src-cert-dir", str(certs), f"docker://{registry.host}/team/app:1",
+                       f"oci:{tmp_path / f'out-offline-{mode}'}:1", env={**env, "HTTPS_PROXY": p.url})
+            assert r.returncode == 0, (mode, r.stdout + r.stderr, p.log_text()[-3000:])
+            assert _layers_in(tmp_path / f"out-offline-{mode}") >= _layers_in(tmp_path / "img")
+            p.stop()
+    finally:
+        registry.stop()
+        tokens.stop()
+
+
+def _cert_dir(where: Path, ca: Path) -> Path:
+    """A folder as containers' tools read one: the CA to trust as ca.crt."""
+    where.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ca, where / "ca.crt")
+    return where

@@ -109,10 +109,12 @@ class Registry:
     tokens: TokenServer
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    address: str = "127.0.0.1"
+    tls: tuple[Path, Path] | None = None  # (certificate, key): serve HTTPS
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.address}:{self.port}"
 
     def start(self) -> Registry:
         binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
@@ -121,7 +123,8 @@ class Registry:
         config.write_text(json.dumps({  # YAML is a superset of JSON
             "version": 0.1, "log": {"level": "info", "formatter": "json"},
             "storage": {"filesystem": {"rootdirectory": str(self.work / "storage")}, "delete": {"enabled": True}},
-            "http": {"addr": self.host},
+            "http": {"addr": self.host, **({"tls": {"certificate": str(self.tls[0]), "key": str(self.tls[1])}}
+                                           if self.tls else {})},
             "auth": {"token": {"realm": f"http://127.0.0.1:{self.tokens.port}/token", "service": SERVICE,
                                "issuer": ISSUER, "rootcertbundle": str(self.tokens.bundle)}}}))
         self.proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL,
@@ -129,7 +132,7 @@ class Registry:
         end = time.monotonic() + 20
         while time.monotonic() < end:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                socket.create_connection((self.address, self.port), timeout=1).close()
                 return self
             except OSError:
                 time.sleep(0.1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pkgcache_suite.errors import PkgcacheError
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
@@ -31,6 +31,7 @@ class Rule:
     pattern: re.Pattern[str]
     origin: str  # "file:line", for error messages and the report page
     accept: re.Pattern[str] | None = None  # the rule applies only when the request's Accept matches
+    ecosystem: str = ""  # the shipped rules file's name without its number: debian, rpm, cargo, oci...
 
     def applies(self, text: str, accept: str) -> bool:
         return bool(self.pattern.search(text)) and (self.accept is None or bool(self.accept.search(accept)))
@@ -61,6 +62,11 @@ def _parse_line(line: str, origin: str, bare_kind: Kind | None) -> Rule | None:
         raise RulesError(f"{origin}: bad regular expression {expr!r}: {e}") from None
 
 
+def ecosystem_of(path: Path) -> str:
+    """A rules file's ecosystem: its name without the number that orders it (10-debian.conf: debian)."""
+    return re.sub(r"^[0-9]+-", "", path.stem)
+
+
 def _read(path: Path, bare_kind: Kind | None) -> list[Rule]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -83,17 +89,20 @@ class Classifier:
             raise RulesError(f"rules directory {rules_dir} does not exist")
         self.path_rules: list[Rule] = []
         for f in sorted(rules_dir.glob("*.conf")):
-            self.path_rules.extend(_read(f, None))
+            self.path_rules.extend(replace(r, ecosystem=ecosystem_of(f)) for r in _read(f, None))
         self.url_rules: list[Rule] = _read(filter_file, Kind.PASS) if filter_file else []
 
     def classify(self, url: str, path: str, accept: str = "") -> Kind:
         """A rule may also ask for the request's Accept header (``when-accept REGEX``): npm's package
         documents are plain names at a registry's root, told from web pages by the JSON they ask for."""
-        for rule in self.url_rules:
-            if rule.applies(url, accept):
-                return rule.kind
+        return self.explain(url, path, accept)[0]
+
+    def explain(self, url: str, path: str, accept: str = "") -> tuple[Kind, str]:
+        """The kind, and the ecosystem whose shipped rules know the path ("other" when none does; a filter
+        file's decision wins the kind, never the ecosystem)."""
+        kind = next((r.kind for r in self.url_rules if r.applies(url, accept)), None)
         p = path.split("?", 1)[0]
         for rule in self.path_rules:
             if rule.applies(p, accept):
-                return rule.kind
-        return Kind.PASS
+                return kind or rule.kind, rule.ecosystem
+        return kind or Kind.PASS, "other"

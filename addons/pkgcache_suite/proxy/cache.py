@@ -170,7 +170,7 @@ class CacheCore:
         store, classifier = self.storage.store, self.storage.classifier
         host = flow.metadata.get(META_KEY_HOST) or req.host
         url = _url(req, host)
-        kind = classifier.classify(url, req.path, req.headers.get("accept", ""))
+        kind, ecosystem = classifier.explain(url, req.path, req.headers.get("accept", ""))
         facts = RequestFacts(req.method, kind, no_store=bool(flow.metadata.get(META_NOCACHE)),
                              never_upstream=self.reach.mode == "on")
         st, unsafe = None, ""
@@ -181,6 +181,7 @@ class CacheCore:
                 if kind is Kind.VOLATILE and (v := oci.manifest_variant(req.path, accept) or variant(accept)):
                     key = f"{key}~{v}"  # another representation of the same URL, stored beside it
                 st = FlowState(key=key, url=url, kind=kind, host=host, network=client_network(flow), accept=accept or "",
+                               ecosystem=ecosystem,
                                front_path=flow.metadata.get(META_FRONT_PATH), remapped=META_REPO in flow.metadata)
             except (UnsafeURL, UnicodeDecodeError) as e:
                 unsafe = str(e)

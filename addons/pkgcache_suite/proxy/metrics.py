@@ -43,8 +43,20 @@ class _Snapshot:
                 requests.add_metric([event, "", repo], counts.get(event, 0))
             data.add_metric(["cache", "", repo], counts.get("bytes_from_cache", 0))
             data.add_metric(["upstream", "", repo], counts.get("bytes_from_upstream", 0))
+        by_eco = CounterMetricFamily("pkgcache_ecosystem_requests", "Requests by what the cache did and ecosystem "
+                                     "(the shipped rules file that knows the URL: debian, rpm, cargo, oci, ...)",
+                                     labels=["outcome", "ecosystem"])
+        eco_bytes = CounterMetricFamily("pkgcache_ecosystem_bytes", "Bytes sent from the cache or fetched from "
+                                        "upstream, by ecosystem", labels=["source", "ecosystem"])
+        for eco, counts in self.snap.get("by_ecosystem", {}).items():
+            for event in EVENTS:
+                by_eco.add_metric([event, eco], counts.get(event, 0))
+            eco_bytes.add_metric(["cache", eco], counts.get("bytes_from_cache", 0))
+            eco_bytes.add_metric(["upstream", eco], counts.get("bytes_from_upstream", 0))
         yield requests
         yield data
+        yield by_eco
+        yield eco_bytes
         yield CounterMetricFamily("pkgcache_upstream_errors", "Downloads that failed upstream or could not be stored",
                                   value=self.snap.get("total", {}).get("failed", 0))
         yield GaugeMetricFamily("pkgcache_downloads_in_progress", "Downloads in progress",

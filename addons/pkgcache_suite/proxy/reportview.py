@@ -101,7 +101,8 @@ def dashboard(snap: dict[str, Any], info: dict[str, Any], maint: dict[str, Any],
         "tunnels": sorted(({"host": h, "count": c["tunnel"]} for h, c in snap.get("by_host", {}).items()
                            if c.get("tunnel")), key=lambda r: -r["count"])[:50],
         "tunnel_hint": TUNNEL_HINT,
-        "breakdowns": [_breakdown("By repository", "Repository", snap.get("by_repo", {}))]
+        "breakdowns": [_breakdown("By ecosystem", "Ecosystem", snap.get("by_ecosystem", {})),
+                       _breakdown("By repository", "Repository", snap.get("by_repo", {}))]
         + ([_breakdown("By client network", "Network", snap.get("by_client", {}))] if clients else []),
         "runs": [{"when": _when(r.get("when", 0), with_day=True), "command": r.get("command", ""),
                   "result": _run_text(r)} for r in reversed(maint.get("runs", [])[-10:])],

@@ -73,7 +73,9 @@ def learn(url: str, path: Path) -> list[str]:
         return []
     base = m.group("dir")[: -len(tail)]
     more = [u for u in _files(m.group("dir"), artifact, m.group("fv"), _text(pom, "packaging") or "jar") if u != url]
-    return more + [u for g, a, v in _needed(pom, props) for u in _coordinates(base, g, a, v)]
+    parent = _parent(pom, props)
+    return more + (_coordinates(base, *parent, packaging="pom") if parent else []) + [
+        u for g, a, v in _needed(pom, props) for u in _coordinates(base, g, a, v)]
 
 
 def _project_values(pom: ET.Element) -> dict[str, str | None]:
@@ -87,12 +89,18 @@ def _project_values(pom: ET.Element) -> dict[str, str | None]:
     return values
 
 
+def _parent(pom: ET.Element, props: dict[str, str]) -> tuple[str, str, str] | None:
+    """(group, artifact, version) of the parent POM (a POM only: a parent has no jar)."""
+    el = pom.find("parent")
+    if el is None:
+        return None
+    g, a, v = (_fill(_text(el, n), props) for n in ("groupId", "artifactId", "version"))
+    return (g, a, v) if g and a and v else None
+
+
 def _needed(pom: ET.Element, props: dict[str, str]) -> list[tuple[str, str, str]]:
-    """(group, artifact, version) of the parent and of every dependency a build resolves."""
+    """(group, artifact, version) of every dependency a build resolves."""
     out = []
-    parent = pom.find("parent")
-    if parent is not None:
-        out.append((_text(parent, "groupId"), _text(parent, "artifactId"), _text(parent, "version")))
     deps = pom.find("dependencies")
     for d in [] if deps is None else deps.findall("dependency"):
         if (_text(d, "scope") or "compile") in SKIPPED_SCOPES or _text(d, "optional") == "true":
@@ -109,11 +117,11 @@ def _fill(value: str | None, props: dict[str, str]) -> str | None:
     return None if "${" in filled or filled.startswith(("[", "(")) else filled
 
 
-def _coordinates(base: str, group: str, artifact: str, version: str) -> list[str]:
+def _coordinates(base: str, group: str, artifact: str, version: str, packaging: str = "jar") -> list[str]:
     directory = artifact_dir(base, group, artifact, version)
     if version.endswith("-SNAPSHOT"):
         return [f"{directory}/maven-metadata.xml"]
-    return _files(directory, artifact, version)
+    return _files(directory, artifact, version, packaging)
 
 
 def _snapshot_files(directory: str, artifact: str, meta: ET.Element) -> list[str]:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from pkgcache_suite.policy.access import network_of
 from pkgcache_suite.policy.cachekey import UnsafeURL, key_for_url
+from pkgcache_suite.policy.rules import Classifier
 from pkgcache_suite.stats import Stats
 
 log = logging.getLogger("pkgcache")
@@ -45,6 +46,7 @@ class FrontLog:
     def __init__(self, path: Path, stats: Stats, reopen: Callable[[], None],
                  note_used: Callable[[dict[str, float]], None] | None = None) -> None:
         self.path, self.stats, self.reopen, self.note_used = path, stats, reopen, note_used
+        self.classifier = Classifier()  # the shipped rules tell whose file the front served
         self.used: dict[str, float] = {}  # key -> when the front last served it, written once per read
         self.offset = 0
         self._old: tuple[Path, int, float] | None = None  # a rotated log still being finished
@@ -107,5 +109,6 @@ class FrontLog:
         host = urlsplit(url).hostname or ""
         self.used[key] = time.time()
         self.stats.count("hit", "immutable", host, from_cache=int(sent), repo=key.split("/", 1)[0],
-                         client=network_of(client), url=url)
+                         client=network_of(client), url=url,
+                         ecosystem=self.classifier.explain(url, urlsplit(url).path)[1])
         return 1

@@ -40,7 +40,7 @@ def count(shared: CacheContext, st: FlowState, event: str, from_cache: int = 0, 
     if from_cache:
         shared.used[st.key] = time.time()  # for least-recently-used eviction; written in batches
     shared.stats.count(event, st.kind.value, st.host, from_cache, from_upstream, repo=st.key.split("/", 1)[0],
-                       client=st.network, url=st.url)
+                       client=st.network, url=st.url, ecosystem=st.ecosystem)
 
 
 def take_client_headers(flow: http.HTTPFlow, st: FlowState) -> None:

@@ -75,6 +75,7 @@ class FlowState:
     front_path: str | None = None  # behind the tier's nginx: where it would find the published file
     remapped: bool = False  # a configured repository's file: the worker chooses the mirror and the path
     accept: str = ""  # the client's Accept (a registry's manifests come in the types it names)
+    ecosystem: str = "other"  # whose rules classified it (policy/rules.py), for the counters
 
     @property
     def committed(self) -> bool:
