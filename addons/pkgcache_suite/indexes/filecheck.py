@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+from typing import IO
 
 from pkgcache_suite.indexes import alpine
 
@@ -11,18 +13,31 @@ SHA1_PREFIX = "sha1:"  # a .sha1 file beside a Maven artifact
 
 def check_file(path: str, check: str) -> str | None:
     """Why a file does not have the digest `check` names (None: it has it)."""
+    with open(path, "rb") as f:
+        return check_stream(f, check)
+
+
+def check_fd(fd: int, check: str) -> str | None:
+    """The same for an open file (a datastore's, opened without following links), read from its start and
+    left at its start for whoever reads it next."""
+    with os.fdopen(os.dup(fd), "rb") as f:
+        f.seek(0)
+        why = check_stream(f, check)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return why
+
+
+def check_stream(f: IO[bytes], check: str) -> str | None:
     if check.startswith(alpine.CHECK_PREFIX):
         try:
-            with open(path, "rb") as f:
-                got = alpine.control_checksum(f)
+            got = alpine.control_checksum(f)
         except ValueError as e:
             return str(e)
         return None if got == check else f"control checksum mismatch: package has {got}, the index lists {check}"
     if check.startswith(SHA1_PREFIX):
         h = hashlib.sha1()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
         got = SHA1_PREFIX + h.hexdigest()
         return None if got == check else f"SHA-1 mismatch: file has {got[5:]}, its .sha1 says {check[5:]}"
     return f"unknown kind of checksum {check.split(':', 1)[0]!r}"

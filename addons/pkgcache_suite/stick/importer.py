@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from pkgcache_suite.indexes.filecheck import check_fd
 from pkgcache_suite.stick.datastore import LINK_ERRNOS, Datastore, DatastoreError
 from pkgcache_suite.policy.rules import Classifier, Kind
 from pkgcache_suite.storage import CacheStore, StoreError, VerifyError, place_file
@@ -161,6 +162,9 @@ def _place(store: CacheStore, ds: Datastore, key: str, url: str, kind: Kind, siz
             return None
         return f"datastore read failed: {e}"
     try:
+        if kind is Kind.IMMUTABLE and (check := store.expected_check(key)) and (why := check_fd(fd, check)):
+            res.rejected[url] = f"verification failed: {why}"  # the control checksum, the .sha1 the cache has
+            return None
         place_file(store, key, url, kind.value, fd, size, sha, meta)
         res.imported.append(url)
     except VerifyError as e:
