@@ -91,3 +91,13 @@ def test_apk_control_checksum(tmp_path) -> None:
     junk.write_bytes(b"<html>portal</html>")
     assert "not an Alpine v2 package" in (check_file(str(junk), want) or "")
     assert "unknown kind" in (check_file(str(junk), "md5:00") or "")
+
+
+def test_apk_control_segment_that_inflates_without_end_is_refused(tmp_path) -> None:
+    import zlib
+
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = c.compress(b"\0" * (64 << 20)) + c.flush()  # 64 MiB of nothing in about 64 KiB
+    path = tmp_path / "bomb.apk"
+    path.write_bytes(bomb)
+    assert "inflates without end" in (check_file(str(path), alpine.CHECK_PREFIX + "x") or "")

@@ -18,7 +18,8 @@ from pkgcache_suite.indexes.compression import lines
 
 
 CHECK_PREFIX = "apk-q1:"  # how a control-segment checksum is written where the cache keeps what an index lists
-MAX_CONTROL = 16 << 20  # no package's signature and control segments come near this
+MAX_CONTROL = 4 << 20  # no package's signature and control segments come near this, packed
+MAX_INFLATED = 16 << 20  # ... or unpacked: a segment that inflates further is no package's
 _CHUNK = 64 << 10
 
 
@@ -65,7 +66,7 @@ def _gzip_member(stream: IO[bytes], limit: int) -> tuple[bytes, bytes]:
     after it (a member's end is found by inflating it: gzip keeps no length)."""
     start = stream.tell()
     d = zlib.decompressobj(wbits=31)
-    raw, head = bytearray(), b""
+    raw, head, inflated = bytearray(), b"", 0
     while not d.eof:
         chunk = stream.read(_CHUNK)
         if not chunk or len(raw) + len(chunk) > limit + _CHUNK:
@@ -75,8 +76,11 @@ def _gzip_member(stream: IO[bytes], limit: int) -> tuple[bytes, bytes]:
         except zlib.error as e:
             raise ValueError(f"not an Alpine v2 package: {e}") from None
         head += out[:512 - len(head)]
+        inflated += len(out)
         while not d.eof and d.unconsumed_tail:
-            d.decompress(d.unconsumed_tail, 1 << 20)
+            inflated += len(d.decompress(d.unconsumed_tail, 1 << 20))
+            if inflated > MAX_INFLATED:
+                raise ValueError("not an Alpine v2 package: a control segment that inflates without end")
         raw += chunk
     used = len(raw) - len(d.unused_data)
     stream.seek(start + used)

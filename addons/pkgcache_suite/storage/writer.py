@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pkgcache_suite.indexes.filecheck import check_file
+from pkgcache_suite.indexes.filecheck import SHA1_PREFIX, check_file
 from pkgcache_suite.storage.entry import Entry
 from pkgcache_suite.storage.private import open_private, write_private
 
@@ -38,6 +38,7 @@ class Writer:
         self.fd = -1
         self.written = 0
         self.hash = hashlib.sha256()
+        self.sha1: Any = None  # a SHA-1 as well, when what vouches for the file gives one (a Maven .sha1)
         self.failed: str | None = None
         self.on_progress: Callable[[], None] | None = None  # called from the helper thread
         self.unwritten: list[bytes] = []  # chunks from the failed write on, for the followers' relay
@@ -83,6 +84,8 @@ class Writer:
                         n = os.write(self.fd, view)
                         view = view[n:]
                     self.hash.update(chunk)
+                    if self.sha1 is not None:
+                        self.sha1.update(chunk)
                     self.written += len(chunk)
                 except OSError as e:
                     self.failed = f"write failed after {self.written} bytes: {e}"
@@ -101,6 +104,19 @@ class Writer:
             self._q.put(None)
             self._thread.join()
             self._thread = None
+
+    def hash_sha1_too(self) -> None:
+        """Before the first chunk: keep a SHA-1 beside the SHA-256, so a .sha1 is checked without reading the
+        body again."""
+        self.sha1 = hashlib.sha1()
+
+    def _check(self, check: str) -> str | None:
+        """Why the body is not what `check` names: a SHA-1 kept while writing, or a look at the file (an Alpine
+        package's control segment, its first few KiB)."""
+        if check.startswith(SHA1_PREFIX) and self.sha1 is not None:
+            got = self.sha1.hexdigest()
+            return None if SHA1_PREFIX + got == check else f"SHA-1 mismatch: body has {got}, its .sha1 says {check[5:]}"
+        return check_file(str(self.part), check)
 
     def fail(self, reason: str) -> None:
         if self.failed is None:
@@ -133,7 +149,7 @@ class Writer:
         if want and want.lower() != digest:
             self.fail(f"SHA-256 mismatch: body is {digest}, expected {want}")
             return None
-        if (check := meta.pop("expect_check", None)) and (why := check_file(str(self.part), check)):
+        if (check := meta.pop("expect_check", None)) and (why := self._check(check)):
             self.fail(why)
             return None
         try:
