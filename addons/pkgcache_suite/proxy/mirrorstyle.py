@@ -1,11 +1,14 @@
 """Mirror-style URLs (apt-cacher-ng's): where a request to the reverse listener really goes.
 
-``http://PROXY/REPOSITORY/path`` names a configured repository, ``http://PROXY/HOSTNAME/path`` a host, and
-``http://PROXY/HTTPS///HOSTNAME/path`` a host over HTTPS.  The listener's own reverse target is a
+``http://PROXY/REPOSITORY/path`` names a configured repository, ``http://PROXY/HOSTNAME/path`` a host,
+``http://PROXY/HTTPS///HOSTNAME/path`` a host over HTTPS, and ``http://PROXY/v2/...?ns=REGISTRY`` (what
+containerd asks a mirror) a registry over HTTPS.  The listener's own reverse target is a
 placeholder and is never contacted: the request is retargeted here, before access control looks at it.
 """
 
 from __future__ import annotations
+
+import re
 
 from mitmproxy import http
 
@@ -32,6 +35,23 @@ def retarget_https(req: http.Request, rest: str) -> None:
     retarget(req, "https", host, "/" + tail)
 
 
+REGISTRY_NAME = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _containerd_namespace(req: http.Request) -> str | None:
+    """containerd asks a mirror for `/v2/...?ns=REGISTRY` (its hosts.toml): the registry is named, and is
+    reached over HTTPS.  None when the request is not one; "" once retargeted (the ns parameter, the mirror's
+    only, is not passed on); a reason when the name is not a registry's."""
+    if not req.path.startswith("/v2/") or "ns" not in req.query:
+        return None
+    ns = req.query["ns"]
+    if not REGISTRY_NAME.match(ns) or ns.startswith((".", "-")):
+        return f"containerd's ns={ns[:100]!r} names no registry"
+    del req.query["ns"]
+    retarget(req, "https", ns, req.path)
+    return ""
+
+
 def mirror_style(flow: http.HTTPFlow, cfg: RepoConfig) -> str | None:
     """Retarget a mirror-style request; why it must be refused (None: it was retargeted, or a configured
     repository with targets takes it over later)."""
@@ -51,6 +71,8 @@ def mirror_style(flow: http.HTTPFlow, cfg: RepoConfig) -> str | None:
             host, _, base = hostish[0].partition("/")
             retarget(req, "http", host, f"/{base}{rest}" if base else rest)
         return None
+    if (registry := _containerd_namespace(req)) is not None:
+        return registry
     first, _, tail = path.lstrip("/").partition("/")
     if "." in first or ":" in first:
         retarget(req, "http", first, "/" + tail)
