@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support.apkrepo import ARCH, Package, apk_binary, v2_package, v2_repository, v3_repository
+from support.apkrepo import ARCH, Package, apk_binary, v2_package, v2_repository, v3_package, v3_repository
 from support.origin import Origin
 from support.proxy import Proxy, wait_for
 from support.recipes import block
@@ -85,15 +85,20 @@ def test_apk_cold_warm_offline_and_one_trip(fmt: str, origin: Origin, start_prox
     assert (tmp_path / "after-import/usr/share/extra/data").read_bytes() == EXTRA.files["usr/share/extra/data"]
 
 
-def test_apk_package_unlike_its_index_is_never_stored(origin: Origin, start_proxy, tmp_path: Path) -> None:
-    """A v2 package whose control segment is not the one the APKINDEX's C: names (republished under the same
-    name, or planted) is passed on as it came and never stored; apk itself then refuses it."""
-    repository = _publish(origin, "v2", tmp_path)
-    size = len(v2_package(DEMO)[0])
+@pytest.mark.parametrize("fmt", ["v2", "v3"])
+def test_apk_package_unlike_its_index_is_never_stored(fmt: str, origin: Origin, start_proxy, tmp_path: Path) -> None:
+    """A package whose control segment (v2: the APKINDEX's C:) or identity (v3: its database block's SHA-256)
+    is not the one the index names, republished under the same name or planted, is passed on as it came and
+    never stored; apk itself then refuses it."""
+    repository = _publish(origin, fmt, tmp_path)
+
+    def build(readme: bytes) -> bytes:
+        p = Package(DEMO.name, DEMO.version, {"usr/share/demo/README": readme})
+        return v2_package(p)[0] if fmt == "v2" else v3_package(p, tmp_path / "planted")
+
+    size = len(build(DEMO.files["usr/share/demo/README"]))
     planted = next(apk for i in range(1000)  # other bytes of the same size: only the checksum tells them apart
-                   if len(apk := v2_package(Package(DEMO.name, DEMO.version,
-                                                    {"usr/share/demo/README": b"%04d from the test's mirror\n" % i}))[0])
-                   == size)
+                   if len(apk := build(b"%04d from the test's mirror\n" % i)) == size)
     base = repository.removeprefix(origin.base)
     origin.put(f"{base}/{ARCH}/{DEMO.filename}", planted)  # the index still names the old one
     proxy = start_proxy(cache_dir=tmp_path / "cache")
@@ -105,5 +110,5 @@ def test_apk_package_unlike_its_index_is_never_stored(origin: Origin, start_prox
         for _ in range(2):
             assert c.get(demo).headers["x-cache"] == "MISS"
     assert origin.count(demo.removeprefix(origin.base)) == 2
-    assert "control checksum mismatch" in proxy.log_text()
+    assert ("control checksum mismatch" if fmt == "v2" else "package identity mismatch") in proxy.log_text()
     assert apk_add(proxy, repository, tmp_path / "root", "demo").returncode != 0

@@ -95,17 +95,23 @@ def v2_repository(packages: list[Package]) -> dict[str, bytes]:
 
 def v3_repository(packages: list[Package], work: Path) -> dict[str, bytes]:
     """The same, in apk-tools 3's own formats, made by apk mkpkg and apk mkndx."""
-    apk = apk_binary()
     folder = work / ARCH
     folder.mkdir(parents=True)
     for p in packages:
-        tree = work / "trees" / p.name
-        for path, body in p.files.items():
-            (tree / path).parent.mkdir(parents=True, exist_ok=True)
-            (tree / path).write_bytes(body)
-        subprocess.run([apk, "mkpkg", "-I", f"name:{p.name}", "-I", f"version:{p.version}", "-I", f"arch:{ARCH}",
-                        "-I", f"description:{p.name}", "-I", "license:MIT", "-I", f"origin:{p.name}",
-                        "-F", str(tree), "-o", str(folder / p.filename)], check=True, capture_output=True)
-    subprocess.run([apk, "mkndx", "--allow-untrusted", "-o", str(folder / "APKINDEX.tar.gz"),
+        (folder / p.filename).write_bytes(v3_package(p, work / "trees"))
+    subprocess.run([apk_binary(), "mkndx", "--allow-untrusted", "-o", str(folder / "APKINDEX.tar.gz"),
                     *(str(folder / p.filename) for p in packages)], check=True, capture_output=True)
     return {f.name: f.read_bytes() for f in folder.iterdir()}
+
+
+def v3_package(p: Package, work: Path) -> bytes:
+    """A package in apk-tools 3's format, made by apk mkpkg."""
+    tree = work / f"{p.name}-{len(list(work.glob('*'))) if work.exists() else 0}"
+    for path, body in p.files.items():
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        (tree / path).write_bytes(body)
+    out = tree.with_suffix(".apk")
+    subprocess.run([apk_binary(), "mkpkg", "-I", f"name:{p.name}", "-I", f"version:{p.version}", "-I",
+                    f"arch:{ARCH}", "-I", f"description:{p.name}", "-I", "license:MIT", "-I", f"origin:{p.name}",
+                    "-F", str(tree), "-o", str(out)], check=True, capture_output=True)
+    return out.read_bytes()

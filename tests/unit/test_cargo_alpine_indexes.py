@@ -101,3 +101,27 @@ def test_apk_control_segment_that_inflates_without_end_is_refused(tmp_path) -> N
     path = tmp_path / "bomb.apk"
     path.write_bytes(bomb)
     assert "inflates without end" in (check_file(str(path), alpine.CHECK_PREFIX + "x") or "")
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"ADB", b"ADB.", b"ADB.indx", b"ADB.indx\x08\x00\x00\x00", b"ADB.pckg" + b"\0" * 40,
+    b"ADBd" + b"\xff" * 40,  # no deflate stream
+    b"ADBd" + __import__("zlib").compressobj(9, 8, -15).compress(b"XYZ.indx") + b"",  # inflates to no ADB file
+    b"ADB.indx" + (0x10 + 4).to_bytes(4, "little") + b"\0" * 4 + (0xE0000FFF).to_bytes(4, "little") + b"\0" * 8,
+])
+def test_a_broken_v3_index_is_refused_cleanly(data: bytes) -> None:
+    from pkgcache_suite.indexes import adb
+
+    with pytest.raises(ValueError):
+        list(adb.index_entries(io.BytesIO(data)))
+
+
+def test_a_v3_index_that_inflates_without_end_is_refused() -> None:
+    import zlib
+
+    from pkgcache_suite.indexes import adb
+
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = b"ADBd" + c.compress(b"ADB.indx" + b"\0" * (300 << 20)) + c.flush()
+    with pytest.raises(ValueError, match="larger than"):
+        list(adb.index_entries(io.BytesIO(bomb)))

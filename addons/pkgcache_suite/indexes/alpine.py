@@ -2,7 +2,8 @@
 
 The checksum (`C:Q1...`) is the SHA-1 of the package's control segment (the gzip stream holding
 `.PKGINFO`, after an optional signature stream), not of the file: it is checked by reading that segment of
-a downloaded package before it is stored, and no SHA-256 of the file comes from the index ("limited")."""
+a downloaded package before it is stored, and no SHA-256 of the file comes from the index ("limited").
+apk-tools 3's index (ADB, indexes/adb.py) gives a package's identity instead, checked the same way."""
 
 from __future__ import annotations
 
@@ -12,15 +13,30 @@ import tarfile
 import zlib
 from collections.abc import Iterator
 from itertools import chain
+from pathlib import Path
 from typing import IO, cast
 
-from pkgcache_suite.indexes.compression import lines
+from pkgcache_suite.indexes import adb
+from pkgcache_suite.indexes.compression import lines, open_tar
 
 
 CHECK_PREFIX = "apk-q1:"  # how a control-segment checksum is written where the cache keeps what an index lists
 MAX_CONTROL = 4 << 20  # no package's signature and control segments come near this, packed
 MAX_INFLATED = 16 << 20  # ... or unpacked: a segment that inflates further is no package's
 _CHUNK = 64 << 10
+
+
+def index_file_entries(path: str | Path) -> Iterator[tuple[str, int, str | None]]:
+    """(file name, size, checksum) of every package an index file lists, in either format: v2's
+    APKINDEX.tar.gz (a control segment's SHA-1) or apk-tools 3's ADB index (a package's identity)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+        f.seek(0)
+        if adb.is_adb(head):
+            yield from adb.index_entries(f)
+            return
+    with open_tar(path) as tar:
+        yield from apkindex_entries(tar)
 
 
 def apkindex_entries(tar: tarfile.TarFile) -> Iterator[tuple[str, int, str | None]]:

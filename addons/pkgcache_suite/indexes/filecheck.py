@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 from typing import IO
 
-from pkgcache_suite.indexes import alpine
+from pkgcache_suite.indexes import adb, alpine
 
 SHA1_PREFIX = "sha1:"  # a .sha1 file beside a Maven artifact
 
@@ -28,6 +29,12 @@ def check_fd(fd: int, check: str) -> str | None:
 
 
 def check_stream(f: IO[bytes], check: str) -> str | None:
+    if check.startswith(adb.CHECK_PREFIX):
+        try:
+            got = adb.package_identity(f)
+        except (ValueError, struct.error) as e:
+            return f"not an apk-tools 3 package: {e}"
+        return None if got == check else f"package identity mismatch: package has {got}, the index lists {check}"
     if check.startswith(alpine.CHECK_PREFIX):
         try:
             got = alpine.control_checksum(f)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from pkgcache_suite.indexes import alpine, cargo
-from pkgcache_suite.indexes.compression import open_decompressed, open_tar
+from pkgcache_suite.indexes.compression import open_decompressed
 from pkgcache_suite.indexes.filecheck import SHA1_PREFIX
 from pkgcache_suite.indexes.kinds import PACKAGE_INDEX
 from pkgcache_suite.policy.cachekey import UnsafeURL, key_for_url
@@ -93,15 +93,14 @@ def index_refs(store: CacheStore, index_key: str) -> list[Listed]:
 
 
 def _apkindex(store: CacheStore, index_key: str, root: str) -> list[Listed]:
-    """A v2 APKINDEX's packages (a v3 index, in apk's own binary format, lists nothing here)."""
+    """An APKINDEX's packages, v2 (a tar with a text index) or v3 (apk-tools 3's ADB)."""
     from pkgcache_suite.maintenance.model import _key_join
 
     listed = []
     try:
-        with open_tar(store.body_path(index_key)) as tar:
-            for name, size, check in alpine.apkindex_entries(tar):
-                if k := _key_join(root, name):
-                    listed.append(Listed(k, size, None, check))
+        for name, size, check in alpine.index_file_entries(store.body_path(index_key)):
+            if k := _key_join(root, name):
+                listed.append(Listed(k, size, None, check))
     except (tarfile.TarError, KeyError, EOFError, ValueError):
         return []
     return listed

@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pkgcache_suite.indexes.alpine import apkindex_entries
+from pkgcache_suite.indexes.alpine import index_file_entries
 from pkgcache_suite.indexes.arch import db_entries
 from pkgcache_suite.indexes.compression import open_decompressed, open_tar
 from pkgcache_suite.indexes.debian import by_hash_name, index_entries, parse_release
@@ -145,12 +145,11 @@ def _add_apkindex(store: CacheStore, model: CacheModel, key: str, entry: Entry, 
     if root not in model.limited:
         model.limited.append(root)
     try:
-        with open_tar(store.body_path(key)) as tar:
-            for name, size, _check in apkindex_entries(tar):
-                k = _key_join(root, name)
-                if k:
-                    rm.refs[k] = Ref(size, None, key)
-                    pkgs.add(k)
+        for name, size, _check in index_file_entries(store.body_path(key)):
+            k = _key_join(root, name)
+            if k:
+                rm.refs[k] = Ref(size, None, key)
+                pkgs.add(k)
     except (OSError, StoreError, tarfile.TarError, KeyError, ValueError) as e:
         rm.errors.append(f"{key}: cannot parse APKINDEX: {e}")
 
