@@ -13,11 +13,11 @@ import zipfile
 from support.origin import Behaviour, Origin
 
 
-def build_wheel(name: str = "demo", version: str = "1.0") -> tuple[str, bytes]:
+def build_wheel(name: str = "demo", version: str = "1.0", value: int = 42) -> tuple[str, bytes]:
     """A pure-Python wheel pip can install: (file name, bytes)."""
     dist = f"{name}-{version}.dist-info"
     files = {
-        f"{name}/__init__.py": b"VALUE = 42\n",
+        f"{name}/__init__.py": b"VALUE = %d\n" % value,
         f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
         f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: pkgcache-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
@@ -34,13 +34,16 @@ def build_wheel(name: str = "demo", version: str = "1.0") -> tuple[str, bytes]:
     return f"{name}-{version}-py3-none-any.whl", buf.getvalue()
 
 
-def serve_pypi(origin: Origin, name: str = "demo", files_dir: str = "/files") -> str:
+def serve_pypi(origin: Origin, name: str = "demo", files_dir: str = "/files", value: int = 42,
+               listed: bytes | None = None) -> str:
     """A simple index at /simple/ whose files live outside /packages/ (as dir2pi and devpi lay them out);
-    /simple/NAME/ answers HTML or PEP 691 JSON by Accept.  Returns the wheel's path."""
-    fname, data = build_wheel(name)
+    /simple/NAME/ answers HTML or PEP 691 JSON by Accept.  Returns the wheel's path.  value: what the wheel
+    holds (another value: the same name republished); listed: the bytes whose SHA-256 the page gives (default:
+    the wheel's)."""
+    fname, data = build_wheel(name, value=value)
     path = f"{files_dir}/{fname}"
     origin.put(path, data)
-    sha = hashlib.sha256(data).hexdigest()
+    sha = hashlib.sha256(listed if listed is not None else data).hexdigest()
     html = f'<!DOCTYPE html><html><body><a href="{path}#sha256={sha}">{fname}</a></body></html>\n'.encode()
     doc = {"meta": {"api-version": "1.0"}, "name": name,
            "files": [{"filename": fname, "url": path, "hashes": {"sha256": sha}}]}
@@ -51,21 +54,24 @@ def serve_pypi(origin: Origin, name: str = "demo", files_dir: str = "/files") ->
     return path
 
 
-def serve_npm(origin: Origin, name: str = "demo-pkg", version: str = "1.0.0", base: str | None = None) -> str:
+def serve_npm(origin: Origin, name: str = "demo-pkg", version: str = "1.0.0", base: str | None = None,
+              value: int = 42, listed: bytes | None = None) -> str:
     """A registry document at /NAME (full and abbreviated) and its tarball at /NAME/-/; returns the tarball path.
-    base: the registry's URL as clients name it (default: the origin's)."""
+    base: the registry's URL as clients name it (default: the origin's); value: what the package exports
+    (another value: the same version republished); listed: the bytes whose digests the document gives."""
     pkg = json.dumps({"name": name, "version": version, "main": "index.js"}).encode()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for fname, data in (("package/package.json", pkg), ("package/index.js", b"module.exports = 42;\n")):
+        for fname, data in (("package/package.json", pkg), ("package/index.js", b"module.exports = %d;\n" % value)):
             info = tarfile.TarInfo(fname)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     tgz = buf.getvalue()
     path = f"/{name}/-/{name}-{version}.tgz"
     origin.put(path, tgz)
-    dist = {"tarball": (base or origin.base) + path, "shasum": hashlib.sha1(tgz).hexdigest(),
-            "integrity": "sha512-" + base64.b64encode(hashlib.sha512(tgz).digest()).decode()}
+    vouched = listed if listed is not None else tgz
+    dist = {"tarball": (base or origin.base) + path, "shasum": hashlib.sha1(vouched).hexdigest(),
+            "integrity": "sha512-" + base64.b64encode(hashlib.sha512(vouched).digest()).decode()}
     full = {"name": name, "dist-tags": {"latest": version},
             "versions": {version: {"name": name, "version": version, "main": "index.js", "dist": dist}}}
     abbreviated = {"name": name, "dist-tags": {"latest": version},

@@ -9,7 +9,14 @@ from typing import IO
 
 from pkgcache_suite.indexes import adb, alpine
 
-SHA1_PREFIX = "sha1:"  # a .sha1 file beside a Maven artifact
+SHA1_PREFIX = "sha1:"  # a .sha1 file beside a Maven artifact, an npm document's shasum
+WHOLE_FILE = ("sha1", "sha512")  # digests of the whole file, written ALG:HEX (npm's integrity is sha512)
+
+
+def whole_file_alg(check: str) -> str | None:
+    """The hashlib name of a whole-file digest `check` names (None for one that reads part of the file)."""
+    alg = check.partition(":")[0]
+    return alg if alg in WHOLE_FILE else None
 
 
 def check_file(path: str, check: str) -> str | None:
@@ -41,10 +48,15 @@ def check_stream(f: IO[bytes], check: str) -> str | None:
         except ValueError as e:
             return str(e)
         return None if got == check else f"control checksum mismatch: package has {got}, the index lists {check}"
-    if check.startswith(SHA1_PREFIX):
-        h = hashlib.sha1()
+    if alg := whole_file_alg(check):
+        h = hashlib.new(alg)
         while chunk := f.read(1 << 20):
             h.update(chunk)
-        got = SHA1_PREFIX + h.hexdigest()
-        return None if got == check else f"SHA-1 mismatch: file has {got[5:]}, its .sha1 says {check[5:]}"
+        return compare(alg, h.hexdigest(), check)
     return f"unknown kind of checksum {check.split(':', 1)[0]!r}"
+
+
+def compare(alg: str, got: str, check: str) -> str | None:
+    """Why a whole-file digest is not the one `check` names."""
+    want = check.partition(":")[2]
+    return None if got == want else f"{alg.upper().replace('SHA', 'SHA-')} mismatch: file has {got}, the index lists {want}"

@@ -1,7 +1,7 @@
 """What a cached package index lists: each file's key, and the size and digest it must have.
 
-One reader per format (Debian Packages/Sources, RPM primary, Alpine APKINDEX, cargo's sparse index files, a
-Maven artifact's .sha1);
+One reader per format (Debian Packages/Sources, RPM primary, pacman's database, Alpine APKINDEX, a PyPI simple
+page, an npm document, cargo's sparse index files, a Maven artifact's .sha1);
 what they return is recorded for the checks on commit and compared with cached copies after a refresh.
 """
 
@@ -12,14 +12,19 @@ import tarfile
 from collections.abc import Callable
 from typing import NamedTuple
 
-from pkgcache_suite.indexes import alpine, cargo
-from pkgcache_suite.indexes.compression import open_decompressed
+from pkgcache_suite.indexes import alpine, arch, cargo, npm, pypi
+from pkgcache_suite.indexes.compression import open_decompressed, open_tar
 from pkgcache_suite.indexes.filecheck import SHA1_PREFIX
 from pkgcache_suite.indexes.kinds import PACKAGE_INDEX
 from pkgcache_suite.policy.cachekey import UnsafeURL, key_for_url
 from pkgcache_suite.storage import CacheStore, StoreError
 
 APKINDEX = re.compile(r"^(?P<root>.+)/APKINDEX\.tar\.gz$")
+ARCH_DB = re.compile(r"^(?P<root>.+)/[^/]+\.db$")
+# a simple page (HTML, or its PEP 691 JSON variant) and an npm document (its full or abbreviated variant): the
+# files they list may be on another host (files.pythonhosted.org, a registry's CDN)
+PYPI_PAGE = re.compile(r"^(?P<root>[^/]+)/(?:.+/)?simple/[^/]+/_index_(?:~pypi-json)?$")
+NPM_DOC = re.compile(r"^(?P<root>[^/]+)/(?:@[^/]+%2[Ff])?[^/@~]+~(?:json|npm-abbreviated)$")
 # a released Maven artifact's .sha1 beside it: it vouches for one file
 MAVEN_SHA1 = re.compile(r"^(?P<file>(?P<root>.+)/(?P<a>[^/]+)/(?P<v>[^/]+)/(?P=a)-(?P=v)(?:-[^/]+)?"
                         r"\.(?!sha1$|md5$|asc$)[A-Za-z0-9.]+)\.sha1$")
@@ -46,6 +51,8 @@ def index_root(index_key: str, has: Callable[[str], bool] | None = None) -> str 
         return m.group("root")
     if (m := MAVEN_SHA1.match(index_key)) and not m.group("v").endswith("-SNAPSHOT"):
         return m.group("root")
+    if m := (ARCH_DB.match(index_key) or PYPI_PAGE.match(index_key) or NPM_DOC.match(index_key)):
+        return m.group("root")
     if has is not None and (named := cargo.index_name(index_key)) and has(f"{named[0]}/config.json"):
         return named[0]
     return None
@@ -53,8 +60,17 @@ def index_root(index_key: str, has: Callable[[str], bool] | None = None) -> str 
 
 def is_package_index(key: str, has: Callable[[str], bool]) -> bool:
     """Whether a committed body is an index whose listing must be taken in."""
-    return bool(PACKAGE_INDEX.search(key) or APKINDEX.match(key) or is_sidecar(key)) or (
+    return bool(PACKAGE_INDEX.search(key) or APKINDEX.match(key) or is_sidecar(key) or ARCH_DB.match(key)
+                or PYPI_PAGE.match(key) or NPM_DOC.match(key)) or (
         cargo.index_name(key) is not None and index_root(key, has) is not None)
+
+
+def vouches_for(index_key: str, root: str, key: str) -> bool:
+    """Whether what index_key lists may decide about key: a file of its own repository, or anywhere for a
+    simple page or an npm document, whose files are often on another host."""
+    if PYPI_PAGE.match(index_key) or NPM_DOC.match(index_key):
+        return True
+    return key.startswith(root + "/") and "/dists/" not in key and "/repodata/" not in key
 
 
 def is_sidecar(key: str) -> bool:
@@ -75,6 +91,10 @@ def index_refs(store: CacheStore, index_key: str) -> list[Listed]:
         return [Listed(k, r.size, r.sha256) for k, r in (rm.refs.items() if rm else []) if r.index == index_key]
     if APKINDEX.match(index_key):
         return _apkindex(store, index_key, root)
+    if ARCH_DB.match(index_key):
+        return _arch_db(store, index_key, root)
+    if PYPI_PAGE.match(index_key) or NPM_DOC.match(index_key):
+        return _by_url(store, index_key)
     if m := MAVEN_SHA1.match(index_key):
         with open(store.body_path(index_key), "rb") as f:
             digest = _SHA1.match(f.read(MAX_SIDECAR))
@@ -104,6 +124,40 @@ def _apkindex(store: CacheStore, index_key: str, root: str) -> list[Listed]:
     except (tarfile.TarError, KeyError, EOFError, ValueError):
         return []
     return listed
+
+
+def _arch_db(store: CacheStore, index_key: str, root: str) -> list[Listed]:
+    from pkgcache_suite.maintenance.model import _key_join
+
+    try:
+        with open_tar(store.body_path(index_key)) as tar:
+            return [Listed(k, size, sha) for name, size, sha in arch.db_entries(tar) if (k := _key_join(root, name))]
+    except (tarfile.TarError, EOFError, ValueError):
+        return []  # a .db that is no pacman database
+
+
+def _by_url(store: CacheStore, index_key: str) -> list[Listed]:
+    """A simple page's or npm document's files, by their absolute URLs (relative ones against the page's)."""
+    entry = store.get_entry(index_key)
+    if entry is None or not entry.url:
+        return []
+    with open(store.body_path(index_key), "rb") as f:
+        data = f.read(max(pypi.MAX_PAGE, npm.MAX_DOCUMENT) + 1)
+    out = []
+    refs: list[tuple[str, str | None, str | None]]
+    try:
+        if NPM_DOC.match(index_key):
+            refs = [(t.url, None, t.check) for t in npm.tarballs(data)]
+        else:
+            refs = [(f.url, f.sha256, None) for f in pypi.files(data, entry.url) if f.sha256]
+    except ValueError:
+        return []
+    for url, sha, check in refs:
+        try:
+            out.append(Listed(key_for_url(url), None, sha, check))
+        except (UnsafeURL, ValueError):
+            continue
+    return out
 
 
 def _cargo(store: CacheStore, index_key: str, root: str) -> list[Listed]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from pkgcache_suite.atomicfile import atomic_write_json, read_json
 from pkgcache_suite.indexes.filecheck import check_file
-from pkgcache_suite.maintenance.listings import Listed, index_refs, index_root, is_package_index
+from pkgcache_suite.maintenance.listings import Listed, index_refs, index_root, is_package_index, vouches_for
 from pkgcache_suite.maintenance.model import RootModel, all_entries, build_model
 from pkgcache_suite.maintenance.pins import is_pinned, read_pins
 from pkgcache_suite.maintenance.plan import plan_expire
@@ -306,7 +306,7 @@ def drop_stale_for_index(store: CacheStore, index_key: str,
     dropped = []
     for ref in listed if listed is not None else index_refs(store, index_key):
         key = ref.key
-        if not key.startswith(root + "/") or "/dists/" in key or "/repodata/" in key:
+        if not vouches_for(index_key, root, key):
             continue
         e = store.get_entry(key)  # one lookup per listed file: the cost follows the index, not the cache
         if e is None or e.kind != "immutable" or (ref.size is not None and ref.size < 0):
@@ -315,6 +315,23 @@ def drop_stale_for_index(store: CacheStore, index_key: str,
             store.drop(key)
             dropped.append(key)
             log.warning("pkgcache: dropped stale copy of %s: %s", key, why)
+    return dropped
+
+
+def drop_unvouched(store: CacheStore, keys: list[str]) -> list[str]:
+    """Drop the cached package files among keys that what the cached indexes now list disowns (files committed
+    while an index's listing was being recorded, before the check on commit could see it)."""
+    dropped = []
+    for key in keys:
+        e = store.get_entry(key)
+        ref = store.expected(key)
+        if e is None or e.kind != "immutable" or (ref is None and store.expected_check(key) is None):
+            continue
+        listed = Listed(key, ref[0] if ref else None, ref[1] if ref else None, store.expected_check(key))
+        if why := _differs(store, e, listed):
+            store.drop(key)
+            dropped.append(key)
+            log.warning("pkgcache: dropped %s, stored while its index's listing was being recorded: %s", key, why)
     return dropped
 
 

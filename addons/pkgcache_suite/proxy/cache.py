@@ -82,7 +82,7 @@ class CacheCore:
         self.c, self.storage, self.reach, self.offline = shared, storage, reach, offline
         self.flows: dict[str, FlowState] = {}
         self.answers = Answers(shared, self.flows, storage)
-        self.stale = StaleCopies(lambda: storage.store)
+        self.stale = StaleCopies(lambda: storage.store, self._republished)
         self.housekeeping = Housekeeping(shared, storage)
         after = AfterCommit(self.stale, self.housekeeping)
         self.downloads = Downloads(shared, self.flows, self.answers, storage, reach, after)
@@ -303,6 +303,12 @@ class CacheCore:
         flow.response = http.Response.make(404, body.encode(), {"Content-Type": "text/plain", "X-Cache": "HIT"})
         flow.comment = f"pkgcache: known 404, not asked again ({st.kind.value})"
         count(self.c, st, "known_404")
+
+    def _republished(self, index_key: str, keys: list[str]) -> None:
+        """Copies a refreshed index lists with other bytes were dropped: counted, and shown as recent activity."""
+        for key in keys:
+            self.c.stats.count("republished", Kind.IMMUTABLE.value, key.split("/", 1)[0], repo=key.split("/", 1)[0],
+                               url=key, ecosystem=self.storage.classifier.explain("", "/" + key.split("/", 1)[-1])[1])
 
     @staticmethod
     def _registry_offline(flow: http.HTTPFlow) -> None:

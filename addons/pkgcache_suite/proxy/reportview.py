@@ -13,7 +13,8 @@ MISS_EVENTS = ("miss", "failed", "offline_miss")
 EVENT_WORDS = {"hit": "hit", "revalidated": "hit, revalidated", "stale": "stale copy (upstream failed)",
                "coalesced": "hit, shared download", "known_404": "known 404", "miss": "miss, downloaded",
                "failed": "download failed", "offline_miss": "offline miss, recorded", "pass": "passed through",
-               "tunnel": "HTTPS tunnelled, not cached"}
+               "tunnel": "HTTPS tunnelled, not cached",
+               "republished": "republished upstream: cached copy dropped, fetched again when asked"}
 TUNNEL_HINT = ("pkgcache sees only the host of an HTTPS tunnel, so nothing in it is cached. To cache a repository "
                "reached over HTTPS, add its host to pkgcache_intercept_hosts and have its clients trust "
                "mitmproxy's CA (recipes/https.md), or point them at an http:// mirror.")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pkgcache_suite.indexes.filecheck import SHA1_PREFIX, check_file
+from pkgcache_suite.indexes.filecheck import check_file, compare, whole_file_alg
 from pkgcache_suite.storage.entry import Entry
 from pkgcache_suite.storage.private import open_private, write_private
 
@@ -38,7 +38,7 @@ class Writer:
         self.fd = -1
         self.written = 0
         self.hash = hashlib.sha256()
-        self.sha1: Any = None  # a SHA-1 as well, when what vouches for the file gives one (a Maven .sha1)
+        self.also: Any = None  # another whole-file digest, when what vouches for the file gives one (.sha1, npm's sha512)
         self.failed: str | None = None
         self.on_progress: Callable[[], None] | None = None  # called from the helper thread
         self.unwritten: list[bytes] = []  # chunks from the failed write on, for the followers' relay
@@ -84,8 +84,8 @@ class Writer:
                         n = os.write(self.fd, view)
                         view = view[n:]
                     self.hash.update(chunk)
-                    if self.sha1 is not None:
-                        self.sha1.update(chunk)
+                    if self.also is not None:
+                        self.also.update(chunk)
                     self.written += len(chunk)
                 except OSError as e:
                     self.failed = f"write failed after {self.written} bytes: {e}"
@@ -105,17 +105,17 @@ class Writer:
             self._thread.join()
             self._thread = None
 
-    def hash_sha1_too(self) -> None:
-        """Before the first chunk: keep a SHA-1 beside the SHA-256, so a .sha1 is checked without reading the
-        body again."""
-        self.sha1 = hashlib.sha1()
+    def hash_too(self, check: str) -> None:
+        """Before the first chunk: keep the whole-file digest `check` names beside the SHA-256, so it is checked
+        without reading the body again (a Maven .sha1, npm's integrity)."""
+        if alg := whole_file_alg(check):
+            self.also = hashlib.new(alg)
 
     def _check(self, check: str) -> str | None:
-        """Why the body is not what `check` names: a SHA-1 kept while writing, or a look at the file (an Alpine
+        """Why the body is not what `check` names: a digest kept while writing, or a look at the file (an Alpine
         package's control segment, its first few KiB)."""
-        if check.startswith(SHA1_PREFIX) and self.sha1 is not None:
-            got = self.sha1.hexdigest()
-            return None if SHA1_PREFIX + got == check else f"SHA-1 mismatch: body has {got}, its .sha1 says {check[5:]}"
+        if (alg := whole_file_alg(check)) and self.also is not None and self.also.name == alg:
+            return compare(alg, self.also.hexdigest(), check)
         return check_file(str(self.part), check)
 
     def fail(self, reason: str) -> None:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, assert_never
 from mitmproxy import http
 
 from pkgcache_suite.background import Tasks
-from pkgcache_suite.indexes.filecheck import SHA1_PREFIX
 from pkgcache_suite.indexes.kinds import url_digest
 from pkgcache_suite.offline.reachability import via_route
 from pkgcache_suite.trust import is_tls_failure
@@ -144,8 +143,8 @@ class Downloads:
         keep = [(k, resp.headers[k]) for k in ("content-type", "last-modified", "etag") if k in resp.headers]
         header = {"url": st.url, "length": st.expected, "headers": keep}
         writer = store.writer(st.key, st.url, st.kind.value)
-        if st.kind is Kind.IMMUTABLE and (store.expected_check(st.key) or "").startswith(SHA1_PREFIX):
-            writer.hash_sha1_too()
+        if st.kind is Kind.IMMUTABLE and (check := store.expected_check(st.key)):
+            writer.hash_too(check)
         writer.begin(header)
         if writer.failed:
             log.error("pkgcache: %s: %s; proxying without caching", st.url, writer.failed)

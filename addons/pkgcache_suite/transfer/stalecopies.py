@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pkgcache_suite.background import Tasks
 from pkgcache_suite.maintenance import offloop
 from pkgcache_suite.maintenance.listings import index_root, is_package_index, is_sidecar
-from pkgcache_suite.maintenance.tasks import take_in_index
+from pkgcache_suite.maintenance.tasks import drop_unvouched, take_in_index
 from pkgcache_suite.storage import CacheStore
 
 log = logging.getLogger("pkgcache")
@@ -29,11 +29,16 @@ WAIT = 30.0
 
 
 class StaleCopies:
-    def __init__(self, store: Callable[[], CacheStore | None]) -> None:
+    def __init__(self, store: Callable[[], CacheStore | None],
+                 dropped: Callable[[str, list[str]], None] | None = None) -> None:
+        """dropped(index key, keys): told of the copies a refreshed index disowned (for the counters)."""
         self._store = store
+        self._dropped = dropped
         self._pending: list[str] = []
         self._roots: set[str] = set()
         self._held: set[str] = set()  # origins the front leaves to the workers while the check runs
+        # files committed while an index's listing was being recorded: checked against it once it is
+        self._windows: list[set[str]] = []
         self._task: asyncio.Task[None] | None = None
         self.tasks = Tasks()
 
@@ -47,6 +52,8 @@ class StaleCopies:
             return store.get_entry(k) is not None
         root = index_root(key, has)
         if root is None or not is_package_index(key, has):
+            for window in self._windows:
+                window.add(key)
             return
         self._pending.append(key)
         self._roots.add(root)
@@ -83,20 +90,30 @@ class StaleCopies:
             await asyncio.sleep(0.05)
         return True
 
-    async def _recorded(self, job: offloop.Job, key: str) -> None:
+    async def _recorded(self, job: offloop.Job, key: str, window: set[str]) -> None:
         try:
             await job.finish()
-            log.info("pkgcache: %s: what it lists is recorded for the checks on commit", key)
         except offloop.OffLoopError as e:
             log.error("pkgcache: recording what an index lists failed: %s", e)
+            return
         finally:
             job.kill()
+            self._windows.remove(window)
+        store = self._store()
+        if window and store is not None:  # committed after the check, before the record: checked now
+            self._told(key, await asyncio.to_thread(drop_unvouched, store, sorted(window)))
+        log.info("pkgcache: %s: what it lists is recorded for the checks on commit", key)
 
-    @staticmethod
-    async def _on_thread(store: CacheStore, key: str) -> None:
+    def _told(self, key: str, dropped: object) -> None:
+        if self._dropped is not None and isinstance(dropped, list) and dropped:
+            self._dropped(key, [str(k) for k in dropped])
+
+    async def _on_thread(self, store: CacheStore, key: str) -> None:
         """No child process to be had: the same work on a thread, recording included before hits go on."""
+        gone: list[str] = []
         try:
-            await asyncio.to_thread(take_in_index, store, key)
+            await asyncio.to_thread(take_in_index, store, key, lambda _listed, dropped: gone.extend(dropped))
+            self._told(key, gone)
             log.info("pkgcache: %s: what it lists is recorded for the checks on commit", key)
         except Exception:
             log.exception("pkgcache: checking %s for stale copies failed", key)
@@ -117,13 +134,17 @@ class StaleCopies:
                     log.warning("pkgcache: checking %s on a thread: %s", key, e)
                     await self._on_thread(store, key)
                     continue
+                window: set[str] = set()
+                self._windows.append(window)
                 try:
-                    await job.step()  # checked: the stale copies are gone, hits may go on
+                    step = await job.step()  # checked: the stale copies are gone, hits may go on
+                    self._told(key, step.get("dropped"))
                 except (offloop.OffLoopError, ValueError) as e:
                     log.error("pkgcache: checking %s for stale copies failed: %s", key, e)
                     job.kill()
+                    self._windows.remove(window)
                     continue
-                self.tasks.start(self._recorded(job, key), f"record what {key} lists")
+                self.tasks.start(self._recorded(job, key, window), f"record what {key} lists")
         finally:
             self._roots.clear()
             self._pending.clear()
