@@ -61,3 +61,16 @@ def test_a_page_vouches_for_files_anywhere_a_repository_only_for_its_own() -> No
     assert vouches_for("pypi.example/simple/demo/_index_", "pypi.example", "files.example/demo-1.0.whl")
     assert not vouches_for("m.example/debian/dists/x/main/binary-amd64/Packages", "m.example/debian",
                            "other.example/debian/pool/a.deb")
+
+
+def test_withdrawn_files_are_named_until_listed_again(tmp_path) -> None:
+    from pkgcache_suite.storage.withdrawn import Withdrawn
+
+    w = Withdrawn(tmp_path)
+    cached = {"h/a-1.whl", "h/a-2.whl"}.__contains__
+    assert w.take_in("h/simple/a/_index_", ["h/a-1.whl", "h/a-2.whl"], cached) == []  # the first listing
+    assert w.take_in("h/simple/a/_index_", ["h/a-1.whl"], cached) == ["h/a-2.whl"]
+    assert set(w.all()) == {"h/a-2.whl"} and w.all()["h/a-2.whl"][0] == "h/simple/a/_index_"
+    assert w.take_in("h/simple/a/_index_", ["h/a-1.whl", "h/a-3.whl"], cached) == []  # a-3 not cached: not named
+    assert w.take_in("h/simple/a/_index_", ["h/a-1.whl", "h/a-2.whl"], cached) == [] and w.all() == {}
+    w.close()

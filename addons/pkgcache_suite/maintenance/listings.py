@@ -65,6 +65,13 @@ def is_package_index(key: str, has: Callable[[str], bool]) -> bool:
         cargo.index_name(key) is not None and index_root(key, has) is not None)
 
 
+def tracks_withdrawals(index_key: str) -> bool:
+    """Indexes of one package (or one small repository) whose deleted versions are worth naming: not a
+    distribution's Packages or primary, where a release moves on by the thousand."""
+    return bool(PYPI_PAGE.match(index_key) or NPM_DOC.match(index_key) or APKINDEX.match(index_key)
+                or ARCH_DB.match(index_key) or (cargo.index_name(index_key) and "/dists/" not in index_key))
+
+
 def vouches_for(index_key: str, root: str, key: str) -> bool:
     """Whether what index_key lists may decide about key: a file of its own repository, or anywhere for a
     simple page or an npm document, whose files are often on another host."""

@@ -18,7 +18,8 @@ from typing import Any
 
 from pkgcache_suite.atomicfile import atomic_write_json, read_json
 from pkgcache_suite.indexes.filecheck import check_file
-from pkgcache_suite.maintenance.listings import Listed, index_refs, index_root, is_package_index, vouches_for
+from pkgcache_suite.maintenance.listings import (Listed, index_refs, index_root, is_package_index, tracks_withdrawals,
+                                               vouches_for)
 from pkgcache_suite.maintenance.model import RootModel, all_entries, build_model
 from pkgcache_suite.maintenance.pins import is_pinned, read_pins
 from pkgcache_suite.maintenance.plan import plan_expire
@@ -363,3 +364,6 @@ def take_in_index(store: CacheStore, index_key: str,
     if checked is not None:
         checked(listed, dropped)
     store.record_refs(index_key, listed)
+    if tracks_withdrawals(index_key) and listed:
+        for key in store.withdrawn.take_in(index_key, (r.key for r in listed), lambda k: store.get_entry(k) is not None):
+            log.warning("pkgcache: %s no longer lists %s: kept, and named on the dashboard", index_key, key)

@@ -112,7 +112,10 @@ def dashboard(snap: dict[str, Any], info: dict[str, Any], maint: dict[str, Any],
              "rows": [{"key": k, "why": _when(since, with_day=True)}
                       for k, since in sorted(maint.get("orphans", {}).items())[:200]]},
             {"title": "Damaged files (from the last verify)", "column": "Problem",
-             "rows": [{"key": k, "why": why} for k, why in sorted(maint.get("damaged", {}).items())[:200]]}],
+             "rows": [{"key": k, "why": why} for k, why in sorted(maint.get("damaged", {}).items())[:200]]},
+            {"title": "Withdrawn upstream (kept and served; their index no longer lists them)", "column": "Since",
+             "rows": [{"key": k, "why": f"{_when(since, with_day=True)}, no longer in {index}"}
+                      for k, (index, since) in sorted(maint.get("withdrawn", {}).items())[:200]]}],
     }
 
 

@@ -44,6 +44,7 @@ from pkgcache_suite.storage.private import (
 from pkgcache_suite.storage import totals as index_totals
 from pkgcache_suite.storage.totals import Totals
 from pkgcache_suite.storage.published import Published
+from pkgcache_suite.storage.withdrawn import Withdrawn
 from pkgcache_suite.storage.writer import Writer
 
 log = logging.getLogger("pkgcache")
@@ -78,12 +79,13 @@ class CacheStore:
         index_totals.ensure(self.index)
         self._refs: diskcache.Cache | None = None
         self._missing: diskcache.Cache | None = None
+        self._withdrawn: Withdrawn | None = None
         self._used: diskcache.Cache | None = None
         self.published = Published(self.root / PRIVATE)
 
     def close(self) -> None:
         self.index.close()
-        for extra in (self._refs, self._missing, self._used):
+        for extra in (self._refs, self._missing, self._used, self._withdrawn):
             if extra is not None:
                 extra.close()
 
@@ -98,6 +100,13 @@ class CacheStore:
         if self._refs is None:
             self._refs = self._open_cache("refs")
         return self._refs
+
+    @property
+    def withdrawn(self) -> Withdrawn:
+        """Cached files their index no longer lists (storage/withdrawn.py)."""
+        if self._withdrawn is None:
+            self._withdrawn = Withdrawn(self.root / PRIVATE)
+        return self._withdrawn
 
     def record_refs(self, index_key: str, refs: Iterable[Sequence[Any]]) -> None:
         """Remember the size, SHA-256 and other digest an index lists for each file (key, size or None,
