@@ -266,3 +266,34 @@ def test_followers_finish_when_the_leading_client_disconnects(origin: Origin, pr
     assert len(ranged) == 1 and ranged[0].headers.get("if-range")
     with proxy.client() as c:
         assert c.get(origin.base + DEB).headers["x-cache"] == "HIT"
+
+
+def test_a_slow_index_refresh_makes_no_client_wait_and_one_refresh_serves_all(origin: Origin, proxy: Proxy) -> None:
+    """50 clients ask for a cached index while its refresh is held upstream: one request goes upstream, and
+    the 49 others are answered from the cached copy without waiting for it; the refresh then serves all."""
+    index = "/debian/dists/stable/main/binary-amd64/Packages"
+    origin.put(index, b"Package: old\n" * 1000)
+    with proxy.client() as c:
+        assert c.get(origin.base + index).headers["x-cache"] == "MISS"
+    origin.put(index, b"Package: new\n" * 1000)
+    held = Behaviour(gate_at=10)  # the refresh's body stops after 10 bytes until the test lets it go
+    origin.behaviours[index] = held
+
+    def ask() -> tuple[str, bytes]:
+        with proxy.client() as c:
+            r = c.get(origin.base + index)
+            return r.headers["x-cache"], r.content
+
+    with ThreadPoolExecutor(50) as pool:
+        futures = [pool.submit(ask) for _ in range(50)]
+        wait_for(lambda: sum(f.done() for f in futures) == 49, timeout=60,
+                 what="49 clients answered while the refresh is held")
+        assert not held.gate.is_set()
+        done = [f.result() for f in futures if f.done()]
+        held.gate.set()
+        results = [f.result() for f in futures]
+    assert all(x == "HIT" and body.startswith(b"Package: old") for x, body in done)
+    assert sum(body.startswith(b"Package: new") for _, body in results) == 1  # the one that refreshed it
+    assert origin.count(index) == 2  # the first download and one refresh
+    with proxy.client() as c:
+        assert c.get(origin.base + index).content.startswith(b"Package: new")  # the refresh serves all after
