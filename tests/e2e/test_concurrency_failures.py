@@ -297,3 +297,29 @@ def test_a_slow_index_refresh_makes_no_client_wait_and_one_refresh_serves_all(or
     assert origin.count(index) == 2  # the first download and one refresh
     with proxy.client() as c:
         assert c.get(origin.base + index).content.startswith(b"Package: new")  # the refresh serves all after
+
+
+def test_stale_while_revalidate_answers_every_client_at_once(origin: Origin, start_proxy) -> None:
+    """pkgcache_index_fresh: within it, even the client whose request starts the refresh is answered from the
+    cached copy at once; one refresh runs in the background, and its answer serves the requests after it."""
+    proxy = start_proxy("--set", "pkgcache_index_fresh=600")
+    index = "/debian/dists/stable/main/binary-amd64/Packages"
+    origin.put(index, b"Package: old\n" * 1000)
+    with proxy.client() as c:
+        assert c.get(origin.base + index).headers["x-cache"] == "MISS"
+    origin.put(index, b"Package: new\n" * 1000)
+    held = Behaviour(gate_at=10)
+    origin.behaviours[index] = held
+
+    def ask() -> tuple[str, bytes]:
+        with proxy.client() as c:
+            r = c.get(origin.base + index)
+            return r.headers["x-cache"], r.content
+
+    with ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(lambda _: ask(), range(50)))  # all answered while the refresh is held
+    assert all(x == "HIT" and body.startswith(b"Package: old") for x, body in results)
+    wait_for(lambda: origin.count(index) == 2, what="the one background refresh")
+    assert ask()[0] == "HIT" and origin.count(index) == 2  # one refresh at a time, never one per client
+    held.gate.set()
+    wait_for(lambda: ask()[1].startswith(b"Package: new"), timeout=30, what="the refreshed copy served")

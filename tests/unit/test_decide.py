@@ -83,3 +83,14 @@ def test_every_walk_ends_in_a_final_state() -> None:
 ])
 def test_response_decisions(revalidating: bool, status: int, encoding: str | None, want: Answer) -> None:
     assert answer(revalidating, status, encoding) is want
+
+
+def test_a_young_index_is_served_at_once_and_refreshed_in_the_background() -> None:
+    from pkgcache_suite.policy.decide import Decision, RequestFacts, decide
+    from pkgcache_suite.policy.rules import Kind
+
+    young = RequestFacts("GET", Kind.VOLATILE, cached=True, offline=False, young=True)
+    assert decide(young) is Decision.SERVE_THEN_REFRESH
+    assert decide(RequestFacts("GET", Kind.VOLATILE, cached=True, offline=True, young=True)) is Decision.STALE
+    assert decide(RequestFacts("GET", Kind.VOLATILE, cached=True, offline=False)) is Decision.NEED_LOCK
+    assert decide(RequestFacts("GET", Kind.IMMUTABLE, cached=True, young=True)) is Decision.HIT

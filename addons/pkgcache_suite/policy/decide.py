@@ -33,6 +33,7 @@ class Decision(str, Enum):
     KNOWN_MISSING = "known_missing"  # upstream said 404 a short while ago: say so again, locally
     NEED_REACHABILITY = "need_reachability"  # the answer depends on whether upstream is reachable: find out, ask again
     NEED_LOCK = "need_lock"  # revalidation is due: try to take it, ask again
+    SERVE_THEN_REFRESH = "serve_then_refresh"  # answer from the cached copy at once, refresh it in the background
 
 
 FINAL = frozenset(Decision) - {Decision.NEED_REACHABILITY, Decision.NEED_LOCK}
@@ -50,6 +51,7 @@ class RequestFacts:
     locked: bool | None = None  # None: not tried; True: this request revalidates; False: another one does
     missing_age: float | None = None  # seconds since upstream answered 404 for it, if it did
     negative_ttl: float = 0.0  # how long such a 404 is repeated without asking upstream again
+    young: bool = False  # the cached index was confirmed upstream within pkgcache_index_fresh (not a refresh itself)
 
 
 def cacheable(method: str, kind: Kind, no_store: bool) -> bool:
@@ -94,6 +96,9 @@ def _cached(f: RequestFacts) -> Decision:
     if f.offline:
         # RFC 9111 section 4.2.4: a stale copy may be served when the origin cannot be reached.
         return Decision.STALE
+    if f.young:
+        # RFC 5861 section 3 (stale-while-revalidate): the client is answered now; one refresh runs meanwhile.
+        return Decision.SERVE_THEN_REFRESH
     if f.locked is None:
         return Decision.NEED_LOCK
     if not f.locked:

@@ -22,6 +22,7 @@ from pkgcache_suite.offline.reachability import Reachability, via_route
 from pkgcache_suite.policy.cachekey import UnsafeURL, cache_key
 from pkgcache_suite.policy.decide import Decision, RequestFacts, cacheable, decide
 from pkgcache_suite.policy import oci
+from pkgcache_suite.transfer.refresh import Refresher
 from pkgcache_suite.policy.rules import Kind
 from pkgcache_suite.policy.variants import variant
 from pkgcache_suite.proxy import report
@@ -83,6 +84,7 @@ class CacheCore:
         self.flows: dict[str, FlowState] = {}
         self.answers = Answers(shared, self.flows, storage)
         self.stale = StaleCopies(lambda: storage.store, self._republished)
+        self.refresher = Refresher()
         self.housekeeping = Housekeeping(shared, storage)
         after = AfterCommit(self.stale, self.housekeeping)
         self.downloads = Downloads(shared, self.flows, self.answers, storage, reach, after)
@@ -233,9 +235,12 @@ class CacheCore:
         """Drive the request's states (policy/decide.py) until a final one, and carry that out."""
         entry = await self._lookup(store, st)
         missing = store.missing_since(st.key) if entry is None else None
+        fresh = self.storage.settings.index_fresh
         facts = replace(facts, cached=entry is not None,
                         missing_age=None if missing is None else time.time() - missing,
-                        negative_ttl=self.storage.settings.negative_ttl)
+                        negative_ttl=self.storage.settings.negative_ttl,
+                        young=bool(entry is not None and fresh and time.time() - entry.validated < fresh
+                                   and not self.refresher.is_refresh(flow)))
         lock = None
         while True:
             decision = decide(facts)
@@ -248,6 +253,11 @@ class CacheCore:
                 case Decision.HIT | Decision.STALE:
                     assert entry is not None  # decide() serves only what was found
                     self._serve(flow, st, entry, decision)
+                    return
+                case Decision.SERVE_THEN_REFRESH:
+                    assert entry is not None
+                    self.refresher.start(flow, st.key)  # a copy of the request, before it is answered
+                    self._serve(flow, st, entry, Decision.HIT)
                     return
                 case Decision.REVALIDATE:
                     assert entry is not None and lock is not None
@@ -368,6 +378,7 @@ class CacheCore:
 
     def response(self, flow: http.HTTPFlow) -> None:
         self.watchdog.unwatch(flow.id)
+        self.refresher.finished(flow)
         st = self.flows.pop(flow.id, None)
         if st is None or st.role is Role.ROUTED or flow.response is None:
             return
@@ -379,6 +390,7 @@ class CacheCore:
 
     def error(self, flow: http.HTTPFlow) -> None:
         self.watchdog.unwatch(flow.id)
+        self.refresher.finished(flow)
         st = self.flows.pop(flow.id, None)
         if st is None or st.role is Role.ROUTED:
             return

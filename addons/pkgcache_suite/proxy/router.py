@@ -28,6 +28,7 @@ from pkgcache_suite.policy.destinations import is_local_address, parse_ip
 from pkgcache_suite.transfer.watchdog import abort_server
 from pkgcache_suite.proxy.flowinfo import client_address, client_network
 from pkgcache_suite.proxy.front import addressed_to_proxy, take_forwarded
+from pkgcache_suite.transfer.refresh import Refresher
 from pkgcache_suite.proxy.mirrorstyle import META_REPO, META_REPO_PATH, mirror_style, retarget, retarget_https
 from pkgcache_suite.repos.config import RepoConfig, Repository, TargetHealth
 from pkgcache_suite.policy.cachekey import cache_key, key_for_url
@@ -128,8 +129,8 @@ class Router:
 
     async def http_connect(self, flow: http.HTTPFlow) -> None:
         req = flow.request
-        if flow.response is not None or flow.error is not None or not flow.live:
-            return
+        if flow.response is not None or flow.error is not None or not flow.live or Refresher.is_refresh(flow):
+            return  # a background refresh is a copy of a request this router let through already
         if not self._client_ok(flow):
             _refuse(flow, "client address not allowed")
         elif not self._port_ok(req.port):

@@ -59,6 +59,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("pkgcache_negative_ttl", "300", "Seconds a 404 from upstream for a package file or index is repeated "
            "without asking again (0: never); offline, a URL upstream said does not exist is answered 404 and not "
            "added to the wanted list.", _seconds(0, 86400), "negative_ttl", ("cache",)),
+    Option("pkgcache_index_fresh", "0", "Seconds after an index was last confirmed by upstream during which it is "
+           "answered at once from the cache while one refresh runs in the background (RFC 5861 "
+           "stale-while-revalidate; 0: every request for an index is revalidated before it is answered).",
+           _seconds(0, 86400), "index_fresh", ("cache",)),
     Option("pkgcache_max_size", "0", "Largest the cache may grow (50G, 500M; 0: no limit). Above it, the least "
            "recently used files are removed, those no cached index lists first; pinned files (pkgcache pin) "
            "never.", _size(1 << 60), "max_size", ("cache",)),
