@@ -180,3 +180,23 @@ class AptClient:
     def clean(self) -> None:
         for p in self.archives():
             p.unlink()
+
+
+def export_signing_key(path: Path) -> Path:
+    """The public key the test archives are signed with, as a binary keyring file (what gpgv reads)."""
+    assert _GNUPG_HOME is not None, "no archive has been signed yet"
+    env = {**os.environ, "GNUPGHOME": str(_GNUPG_HOME)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(subprocess.run(["gpg", "--batch", "--export"], env=env, check=True,
+                                    capture_output=True).stdout)
+    return path
+
+
+def sign_with_another_key(suite_dir: Path, home: Path) -> None:
+    """Re-sign a suite's InRelease with a key of its own (a mirror that signs with the wrong key)."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "mallory@example.invalid",
+                    "default", "default", "never"], env=env, check=True, capture_output=True)
+    subprocess.run(["gpg", "--batch", "--yes", "--clearsign", "-o", str(suite_dir / "InRelease"),
+                    str(suite_dir / "Release")], env=env, check=True, capture_output=True)

@@ -142,7 +142,7 @@ def _import(args: argparse.Namespace, extra: list[str]) -> int:
     if args.datastore:
         from pkgcache_suite.cli.stickimport import run_stick_import
 
-        return run_stick_import(store, Path(args.dir), Path(args.rules) if args.rules else None)
+        return run_stick_import(store, Path(args.dir), Path(args.rules) if args.rules else None, args.keyrings)
     res = import_dir(store, Path(args.dir), progress_factory=_progress("import"))
     for key in res.placed:
         print(f"imported {key}")
@@ -296,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "not this site asked for it")
     im.add_argument("--rules", metavar="DIR", help="with --datastore: the rules folder the proxy uses "
                     "(pkgcache_rules), if not the shipped one")
+    im.add_argument("--keyrings", default="", metavar="PATHS", help="with --datastore: the keyrings every signed "
+                    "index must verify against, as pkgcache_keyrings takes them (default: Debian's and Ubuntu's "
+                    "archives against /usr/share/keyrings)")
     im.set_defaults(func=_import)
     pc = sub.add_parser("precache", help="download every package the selected cached indexes list",
                         description="Select cached indexes by Debian suite, component and architecture (also "

@@ -14,18 +14,20 @@ from pathlib import Path
 from pkgcache_suite.stick.datastore import Datastore, DatastoreError
 from pkgcache_suite.stick.importer import import_datastore, write_report
 from pkgcache_suite.policy.rules import Classifier, RulesError
+from pkgcache_suite.settings.parsers import parse_keyrings
 from pkgcache_suite.storage import CacheStore
 
 
-def run_stick_import(store: CacheStore, stick: Path, rules: Path | None) -> int:
+def run_stick_import(store: CacheStore, stick: Path, rules: Path | None, keyrings: str = "") -> int:
     """0 when every entry was taken or already cached; 1 when some were refused; 2 when the stick is unusable."""
     try:
         ds, _ = Datastore.open(stick, create=False)
         classifier = Classifier(rules)
-    except (DatastoreError, RulesError) as e:
+        rings = parse_keyrings("--keyrings", keyrings)
+    except (DatastoreError, RulesError, ValueError) as e:
         print(f"pkgcache import: {e}", file=sys.stderr)
         return 2
-    res = import_datastore(store, classifier, ds, asked=None)
+    res = import_datastore(store, classifier, ds, asked=None, keyrings=rings)
     write_report(ds, res)
     for url in res.imported:
         print(f"imported {url}")

@@ -23,6 +23,8 @@ from pkgcache_suite.policy.cachekey import UnsafeURL, cache_key
 from pkgcache_suite.policy.decide import Decision, RequestFacts, cacheable, decide
 from pkgcache_suite.policy import oci
 from pkgcache_suite.transfer.refresh import Refresher
+from pkgcache_suite.proxy.registry import other_manifest_variant, registry_offline
+from pkgcache_suite.transfer.phase import Phase
 from pkgcache_suite.policy.rules import Kind
 from pkgcache_suite.policy.variants import variant
 from pkgcache_suite.proxy import report
@@ -167,7 +169,7 @@ class CacheCore:
             return  # not configured yet (never once mitmproxy runs): proxied as it is
         if req.path in oci.API_ROOT and req.method in ("GET", "HEAD") and (
                 self.reach.mode == "on" or await self._offline(flow, fallback=True)):
-            self._registry_offline(flow)
+            registry_offline(flow)
             return
         store, classifier = self.storage.store, self.storage.classifier
         host = flow.metadata.get(META_KEY_HOST) or req.host
@@ -211,24 +213,13 @@ class CacheCore:
     async def _lookup(self, store: CacheStore, st: FlowState) -> Entry | None:
         entry = store.lookup(st.key)
         if entry is None and "~oci-" in st.key:
-            entry = self._other_manifest_variant(store, st)
+            entry = other_manifest_variant(store, st)
         if entry is not None and st.kind is Kind.IMMUTABLE and await self.stale.wait_for_check(store, st.key):
             entry = store.lookup(st.key)  # a refreshed index was being checked: this may be a re-published file
         if entry is None and (m := BY_HASH.search(st.key)):
             # an index apt fetched by its plain name (a mirror without that by-hash object, a datastore that
             # brought the plain one): the same bytes, by digest, online or offline
             entry = store.same_bytes_beside(st.key, m.group(1))
-        return entry
-
-    @staticmethod
-    def _other_manifest_variant(store: CacheStore, st: FlowState) -> Entry | None:
-        """A manifest by tag that this client's set of accepted types has not fetched yet, but that came in
-        from a datastore (filed under the plain URL) in a type it accepts: that copy, revalidated as its own."""
-        base = st.key.split("~oci-", 1)[0]
-        entry = store.lookup(base)
-        if entry is None or not oci.acceptable(entry.content_type, st.accept):
-            return None
-        st.key = base
         return entry
 
     async def _carry_out(self, flow: http.HTTPFlow, st: FlowState, store: CacheStore, facts: RequestFacts) -> None:
@@ -320,14 +311,6 @@ class CacheCore:
             self.c.stats.count("republished", Kind.IMMUTABLE.value, key.split("/", 1)[0], repo=key.split("/", 1)[0],
                                url=key, ecosystem=self.storage.classifier.explain("", "/" + key.split("/", 1)[-1])[1])
 
-    @staticmethod
-    def _registry_offline(flow: http.HTTPFlow) -> None:
-        """A registry's version check, offline: answered as a registry that asks for no token would, so the
-        client goes on to the manifests and blobs the cache holds."""
-        flow.response = http.Response.make(200, b"{}\n", {"Content-Type": "application/json", **dict(oci.API_HEADERS),
-                                                         "X-Cache": "STALE"})
-        flow.comment = "pkgcache: offline registry version check, answered here"
-
     def _offline_refusal(self, flow: http.HTTPFlow, host: str) -> None:
         """pkgcache_offline=on and a request pkgcache does not cache: say so, never go upstream."""
         body = (f"pkgcache: offline (pkgcache_offline=on), and {flow.request.method} {flow.request.pretty_url} "
@@ -376,11 +359,18 @@ class CacheCore:
             return
         self.downloads.on_headers(flow, st, resp)
 
-    def response(self, flow: http.HTTPFlow) -> None:
+    async def response(self, flow: http.HTTPFlow) -> None:
         self.watchdog.unwatch(flow.id)
         self.refresher.finished(flow)
         st = self.flows.pop(flow.id, None)
         if st is None or st.role is Role.ROUTED or flow.response is None:
+            return
+        if st.phase is Phase.HOLDING:
+            try:
+                await self.downloads.signed.settle(flow, st)  # a signed index: checked before anyone has it
+            except Exception:
+                log.exception("pkgcache: %s: checking its signature failed; not stored", flow.request.url)
+                self.downloads.finish(st, FlightState.FAILED)
             return
         self.downloads.on_response(flow, st, flow.response)
         if st.committed and st.entry is not None and self.front.run_dir is not None:

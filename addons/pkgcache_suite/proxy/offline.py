@@ -199,7 +199,8 @@ class OfflineAddon:
         except OSError:
             cached = []
         key_of = self.router.key_of
-        return import_datastore(store, classifier, ds, key_of, asked_by(key_of, urls, cached))
+        return import_datastore(store, classifier, ds, key_of, asked_by(key_of, urls, cached),
+                                keyrings=self.storage.settings.keyrings)
 
     async def check_import(self) -> None:
         ds = self.datastore

@@ -48,6 +48,17 @@ def parse_optional_dir(name: str, value: str) -> Path | None:
     return path
 
 
+def parse_keyrings(name: str, value: str) -> tuple[Path, ...]:
+    """Keyring files or folders of them, separated by ':' (empty: none given)."""
+    out = []
+    for part in (p for p in value.split(":") if p.strip()):
+        path = Path(part.strip()).expanduser()
+        if not path.exists():
+            raise ValueError(f"{name}={value!r}: {part} is neither a keyring file nor a folder of them")
+        out.append(path)
+    return tuple(out)
+
+
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}

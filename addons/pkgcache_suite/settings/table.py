@@ -17,7 +17,8 @@ from pkgcache_suite.policy.access import parse_networks, parse_ports
 from pkgcache_suite.repos.config import parse_conf
 from pkgcache_suite.settings.parsers import (
     default_cache_dir, parse_bool, parse_bounded, parse_cache_dir, parse_choice, parse_datastore, parse_deb_arch,
-    parse_host_patterns, parse_optional_dir, parse_optional_file, parse_readable_file, parse_size, parse_usb_events)
+    parse_host_patterns, parse_keyrings, parse_optional_dir, parse_optional_file, parse_readable_file, parse_size,
+    parse_usb_events)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("pkgcache_negative_ttl", "300", "Seconds a 404 from upstream for a package file or index is repeated "
            "without asking again (0: never); offline, a URL upstream said does not exist is answered 404 and not "
            "added to the wanted list.", _seconds(0, 86400), "negative_ttl", ("cache",)),
+    Option("pkgcache_keyrings", "", "Keyrings (files, or folders of .gpg/.asc files, separated by ':') every "
+           "Debian InRelease must be signed by to be stored; one that does not verify is never stored or served "
+           "as current (the last good one is served, X-Cache: STALE). Empty: Debian's and Ubuntu's own archives "
+           "(Origin: Debian or Ubuntu) are checked against the system's /usr/share/keyrings, others are not "
+           "checked.", parse_keyrings, "keyrings", ("cache",)),
     Option("pkgcache_index_fresh", "0", "Seconds after an index was last confirmed by upstream during which it is "
            "answered at once from the cache while one refresh runs in the background (RFC 5861 "
            "stale-while-revalidate; 0: every request for an index is revalidated before it is answered).",

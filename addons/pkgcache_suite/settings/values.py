@@ -32,6 +32,7 @@ class Settings:
     idle_timeout: int = 30
     negative_ttl: int = 300
     index_fresh: int = 0  # seconds an index is answered at once while a background refresh runs
+    keyrings: tuple[Path, ...] = ()  # every InRelease must verify against these (signing/policy.py)
     max_size: int = 0  # 0: no limit
     min_free: int = 128 << 20
     front_run: Path | None = None  # behind the tier's nginx: its run folder (landing folder, fetch log)

@@ -17,10 +17,13 @@ import os
 import time
 from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from pkgcache_suite.indexes.filecheck import check_fd
+from pkgcache_suite.signing import gpgv
+from pkgcache_suite.signing.policy import MAX_SIGNED, is_signed_index, keyring_dirs
 from pkgcache_suite.stick.datastore import LINK_ERRNOS, Datastore, DatastoreError
 from pkgcache_suite.policy.rules import Classifier, Kind
 from pkgcache_suite.storage import CacheStore, StoreError, VerifyError, place_file
@@ -78,9 +81,10 @@ STICK_AGE = 15 * 86400.0  # a stick's "not there upstream" is dated this long ag
 
 def import_datastore(store: CacheStore, classifier: Classifier, ds: Datastore,
                      key_of: Callable[[str], str] = key_for_url,
-                     asked: Callable[[str], bool] | None = None) -> ImportResult:
+                     asked: Callable[[str], bool] | None = None, keyrings: tuple[Path, ...] = ()) -> ImportResult:
     """key_of maps a URL to the key the proxy files it under (remapped repositories share a namespace);
-    asked: whether the site has any use for a URL (None: an admin imports everything on purpose)."""
+    asked: whether the site has any use for a URL (None: an admin imports everything on purpose); keyrings:
+    what every signed index must verify against (pkgcache_keyrings; signing/policy.py)."""
     res = ImportResult()
     try:
         manifest = ds.read_manifest()
@@ -96,7 +100,7 @@ def import_datastore(store: CacheStore, classifier: Classifier, ds: Datastore,
     res.settled += [u for u, f in manifest.get("failed", {}).items() if isinstance(f, dict) and f.get("permanent")]
     _remember_absent(store, manifest, key_of, asked)
     for url, rec in files.items():
-        why = _import_one(store, classifier, ds, key_of, asked, url, rec, res)
+        why = _import_one(store, classifier, ds, key_of, asked, url, rec, res, keyrings)
         if why is not None:
             res.error = why
             break
@@ -104,7 +108,8 @@ def import_datastore(store: CacheStore, classifier: Classifier, ds: Datastore,
 
 
 def _import_one(store: CacheStore, classifier: Classifier, ds: Datastore, key_of: Callable[[str], str],
-                asked: Callable[[str], bool] | None, url: Any, rec: Any, res: ImportResult) -> str | None:
+                asked: Callable[[str], bool] | None, url: Any, rec: Any, res: ImportResult,
+                keyrings: tuple[Path, ...] = ()) -> str | None:
     """One manifest entry: imported, already there, or rejected with its reason; a string when the
     datastore itself failed (the stick went away) and the import must stop."""
     try:
@@ -130,7 +135,26 @@ def _import_one(store: CacheStore, classifier: Classifier, ds: Datastore, key_of
     if current is not None and _fetched(rec) <= current.fetched:
         res.already.append(url)  # ours is at least as new
         return None
-    return _place(store, ds, key, url, kind, size, sha, rec, res)
+    return _place(store, ds, key, url, kind, size, sha, rec, res, keyrings)
+
+
+def _unsigned(store: CacheStore, key: str, fd: int, keyrings: tuple[Path, ...]) -> str | None:
+    """Why a signed index from a datastore does not verify (None: it does, or nothing vouches for it)."""
+    if not is_signed_index(key):
+        return None
+    body = os.pread(fd, MAX_SIGNED + 1, 0)
+    current = store.lookup(key)
+    head = None
+    if current is not None:
+        try:
+            with open(store.body_path(key), "rb") as f:
+                head = f.read(64 << 10)
+        except (OSError, StoreError):
+            head = None
+    dirs = keyring_dirs(keyrings, body, head)
+    if not dirs:
+        return None
+    return "larger than any InRelease" if len(body) > MAX_SIGNED else gpgv.verify_now(body, dirs)
 
 
 def _contradicts(store: CacheStore, key: str, kind: Kind, current: Any, size: int, sha: str) -> str | None:
@@ -144,7 +168,7 @@ def _contradicts(store: CacheStore, key: str, kind: Kind, current: Any, size: in
 
 
 def _place(store: CacheStore, ds: Datastore, key: str, url: str, kind: Kind, size: int, sha: str,
-           rec: dict[str, Any], res: ImportResult) -> str | None:
+           rec: dict[str, Any], res: ImportResult, keyrings: tuple[Path, ...] = ()) -> str | None:
     now = time.time()
     # a stick's dates are clamped, and a page keeps no validator of the stick's: online, the origin's
     # answer replaces it rather than a 304 confirming the stick's copy
@@ -164,6 +188,9 @@ def _place(store: CacheStore, ds: Datastore, key: str, url: str, kind: Kind, siz
     try:
         if kind is Kind.IMMUTABLE and (check := store.expected_check(key)) and (why := check_fd(fd, check)):
             res.rejected[url] = f"verification failed: {why}"  # the control checksum, the .sha1 the cache has
+            return None
+        if why := _unsigned(store, key, fd, keyrings):
+            res.rejected[url] = f"a signed index that does not verify: {why}"  # a tampered stick plants none
             return None
         place_file(store, key, url, kind.value, fd, size, sha, meta)
         res.imported.append(url)

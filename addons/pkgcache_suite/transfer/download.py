@@ -29,6 +29,7 @@ from pkgcache_suite.transfer.continuation import continue_download
 from pkgcache_suite.transfer.diskguard import DiskGuard
 from pkgcache_suite.transfer.flight import Flight, FlightState
 from pkgcache_suite.transfer.state import MARKERS, FlowState, Role
+from pkgcache_suite.transfer.signedindex import SignedIndexes
 from pkgcache_suite.transfer.phase import FINAL, Event, Phase, client_left
 from pkgcache_suite.transfer.tee import Tee
 from pkgcache_suite.transfer.watchdog import Watchdog, Watched
@@ -53,6 +54,7 @@ class Downloads:
         self.after = after  # told of every committed body (an index refresh triggers checks)
         self.watchdog = Watchdog()
         self.diskguard = DiskGuard()
+        self.signed = SignedIndexes(self)
         self.tasks = Tasks()
 
     # -- request side ---------------------------------------------------------------------
@@ -102,6 +104,12 @@ class Downloads:
             watched.progress()
         what = answer(st.role is Role.REVALIDATE, resp.status_code, resp.headers.get("content-encoding"))
         match what:
+            case Answer.STORE if self.signed.applies(st):
+                if why := self.signed.unheld(resp):
+                    log.warning("pkgcache: %s: not stored: %s", st.url, why)
+                    self._pass(flow, st, resp, f"not stored: {why}")
+                else:
+                    self.signed.hold(st, resp)
             case Answer.STORE:
                 why = self._start(flow, st, watched)
                 if why is not None:

@@ -6,7 +6,9 @@ decide the first step: a body the cache may store starts STREAMING (every chunk
 goes to the client and to the partial file, transfer/tee.py); anything else is
 PASSED on unstored, or, for a revalidation, ANSWERED from the cached copy (a 304,
 or a server error served stale).  A streaming body is STORED the moment its last
-byte is written and verified, before that byte is handed on.  When the leading
+byte is written and verified, before that byte is handed on.  A signed index is
+HOLDING instead: its body is read whole and its signature checked before anyone
+gets it; it is then STORED, or ANSWERED with the last good copy.  When the leading
 client leaves mid-body, the download goes on CONTINUING without it, so the
 followers and the cache still get the file.  The upstream watchdog CUTs a
 download that stalls; the error that follows makes it FAILED, as does a broken
@@ -27,6 +29,7 @@ from enum import Enum
 class Phase(str, Enum):
     ASKED = "asked"
     STREAMING = "streaming"
+    HOLDING = "holding"
     CONTINUING = "continuing"
     CUT = "cut"
     STORED = "stored"
@@ -37,6 +40,7 @@ class Phase(str, Enum):
 
 class Event(str, Enum):
     STORABLE = "storable"  # response headers admitted: store the body while it streams
+    HELD = "held"  # response headers admitted for a body that is checked whole before anyone gets it
     UNSTORABLE = "unstorable"  # response headers that are passed on (a 404, a 206, refused by admission)
     CURRENT = "current"  # a revalidation's answer: the cached copy is served (304, or stale on a 5xx)
     COMPLETE = "complete"  # the last byte arrived and the body was committed
@@ -49,6 +53,12 @@ FINAL = frozenset({Phase.STORED, Phase.PASSED, Phase.ANSWERED, Phase.FAILED})
 
 TRANSITIONS: dict[tuple[Phase, Event], Phase] = {
     (Phase.ASKED, Event.STORABLE): Phase.STREAMING,
+    (Phase.ASKED, Event.HELD): Phase.HOLDING,
+    (Phase.HOLDING, Event.COMPLETE): Phase.STORED,  # it verified, and was stored
+    (Phase.HOLDING, Event.CURRENT): Phase.ANSWERED,  # it did not verify: the last good copy is served
+    (Phase.HOLDING, Event.BROKEN): Phase.FAILED,  # it did not verify and there is no good copy, or upstream broke
+    (Phase.HOLDING, Event.CLIENT_LEFT): Phase.FAILED,
+    (Phase.HOLDING, Event.STALLED): Phase.CUT,
     (Phase.ASKED, Event.UNSTORABLE): Phase.PASSED,
     (Phase.ASKED, Event.CURRENT): Phase.ANSWERED,
     (Phase.ASKED, Event.BROKEN): Phase.FAILED,
