@@ -21,6 +21,8 @@ BAD = {
     "pkgcache_connect_timeout": ("0", "whole number of seconds"),
     "pkgcache_idle_timeout": ("-5", "whole number of seconds"),
     "pkgcache_negative_ttl": ("1.5", "whole number of seconds"),
+    "pkgcache_index_fresh": ("1.5", "whole number of seconds"),
+    "pkgcache_keyrings": ("{missing}", "neither a keyring file nor a folder"),
     "pkgcache_conf": ("{missing}", "pkgcache_conf"),
     "pkgcache_allow_ports": ("http", "expected port numbers"),
     "pkgcache_allow_clients": ("10.0.0.0/33", "not an address or network"),
