@@ -3,7 +3,6 @@ v3 one, cold, warm, offline in auto and on with the origin gone, and a miss want
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 from support.apkrepo import ARCH, Package, apk_binary, v2_package, v2_repository, v3_package, v3_repository
 from support.origin import Origin
-from support.proxy import Proxy, wait_for
+from support.proxy import Proxy, wait_for, wanted_urls
 from support.recipes import block
 from support.rpmpac import exports
 
@@ -38,13 +37,6 @@ def apk_add(proxy: Proxy, repository: str, root: Path, *packages: str) -> subpro
     return subprocess.run([apk_binary(), "--root", str(root), "--initdb", "--allow-untrusted", "--arch", ARCH,
                            "--no-cache", "--repositories-file", "/dev/null", "-X", repository, "add", *packages],
                           capture_output=True, text=True, timeout=120, env=env)
-
-
-def _wanted(ds: Path) -> list[str]:
-    try:
-        return [w["url"] for w in json.loads((ds / "wanted.json").read_text())["wanted"]]
-    except FileNotFoundError:
-        return []
 
 
 @pytest.mark.parametrize("fmt", ["v2", "v3"])
@@ -74,11 +66,11 @@ def test_apk_cold_warm_offline_and_one_trip(fmt: str, origin: Origin, start_prox
     p = start_proxy("--set", "pkgcache_offline=on", "--set", f"pkgcache_datastore={ds}", cache_dir=cache)
     extra = f"{repository}/{ARCH}/{EXTRA.filename}"
     assert apk_add(p, repository, tmp_path / "wanting", "extra").returncode != 0
-    wait_for(lambda: extra in _wanted(ds), what="the wanted list naming the missing package")
+    wait_for(lambda: extra in wanted_urls(ds), what="the wanted list naming the missing package")
     origin.restart()
     r = subprocess.run(["pkgcache", "fetch", str(ds)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    wait_for(lambda: extra not in _wanted(ds), timeout=30, what="the import of the fetched package")
+    wait_for(lambda: extra not in wanted_urls(ds), timeout=30, what="the import of the fetched package")
     origin.stop()
     r = apk_add(p, repository, tmp_path / "after-import", "extra")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -4,7 +4,6 @@ it depends on) wanted offline, fetched and imported in one trip."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from support.cargoreg import registry
 from support.origin import Origin
-from support.proxy import Proxy, wait_for
+from support.proxy import Proxy, wait_for, wanted_urls
 from support.recipes import block
 from support.rpmpac import exports
 
@@ -37,13 +36,6 @@ def cargo_fetch(proxy: Proxy, project: Path, home: Path) -> subprocess.Completed
     env["CARGO_HOME"] = str(home)
     (project / "Cargo.lock").unlink(missing_ok=True)
     return subprocess.run([cargo, "fetch"], cwd=project, capture_output=True, text=True, timeout=180, env=env)
-
-
-def _wanted(ds: Path) -> list[str]:
-    try:
-        return [w["url"] for w in json.loads((ds / "wanted.json").read_text())["wanted"]]
-    except FileNotFoundError:
-        return []
 
 
 def test_cargo_cold_warm_offline_and_wanted(origin: Origin, start_proxy, tmp_path: Path) -> None:
@@ -83,12 +75,12 @@ def test_cargo_cold_warm_offline_and_wanted(origin: Origin, start_proxy, tmp_pat
     trips = 0
     while (r := cargo_fetch(p, other, tmp_path / f"home-trip-{trips}")).returncode != 0:
         assert trips < 1, r.stdout + r.stderr  # one trip brings the index files and the .crate files
-        wait_for(lambda: _wanted(ds) != [], what="the wanted list naming what cargo missed")
+        wait_for(lambda: wanted_urls(ds) != [], what="the wanted list naming what cargo missed")
         origin.restart()
         f = subprocess.run(["pkgcache", "fetch", str(ds)], capture_output=True, text=True, timeout=300)
         assert f.returncode == 0, f.stdout + f.stderr
         origin.stop()
-        wait_for(lambda: _wanted(ds) == [], timeout=30, what="the import of the fetched files")
+        wait_for(lambda: wanted_urls(ds) == [], timeout=30, what="the import of the fetched files")
         trips += 1
     assert trips == 1 and origin.count("/crates/extra-0.1.4.crate") == 1
     assert origin.count("/crates/extradep-0.1.2.crate") == 1 and origin.count("/crates/extra-0.0.1.crate") == 0

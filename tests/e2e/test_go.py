@@ -4,7 +4,6 @@ modules wanted offline, fetched with what they require in one trip, and imported
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 from pkgcache_suite.tier.supervisor import free_port
 from support.goproxy import module_files
 from support.origin import Origin
-from support.proxy import Proxy, wait_for
+from support.proxy import Proxy, wait_for, wanted_urls
 from support.recipes import block
 from support.rpmpac import exports
 
@@ -62,13 +61,6 @@ def go_download(mport: int, origin: Origin, project: Path, home: Path) -> subpro
                           env=env)
 
 
-def _wanted(ds: Path) -> list[str]:
-    try:
-        return [w["url"] for w in json.loads((ds / "wanted.json").read_text())["wanted"]]
-    except FileNotFoundError:
-        return []
-
-
 def test_go_cold_warm_offline_and_one_trip(origin: Origin, start_proxy, tmp_path: Path) -> None:
     _publish(origin)
     project = _project(tmp_path / "proj", DEM)
@@ -100,12 +92,12 @@ def test_go_cold_warm_offline_and_one_trip(origin: Origin, start_proxy, tmp_path
     trips = 0
     while (r := go_download(mport, origin, other, tmp_path / f"home-trip-{trips}")).returncode != 0:
         assert trips < 1, r.stdout + r.stderr  # one trip brings the version's files and what its go.mod requires
-        wait_for(lambda: _wanted(ds) != [], what="the wanted list naming what go missed")
+        wait_for(lambda: wanted_urls(ds) != [], what="the wanted list naming what go missed")
         origin.restart()
         f = subprocess.run(["pkgcache", "fetch", str(ds)], capture_output=True, text=True, timeout=300)
         assert f.returncode == 0, f.stdout + f.stderr
         origin.stop()
-        wait_for(lambda: _wanted(ds) == [], timeout=30, what="the import of the fetched files")
+        wait_for(lambda: wanted_urls(ds) == [], timeout=30, what="the import of the fetched files")
         trips += 1
     assert trips == 1 and origin.count("/mods.example/extra/@v/v0.3.0.zip") == 1
     assert origin.count(f"/mods.example/extralib/@v/{EXTRA['mods.example/extralib']}.mod") == 1

@@ -8,14 +8,13 @@ have to come from Maven Central)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
 
 from support.mavenrepo import artifact, directory, file_version, project_pom
 from support.origin import Origin
-from support.proxy import Proxy, wait_for
+from support.proxy import Proxy, wait_for, wanted_urls
 from support.recipes import block
 
 G = "org.example"
@@ -50,13 +49,6 @@ def mvn_validate(proxy: Proxy, origin: Origin, project: Path, ext: tuple[str, st
                           cwd=project, capture_output=True, text=True, timeout=300)
 
 
-def _wanted(ds: Path) -> list[str]:
-    try:
-        return [w["url"] for w in json.loads((ds / "wanted.json").read_text())["wanted"]]
-    except FileNotFoundError:
-        return []
-
-
 def test_maven_cold_warm_offline_and_one_trip(origin: Origin, start_proxy, tmp_path: Path) -> None:
     _publish(origin)
     cache = tmp_path / "cache"
@@ -84,12 +76,12 @@ def test_maven_cold_warm_offline_and_one_trip(origin: Origin, start_proxy, tmp_p
     trips = 0
     while (r := mvn_validate(p, origin, tmp_path / "other", OTHER, tmp_path / f"m2-trip-{trips}")).returncode != 0:
         assert trips < 1, r.stdout[-3000:]  # one trip brings the POMs, jars and .sha1 files of the whole tree
-        wait_for(lambda: _wanted(ds) != [], what="the wanted list naming what Maven missed")
+        wait_for(lambda: wanted_urls(ds) != [], what="the wanted list naming what Maven missed")
         origin.restart()
         f = subprocess.run(["pkgcache", "fetch", str(ds)], capture_output=True, text=True, timeout=300)
         assert f.returncode == 0, f.stdout + f.stderr
         origin.stop()
-        wait_for(lambda: _wanted(ds) == [], timeout=30, what="the import of the fetched files")
+        wait_for(lambda: wanted_urls(ds) == [], timeout=30, what="the import of the fetched files")
         trips += 1
     assert trips == 1 and origin.count(_jar(OTHER_LIB)) == 1 and origin.count(_jar(OTHER_SNAP)) == 1
     assert origin.count("/maven2/org/example/only-in-tests/9/only-in-tests-9.pom") == 0  # test scope: not fetched

@@ -6,7 +6,6 @@ layers in one trip, and imported."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
 import shutil
@@ -18,7 +17,7 @@ import httpx
 import pytest
 
 from pkgcache_suite.tier.supervisor import free_port
-from support.proxy import Proxy, wait_for
+from support.proxy import Proxy, wait_for, wanted_urls
 from support.recipes import block
 from support.registry import MANIFEST_TYPES, Registry, TokenServer, oci_layout, push, skopeo
 
@@ -107,7 +106,7 @@ def test_oci_mirror_cold_warm_offline_and_one_trip(registry: Registry, start_pro
     f = subprocess.run(["pkgcache", "fetch", str(ds)], capture_output=True, text=True, timeout=300)
     assert f.returncode == 0, f.stdout + f.stderr
     registry.stop()
-    wait_for(lambda: _wanted(ds) == [], timeout=30, what="the import of the fetched image")
+    wait_for(lambda: wanted_urls(ds) == [], timeout=30, what="the import of the fetched image")
     r = pull(mport, "team/other:2", tmp_path / "out-other")
     assert r.returncode == 0, (r.stdout + r.stderr, p.log_text()[-3000:])
     assert _layers_in(tmp_path / "out-other") >= _layers_in(tmp_path / "img2")
@@ -132,13 +131,6 @@ def _corrupt_blob_is_never_stored(registry: Registry, mport: int, proxy: Proxy, 
             assert r.headers["x-cache"] == "MISS" and hashlib.sha256(r.content).hexdigest() != digest[7:]
     assert registry.count(f"/v2/team/bad/blobs/{digest}") == 2
     assert "SHA-256 mismatch" in proxy.log_text()
-
-
-def _wanted(ds: Path) -> list[str]:
-    try:
-        return [w["url"] for w in json.loads((ds / "wanted.json").read_text())["wanted"]]
-    except FileNotFoundError:
-        return []
 
 
 @pytest.fixture

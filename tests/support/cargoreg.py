@@ -7,15 +7,7 @@ import io
 import json
 import tarfile
 
-
-def index_path(name: str) -> str:
-    """Where cargo looks for a crate's index file under the registry's index URL."""
-    n = name.lower()
-    if len(n) <= 2:
-        return f"{len(n)}/{n}"
-    if len(n) == 3:
-        return f"3/{n[0]}/{n}"
-    return f"{n[:2]}/{n[2:4]}/{n}"
+from pkgcache_suite.indexes.cargo import index_path  # cargo's own layout
 
 
 def crate(name: str, version: str, body: str = "pub fn f() -> u32 { 1 }\n", deps: list[str] | None = None) -> bytes:

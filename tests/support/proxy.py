@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import os
 import re
 import subprocess
@@ -123,3 +125,11 @@ def fetch_digest(proxy: Proxy, url: str) -> tuple[int, str, int]:
             h.update(chunk)
             n += len(chunk)
         return r.status_code, h.hexdigest(), n
+
+
+def wanted_urls(ds: Path) -> list[str]:
+    """The URLs a datastore's wanted list names (none before the list is written)."""
+    try:
+        return [w["url"] for w in json.loads((ds / "wanted.json").read_text())["wanted"]]
+    except FileNotFoundError:
+        return []
