@@ -11,7 +11,7 @@ from pathlib import Path
 
 from support.cargoreg import registry
 from support.origin import Origin
-from support.proxy import Proxy, wait_for, wanted_urls
+from support.proxy import Proxy, one_trip, wait_for
 from support.recipes import block
 from support.rpmpac import exports
 
@@ -72,15 +72,6 @@ def test_cargo_cold_warm_offline_and_wanted(origin: Origin, start_proxy, tmp_pat
     ds.mkdir()
     p = start_proxy("--set", "pkgcache_offline=on", "--set", f"pkgcache_datastore={ds}", cache_dir=cache)
     other = _project(tmp_path / "other", origin, "extra")
-    trips = 0
-    while (r := cargo_fetch(p, other, tmp_path / f"home-trip-{trips}")).returncode != 0:
-        assert trips < 1, r.stdout + r.stderr  # one trip brings the index files and the .crate files
-        wait_for(lambda: wanted_urls(ds) != [], what="the wanted list naming what cargo missed")
-        origin.restart()
-        f = subprocess.run(["pkgcache", "fetch", str(ds)], capture_output=True, text=True, timeout=300)
-        assert f.returncode == 0, f.stdout + f.stderr
-        origin.stop()
-        wait_for(lambda: wanted_urls(ds) == [], timeout=30, what="the import of the fetched files")
-        trips += 1
+    trips = one_trip(ds, origin, lambda n: cargo_fetch(p, other, tmp_path / f"home-trip-{n}"), "cargo")
     assert trips == 1 and origin.count("/crates/extra-0.1.4.crate") == 1
     assert origin.count("/crates/extradep-0.1.2.crate") == 1 and origin.count("/crates/extra-0.0.1.crate") == 0

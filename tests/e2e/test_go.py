@@ -12,7 +12,7 @@ from pathlib import Path
 from pkgcache_suite.tier.supervisor import free_port
 from support.goproxy import module_files
 from support.origin import Origin
-from support.proxy import Proxy, wait_for, wanted_urls
+from support.proxy import Proxy, one_trip, wait_for
 from support.recipes import block
 from support.rpmpac import exports
 
@@ -89,16 +89,7 @@ def test_go_cold_warm_offline_and_one_trip(origin: Origin, start_proxy, tmp_path
     ds.mkdir()
     p, mport = _start(start_proxy, cache, "--set", "pkgcache_offline=on", "--set", f"pkgcache_datastore={ds}")
     other = _project(tmp_path / "other", {"mods.example/extra": EXTRA["mods.example/extra"]})
-    trips = 0
-    while (r := go_download(mport, origin, other, tmp_path / f"home-trip-{trips}")).returncode != 0:
-        assert trips < 1, r.stdout + r.stderr  # one trip brings the version's files and what its go.mod requires
-        wait_for(lambda: wanted_urls(ds) != [], what="the wanted list naming what go missed")
-        origin.restart()
-        f = subprocess.run(["pkgcache", "fetch", str(ds)], capture_output=True, text=True, timeout=300)
-        assert f.returncode == 0, f.stdout + f.stderr
-        origin.stop()
-        wait_for(lambda: wanted_urls(ds) == [], timeout=30, what="the import of the fetched files")
-        trips += 1
+    trips = one_trip(ds, origin, lambda n: go_download(mport, origin, other, tmp_path / f"home-trip-{n}"), "go")
     assert trips == 1 and origin.count("/mods.example/extra/@v/v0.3.0.zip") == 1
     assert origin.count(f"/mods.example/extralib/@v/{EXTRA['mods.example/extralib']}.mod") == 1
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from support.mavenrepo import artifact, directory, file_version, project_pom
 from support.origin import Origin
-from support.proxy import Proxy, wait_for, wanted_urls
+from support.proxy import Proxy, one_trip, wait_for
 from support.recipes import block
 
 G = "org.example"
@@ -73,16 +73,8 @@ def test_maven_cold_warm_offline_and_one_trip(origin: Origin, start_proxy, tmp_p
     ds = tmp_path / "ds"
     ds.mkdir()
     p = start_proxy("--set", "pkgcache_offline=on", "--set", f"pkgcache_datastore={ds}", cache_dir=cache)
-    trips = 0
-    while (r := mvn_validate(p, origin, tmp_path / "other", OTHER, tmp_path / f"m2-trip-{trips}")).returncode != 0:
-        assert trips < 1, r.stdout[-3000:]  # one trip brings the POMs, jars and .sha1 files of the whole tree
-        wait_for(lambda: wanted_urls(ds) != [], what="the wanted list naming what Maven missed")
-        origin.restart()
-        f = subprocess.run(["pkgcache", "fetch", str(ds)], capture_output=True, text=True, timeout=300)
-        assert f.returncode == 0, f.stdout + f.stderr
-        origin.stop()
-        wait_for(lambda: wanted_urls(ds) == [], timeout=30, what="the import of the fetched files")
-        trips += 1
+    trips = one_trip(ds, origin, lambda n: mvn_validate(p, origin, tmp_path / "other", OTHER, tmp_path / f"m2-trip-{n}"),
+                     "Maven")
     assert trips == 1 and origin.count(_jar(OTHER_LIB)) == 1 and origin.count(_jar(OTHER_SNAP)) == 1
     assert origin.count("/maven2/org/example/only-in-tests/9/only-in-tests-9.pom") == 0  # test scope: not fetched
 

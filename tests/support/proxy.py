@@ -133,3 +133,20 @@ def wanted_urls(ds: Path) -> list[str]:
         return [w["url"] for w in json.loads((ds / "wanted.json").read_text())["wanted"]]
     except FileNotFoundError:
         return []
+
+
+def one_trip(ds: Path, origin, client, what: str) -> int:
+    """Run client() (a CompletedProcess) offline until it succeeds; each failure is a trip: the wanted list
+    is written, `pkgcache fetch` fills the datastore with the origin back, the proxy imports it.  Returns the
+    trips taken (the tests assert how many); more than one trip fails at once."""
+    trips = 0
+    while (r := client(trips)).returncode != 0:
+        assert trips < 1, (r.stdout + r.stderr)[-3000:]
+        wait_for(lambda: wanted_urls(ds) != [], what=f"the wanted list naming what {what} missed")
+        origin.restart()
+        f = subprocess.run(["pkgcache", "fetch", str(ds)], capture_output=True, text=True, timeout=300)
+        assert f.returncode == 0, f.stdout + f.stderr
+        origin.stop()
+        wait_for(lambda: wanted_urls(ds) == [], timeout=30, what="the import of the fetched files")
+        trips += 1
+    return trips
