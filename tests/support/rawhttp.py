@@ -7,9 +7,11 @@ import socket
 from support.proxy import Proxy
 
 
-def raw(proxy: Proxy, data: bytes, timeout: float = 20.0) -> tuple[int, bytes, bytes]:
-    """Send bytes as they are; (status, head, body) of the answer, or status 0 when the proxy closed."""
-    with socket.create_connection(("127.0.0.1", proxy.port), timeout=timeout) as s:
+def raw(proxy: Proxy, data: bytes, timeout: float = 20.0, source: str | None = None) -> tuple[int, bytes, bytes]:
+    """Send bytes as they are; (status, head, body) of the answer, or status 0 when the proxy closed.
+    source: the loopback address to send from (another machine, to the proxy)."""
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=timeout,
+                                  source_address=(source, 0) if source else None) as s:
         s.sendall(data)
         buf = b""
         try:
@@ -36,8 +38,10 @@ def raw(proxy: Proxy, data: bytes, timeout: float = 20.0) -> tuple[int, bytes, b
     return int(buf.split(b" ", 2)[1]), head, body
 
 
-def get(proxy: Proxy, url: str, host: str | None = None, extra: str = "") -> tuple[int, bytes, bytes]:
+def get(proxy: Proxy, url: str, host: str | None = None, extra: str = "",
+        source: str | None = None) -> tuple[int, bytes, bytes]:
     from urllib.parse import urlsplit
 
     h = host if host is not None else urlsplit(url).netloc
-    return raw(proxy, f"GET {url} HTTP/1.1\r\nHost: {h}\r\n{extra}Connection: close\r\n\r\n".encode())
+    return raw(proxy, f"GET {url} HTTP/1.1\r\nHost: {h}\r\n{extra}Connection: close\r\n\r\n".encode(),
+               source=source)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shlex
-
 import shutil
 import subprocess
 from pathlib import Path
+
+from support.origin import Origin
+from support.recipes import block
 
 SPEC = """Name: {name}
 Version: 1.0
@@ -33,6 +36,9 @@ size = 6
 arch = any
 license = MIT
 """
+
+
+FEDORA = "fedora/linux/releases/1/Everything/x86_64/os"  # the recipe's baseurl for $releasever 1 on x86_64
 
 
 def need(*tools: str) -> None:
@@ -100,3 +106,46 @@ def build_rpms(repo: Path, packages: dict[str, dict[str, str]]) -> dict[str, Pat
         out[name] = repo / rpm.name
     subprocess.run(["createrepo_c", str(repo)], check=True, capture_output=True)
     return out
+
+
+def dnf_download(proxy, origin: Origin, work: Path) -> subprocess.CompletedProcess[str]:
+    """dnf, configured as the Fedora recipe says, downloading demo from the repository at FEDORA."""
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "repos").mkdir(parents=True)
+    baseurl = next(ln for ln in block("fedora.md", 1, mirror=f"127.0.0.1:{origin.port}").splitlines()
+                   if ln.startswith("baseurl="))  # the recipe's line, as written
+    (work / "repos" / "demo.repo").write_text(f"[demo]\nname=demo\n{baseurl}\ngpgcheck=0\nrepo_gpgcheck=0\n"
+                                              "enabled=1\n")
+    proxy_line = block("fedora.md", 0, proxy.url.removeprefix("http://")).strip()  # the recipe's [main] line
+    (work / "dnf.conf").write_text(f"[main]\nreposdir={work / 'repos'}\ncachedir={work / 'cache'}\n{proxy_line}\n")
+    return subprocess.run(["dnf", "-y", "--config", str(work / "dnf.conf"), "--installroot", str(work / "root"),
+                           "--releasever", "1", "--forcearch", "x86_64", "--setopt", f"reposdir={work / 'repos'}", "install",
+                           "--downloadonly", "--downloaddir", str(work / "out"), "demo"],
+                          capture_output=True, text=True, timeout=300)
+
+
+def zypper_download(proxy, origin: Origin, work: Path) -> subprocess.CompletedProcess[str]:
+    """zypper, configured as the openSUSE recipe says, downloading demo from /rpm/."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    env = {**os.environ, **exports(block("opensuse.md", 0, proxy.url.removeprefix("http://")))}
+    base = ["zypper", "--root", str(work / "root"), "-n"]
+    subprocess.run(base + ["ar", "-G", "-f", f"{origin.base}/rpm/", "demo"], env=env, check=True, capture_output=True)
+    r = subprocess.run(base + ["--gpg-auto-import-keys", "refresh"], env=env, capture_output=True, text=True,
+                       timeout=300)
+    if r.returncode != 0:
+        return r
+    return subprocess.run(base + ["download", "demo"], env=env, capture_output=True, text=True, timeout=300)
+
+
+def pacman_download(proxy, origin: Origin, work: Path) -> subprocess.CompletedProcess[str]:
+    """pacman, configured as the Arch recipe says, downloading demo from /arch/demo/."""
+    shutil.rmtree(work, ignore_errors=True)
+    for d in ("db", "cache", "root"):
+        (work / d).mkdir(parents=True)
+    mirror = block("arch.md", 1, mirror=f"127.0.0.1:{origin.port}").strip().replace("/archlinux/", "/arch/")
+    (work / "pacman.conf").write_text(f"[options]\nArchitecture = x86_64\nSigLevel = Never\n[demo]\n{mirror}\n")
+    env = {**os.environ, **exports(block("arch.md", 0, proxy.url.removeprefix("http://")))}
+    return subprocess.run(["pacman", "--config", str(work / "pacman.conf"), "--root", str(work / "root"),
+                           "--dbpath", str(work / "db"), "--cachedir", str(work / "cache"), "--noconfirm",
+                           "-Syw", "demo"], env=env, capture_output=True, text=True, timeout=300)

@@ -30,6 +30,7 @@ from pkgcache_suite.policy.variants import variant
 from pkgcache_suite.proxy import report
 from pkgcache_suite.proxy.dashboard import Dashboard
 from pkgcache_suite.proxy.offline import OfflineAddon
+from pkgcache_suite.proxy.ready import say_where
 from pkgcache_suite.proxy.storeaddon import OpenStore
 from pkgcache_suite.proxy.flowinfo import META_FRONT_PATH, client_address, client_network
 from pkgcache_suite.proxy.router import META_KEY_HOST, META_NOCACHE, META_REPO, META_REPO_PATH, Router
@@ -39,11 +40,13 @@ from pkgcache_suite.transfer.download import Downloads
 from pkgcache_suite.transfer.flight import FlightState
 from pkgcache_suite.transfer.frontfetch import FrontFetches
 from pkgcache_suite.transfer.aftercommit import AfterCommit
+from pkgcache_suite.transfer.suiteswitch import SuiteSwitch
 from pkgcache_suite.transfer.state import MARKERS, FlowState, Role, WantedNote
 
 log = logging.getLogger("pkgcache")
 
 DURABLE_WAIT = 10.0  # longest an offline miss waits for the wanted list to reach the datastore
+META_RELEASE = "pkgcache_release"  # the Release key a flow answers (transfer/suiteswitch.py)
 
 
 def _url(req: http.Request, host: str) -> str:
@@ -64,17 +67,6 @@ def flow_key(flow: http.HTTPFlow, host: str) -> str:
     return cache_key(req.scheme, host, req.port, flow.metadata[META_REPO_PATH] + query, repo=repo)
 
 
-def ready_line(kind: str, shown: str, port: int) -> str:
-    """What clients of one listener are told to use, by the listener's mode."""
-    where = f"http://{shown}:{port}"
-    if kind == "reverse":
-        return (f"mirror-style URLs {where}/REPOSITORY-NAME/... or {where}/HOSTNAME/path in clients' sources "
-                f"(no proxy setting)")
-    if kind == "transparent":
-        return f"transparent: traffic redirected to port {port} is cached (no client setting); dashboard at {where}/"
-    return f"clients use {where} as their proxy (apt: Acquire::http::Proxy); dashboard at {where}/"
-
-
 class CacheCore:
     """The request, response and error hooks of the cache.  Its collaborators are handed in when the suite is
     assembled (proxy/suite.py): the store addon's store, classifier and settings, the offline addon's wanted
@@ -88,7 +80,8 @@ class CacheCore:
         self.stale = StaleCopies(lambda: storage.store, self._republished)
         self.refresher = Refresher()
         self.housekeeping = Housekeeping(shared, storage)
-        after = AfterCommit(self.stale, self.housekeeping)
+        self.suites = SuiteSwitch(storage)
+        after = AfterCommit(self.stale, self.housekeeping, self.suites)
         self.downloads = Downloads(shared, self.flows, self.answers, storage, reach, after)
         self.front = FrontFetches(shared, self.downloads, storage, reach, after, offline)
         self.dashboard = Dashboard(shared, storage, offline, router)
@@ -107,21 +100,7 @@ class CacheCore:
         if self.c.fileserver.server is None:
             await self.c.fileserver.start()
         self.housekeeping.start()
-        self._say_where()
-
-    def _say_where(self) -> None:
-        """One line per listener an admin can act on: what to give clients there, and where the dashboard is."""
-        server = ctx.master.addons.get("proxyserver") if ctx.master else None
-        said: set[tuple[str, str, int]] = set()
-        for instance in getattr(server, "servers", []) if server is not None else []:
-            for host, port, *_ in instance.listen_addrs:
-                shown = "PROXY-HOST" if host in ("", "0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
-                said.add((instance.mode.type_name, shown, port))
-        for kind, shown, port in sorted(said):
-            log.info("pkgcache: ready: %s", ready_line(kind, shown, port))
-        if self.reach.mode == "on":
-            log.info("pkgcache: offline (pkgcache_offline=on): upstream is never contacted; misses are answered "
-                     "locally and recorded in the wanted list")
+        say_where(self.reach.mode)
 
     async def done(self) -> None:
         self.housekeeping.stop()
@@ -195,6 +174,8 @@ class CacheCore:
             return
         if "/dists/" in url or url.endswith("/repomd.xml"):
             self.offline.wanted_list().note_index(url, client_address(flow))  # fetch brings only the indexes clients use
+            if self.suites.is_release(st.key):
+                flow.metadata[META_RELEASE] = st.key  # once answered, the client's view of the suite
         try:
             await self._carry_out(flow, st, store, facts)
         except StoreError as e:
@@ -224,6 +205,9 @@ class CacheCore:
 
     async def _carry_out(self, flow: http.HTTPFlow, st: FlowState, store: CacheStore, facts: RequestFacts) -> None:
         """Drive the request's states (policy/decide.py) until a final one, and carry that out."""
+        if (named := self.suites.matching(client_address(flow, ""), st.key)) is not None:
+            self._serve(flow, st, named, Decision.HIT)  # the bytes the client's Release names: no need to ask
+            return
         entry = await self._lookup(store, st)
         missing = store.missing_since(st.key) if entry is None else None
         fresh = self.storage.settings.index_fresh
@@ -252,6 +236,7 @@ class CacheCore:
                     return
                 case Decision.REVALIDATE:
                     assert entry is not None and lock is not None
+                    self.suites.keep(entry)  # older views of its suite still get these bytes
                     self.downloads.revalidate(flow, st, entry, lock)
                     return
                 case Decision.OFFLINE_MISS:
@@ -360,6 +345,11 @@ class CacheCore:
         self.downloads.on_headers(flow, st, resp)
 
     async def response(self, flow: http.HTTPFlow) -> None:
+        await self._response(flow)
+        if (key := flow.metadata.get(META_RELEASE)) and flow.response and flow.response.status_code in (200, 304):
+            self.suites.given(client_address(flow, ""), key)
+
+    async def _response(self, flow: http.HTTPFlow) -> None:
         self.watchdog.unwatch(flow.id)
         self.refresher.finished(flow)
         st = self.flows.pop(flow.id, None)

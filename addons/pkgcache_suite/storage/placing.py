@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -125,3 +126,34 @@ def _index(store: CacheStore, key: str, url: str, kind: str, size: int, sha256: 
                   validated=float(meta.get("validated", now)), **fields)
     store.put_entry(entry)
     return entry
+
+
+def keep_copy(store: CacheStore, entry: Entry, key: str, url: str, kind: str) -> Entry | None:
+    """The committed body of entry also under key (a hard link: the same bytes, no copy), so it outlives the
+    next body committed under entry's own key.  None when it cannot be kept (the body changed or vanished
+    meanwhile, another file system); whatever already holds key is left as it is."""
+    held = store.lookup(key)
+    if held is not None:
+        return held
+    tmp = store.partial_path(key).with_suffix(".link")
+    try:
+        fd = store.open_body(entry.key)  # the very file lookup() checked, never through a link
+        try:
+            held_st = os.fstat(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            os.link(store.body_path(entry.key), tmp, follow_symlinks=False)
+        finally:
+            os.close(fd)
+        linked = os.lstat(tmp)
+        if (linked.st_dev, linked.st_ino) != (held_st.st_dev, held_st.st_ino) or linked.st_size != entry.length:
+            os.unlink(tmp)  # swapped in between: not the bytes that were checked
+            return None
+        _move_into_place(store, key, tmp)
+    except (OSError, StoreError):
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        return None
+    meta = {"content_type": entry.content_type, "last_modified": entry.last_modified, "etag": entry.etag,
+            "fetched": entry.fetched, "validated": entry.validated}
+    return _index(store, key, url, kind, entry.length, entry.sha256, meta)

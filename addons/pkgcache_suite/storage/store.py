@@ -44,6 +44,7 @@ from pkgcache_suite.storage.private import (
 from pkgcache_suite.storage import totals as index_totals
 from pkgcache_suite.storage.totals import Totals
 from pkgcache_suite.storage.published import Published
+from pkgcache_suite.storage.suiteviews import SuiteViews
 from pkgcache_suite.storage.withdrawn import Withdrawn
 from pkgcache_suite.storage.writer import Writer
 
@@ -80,12 +81,13 @@ class CacheStore:
         self._refs: diskcache.Cache | None = None
         self._missing: diskcache.Cache | None = None
         self._withdrawn: Withdrawn | None = None
+        self._suites: SuiteViews | None = None
         self._used: diskcache.Cache | None = None
         self.published = Published(self.root / PRIVATE)
 
     def close(self) -> None:
         self.index.close()
-        for extra in (self._refs, self._missing, self._used, self._withdrawn):
+        for extra in (self._refs, self._missing, self._used, self._withdrawn, self._suites):
             if extra is not None:
                 extra.close()
 
@@ -107,6 +109,13 @@ class CacheStore:
         if self._withdrawn is None:
             self._withdrawn = Withdrawn(self.root / PRIVATE)
         return self._withdrawn
+
+    @property
+    def suites(self) -> SuiteViews:
+        """Which Release each client was given, and what each names (storage/suiteviews.py)."""
+        if self._suites is None:
+            self._suites = SuiteViews(self.root / PRIVATE)
+        return self._suites
 
     def record_refs(self, index_key: str, refs: Iterable[Sequence[Any]]) -> None:
         """Remember the size, SHA-256 and other digest an index lists for each file (key, size or None,
