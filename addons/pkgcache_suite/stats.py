@@ -21,8 +21,10 @@ from pkgcache_suite.storage.counters import Activity, CounterStore, CountKey
 
 log = logging.getLogger("pkgcache")
 
+# republished: a cached copy a refreshed index lists with other bytes, dropped; bad_signature: an upstream signed
+# index that does not verify, refused
 EVENTS = ("hit", "miss", "revalidated", "stale", "coalesced", "pass", "failed", "offline_miss", "known_404", "tunnel",
-          "republished")  # republished: a cached copy a refreshed index lists with other bytes, dropped
+          "republished", "bad_signature")
 FIELDS = (*EVENTS, "bytes_from_cache", "bytes_from_upstream")
 DIMENSIONS = {"kind": "by_kind", "host": "by_host", "repo": "by_repo", "client": "by_client",
               "ecosystem": "by_ecosystem"}

@@ -1,5 +1,6 @@
-"""dnf, zypper and pacman for real, configured as their recipes say: cold, warm (their own caches cleared:
-no package file goes upstream twice) and offline in auto and on."""
+"""dnf, zypper and pacman for real, configured as their recipes say (support/rpmpac.py reads the lines of
+fedora.md, opensuse.md and arch.md as written): cold, warm (their own caches cleared: no package file goes
+upstream twice) and offline in auto and on."""
 
 from __future__ import annotations
 

@@ -193,10 +193,36 @@ def export_signing_key(path: Path) -> Path:
 
 
 def sign_with_another_key(suite_dir: Path, home: Path) -> None:
-    """Re-sign a suite's InRelease with a key of its own (a mirror that signs with the wrong key)."""
-    home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GNUPGHOME": str(home)}
-    subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "mallory@example.invalid",
-                    "default", "default", "never"], env=env, check=True, capture_output=True)
+    """Re-sign a suite's InRelease and Release.gpg with a key of its own (a mirror that signs with the wrong
+    key)."""
+    env = _other_key(home)
     subprocess.run(["gpg", "--batch", "--yes", "--clearsign", "-o", str(suite_dir / "InRelease"),
                     str(suite_dir / "Release")], env=env, check=True, capture_output=True)
+    subprocess.run(["gpg", "--batch", "--yes", "-abs", "-o", str(suite_dir / "Release.gpg"),
+                    str(suite_dir / "Release")], env=env, check=True, capture_output=True)
+
+
+def _other_key(home: Path | None) -> dict[str, str]:
+    """gpg's environment with the archive's key (home None) or, in home, a key of its own."""
+    if home is None:
+        if _GNUPG_HOME is None:
+            with tempfile.TemporaryDirectory() as d:  # the archive's key is made with its first suite
+                (Path(d) / "Release").write_text("")
+                _sign(Path(d))
+        return {**os.environ, "GNUPGHOME": str(_GNUPG_HOME)}
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    if not home.is_dir():
+        home.mkdir(parents=True)
+        subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "mallory@example.invalid",
+                        "default", "default", "never"], env=env, check=True, capture_output=True)
+    return env
+
+
+def detach_sign(path: Path, suffix: str, home: Path | None = None) -> Path:
+    """A detached signature beside path (".asc": armored, ".sig": binary) by the archive's key, or by the key
+    in home (a mirror that signs with the wrong key)."""
+    out = path.with_name(path.name + suffix)
+    armor = ["-a"] if suffix == ".asc" else []
+    subprocess.run(["gpg", "--batch", "--yes", *armor, "--detach-sign", "-o", str(out), str(path)],
+                   env=_other_key(home), check=True, capture_output=True)
+    return out

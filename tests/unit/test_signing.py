@@ -1,4 +1,5 @@
-"""Which InRelease must verify against what (pure), and gpgv's verdict on keyrings binary and armored."""
+"""Which signed index must verify against what (pure), and gpgv's verdict on keyrings binary and armored, on
+clearsigned files and detached signatures."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from pkgcache_suite.signing import gpgv
-from pkgcache_suite.signing.policy import SYSTEM_KEYRINGS, is_signed_index, keyring_dirs, origin
+from pkgcache_suite.signing.policy import (
+    SYSTEM_KEYRINGS, detached_suffix, is_signed_index, keyring_dirs, may_need_check, origin, signed_by_file,
+)
 
 DEBIAN = b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nOrigin: Debian\nSuite: stable\n"
 OTHER = b"Origin: Example\nSuite: stable\n"
@@ -28,12 +31,52 @@ def test_which_keyrings_vouch(configured, new, cached, dirs) -> None:
     assert keyring_dirs(configured, new, cached) == dirs
 
 
+REPOMD = "m.example/fedora/repodata/repomd.xml"
+
+
+@pytest.mark.parametrize("key, configured, repo, dirs", [
+    (REPOMD, (), None, ()),  # an RPM repository is checked where a key is given
+    (REPOMD, (Path("/k"),), None, (Path("/k"),)),
+    (REPOMD, (Path("/k"),), (Path("/own"),), (Path("/own"),)),  # its Remap line's keyring= wins
+    ("m.example/debian/dists/stable/InRelease", (Path("/k"),), (), ()),  # keyring=none: not checked
+    ("m.example/arch/core/os/x86_64/core.db", (), None, ()),
+    ("m.example/debian/dists/stable/Release", (), None, (SYSTEM_KEYRINGS,)),  # DEBIAN names its Origin
+])
+def test_which_keyrings_vouch_by_repository(key, configured, repo, dirs) -> None:
+    assert keyring_dirs(configured, DEBIAN, None, key, repo) == dirs
+
+
+@pytest.mark.parametrize("key, configured, repo, held", [
+    ("m.example/debian/dists/stable/InRelease", (), None, True),  # its Origin is read once it is here
+    (REPOMD, (), None, False),
+    (REPOMD, (Path("/k"),), None, True),
+    (REPOMD, (), (Path("/own"),), True),
+    ("m.example/debian/dists/stable/InRelease", (Path("/k"),), (), False),
+])
+def test_which_signed_indexes_are_held(key, configured, repo, held) -> None:
+    assert may_need_check(key, configured, repo) is held
+
+
 @pytest.mark.parametrize("key, signed", [("m.example/debian/dists/stable/InRelease", True),
                                          ("m.example/debian/dists/stable/updates/InRelease", True),
-                                         ("m.example/debian/dists/stable/Release", False),
+                                         ("m.example/debian/dists/stable/Release", True),
+                                         ("m.example/debian/dists/stable/Release.gpg", False),
+                                         (REPOMD, True),
+                                         ("m.example/arch/core/os/x86_64/core.db", True),
+                                         ("m.example/arch/core/os/x86_64/core.db.sig", False),
                                          ("m.example/pool/InRelease", False)])
 def test_signed_index_keys(key: str, signed: bool) -> None:
     assert is_signed_index(key) is signed
+
+
+@pytest.mark.parametrize("key, suffix", [("m.example/debian/dists/stable/Release", ".gpg"), (REPOMD, ".asc"),
+                                         ("m.example/arch/core/os/x86_64/core.db", ".sig"),
+                                         ("m.example/debian/dists/stable/InRelease", None)])
+def test_signature_files_beside_their_index(key: str, suffix: str | None) -> None:
+    assert detached_suffix(key) == suffix
+    if suffix:
+        assert signed_by_file(key + suffix) == key
+    assert signed_by_file(key) is None
 
 
 def test_origin() -> None:
@@ -66,3 +109,15 @@ def test_gpgv_reads_binary_and_armored_keyrings(signed, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "cannot be checked" in (asyncio.run(gpgv.verify(msg, (empty,))) or "")
+
+
+def test_gpgv_checks_a_detached_signature(signed) -> None:
+    _, home = signed
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    data = b"<repomd/>\n"
+    sig = subprocess.run(["gpg", "--batch", "--detach-sign", "-a"], input=data, env=env, check=True,
+                         capture_output=True).stdout
+    assert asyncio.run(gpgv.verify(data, (home / "k.gpg",), sig)) is None
+    assert gpgv.verify_now(data, (home / "k.asc",), sig) is None
+    assert "does not verify" in (asyncio.run(gpgv.verify(data + b" ", (home / "k.gpg",), sig)) or "")
+    assert "does not verify" in (gpgv.verify_now(data, (home / "k.gpg",), b"junk") or "")

@@ -205,8 +205,9 @@ class CacheCore:
 
     async def _carry_out(self, flow: http.HTTPFlow, st: FlowState, store: CacheStore, facts: RequestFacts) -> None:
         """Drive the request's states (policy/decide.py) until a final one, and carry that out."""
-        if (named := self.suites.matching(client_address(flow, ""), st.key)) is not None:
-            self._serve(flow, st, named, Decision.HIT)  # the bytes the client's Release names: no need to ask
+        # the bytes the Release the client was given names, the signature its index was checked with: as they are
+        if (named := self.suites.matching(client_address(flow, ""), st.key) or self.downloads.signed.paired(st.key)):
+            self._serve(flow, st, named, Decision.HIT)
             return
         entry = await self._lookup(store, st)
         missing = store.missing_since(st.key) if entry is None else None

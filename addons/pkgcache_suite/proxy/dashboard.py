@@ -229,7 +229,8 @@ class Dashboard:
                 "runs": maintenance.read_json(store.root / ".pkgcache" / "maintenance.json", {}).get("runs", []),
                 "orphans": maintenance.load_json_list(store, "orphans.json", "orphans"),
                 "damaged": maintenance.load_json_list(store, "damaged.json", "damaged"),
-                "withdrawn": {k: v for k, v in store.withdrawn.all().items() if store.get_entry(k) is not None}}
+                "withdrawn": {k: v for k, v in store.withdrawn.all().items() if store.get_entry(k) is not None},
+                "bad_signatures": store.alerts.all()}
 
     def _info(self) -> dict[str, Any]:
         store, wanted, reach = self.storage.store, self.offline.wanted_list(), self.offline.reach

@@ -15,6 +15,7 @@ from mitmproxy import http
 from pkgcache_suite.repos.config import RepoConfig
 
 META_REPO = "pkgcache_repo"
+META_KEYRINGS = "pkgcache_keyrings"  # a repository's own keyrings, one path a line ("": none); unset: not given
 META_REPO_PATH = "pkgcache_repo_path"
 
 

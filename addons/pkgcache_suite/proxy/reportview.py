@@ -14,7 +14,8 @@ EVENT_WORDS = {"hit": "hit", "revalidated": "hit, revalidated", "stale": "stale 
                "coalesced": "hit, shared download", "known_404": "known 404", "miss": "miss, downloaded",
                "failed": "download failed", "offline_miss": "offline miss, recorded", "pass": "passed through",
                "tunnel": "HTTPS tunnelled, not cached",
-               "republished": "republished upstream: cached copy dropped, fetched again when asked"}
+               "republished": "republished upstream: cached copy dropped, fetched again when asked",
+               "bad_signature": "upstream signature does not verify: refused, last good copy served"}
 TUNNEL_HINT = ("pkgcache sees only the host of an HTTPS tunnel, so nothing in it is cached. To cache a repository "
                "reached over HTTPS, add its host to pkgcache_intercept_hosts and have its clients trust "
                "mitmproxy's CA (recipes/https.md), or point them at an http:// mirror.")
@@ -102,6 +103,9 @@ def dashboard(snap: dict[str, Any], info: dict[str, Any], maint: dict[str, Any],
         "tunnels": sorted(({"host": h, "count": c["tunnel"]} for h, c in snap.get("by_host", {}).items()
                            if c.get("tunnel")), key=lambda r: -r["count"])[:50],
         "tunnel_hint": TUNNEL_HINT,
+        "alerts": [f"The signature of {url} does not verify ({why}), since {_when(since, with_day=True)}: it is "
+                   f"not stored, and the last good copy is served." for url, why, since in
+                   sorted(maint.get("bad_signatures", {}).values(), key=lambda v: v[2])],
         "breakdowns": [_breakdown("By ecosystem", "Ecosystem", snap.get("by_ecosystem", {})),
                        _breakdown("By repository", "Repository", snap.get("by_repo", {}))]
         + ([_breakdown("By client network", "Network", snap.get("by_client", {}))] if clients else []),

@@ -29,7 +29,9 @@ from pkgcache_suite.transfer.watchdog import abort_server
 from pkgcache_suite.proxy.flowinfo import client_address, client_network
 from pkgcache_suite.proxy.front import addressed_to_proxy, take_forwarded
 from pkgcache_suite.transfer.refresh import Refresher
-from pkgcache_suite.proxy.mirrorstyle import META_REPO, META_REPO_PATH, mirror_style, retarget, retarget_https
+from pkgcache_suite.proxy.mirrorstyle import (
+    META_KEYRINGS, META_REPO, META_REPO_PATH, mirror_style, retarget, retarget_https,
+)
 from pkgcache_suite.repos.config import RepoConfig, Repository, TargetHealth
 from pkgcache_suite.policy.cachekey import cache_key, key_for_url
 
@@ -266,6 +268,8 @@ class Router:
             if self.s.force_managed:
                 _refuse(flow, f"{req.host} is not a configured repository (ForceManaged)")
             return
+        if repo.keyrings is not None:  # its own keyrings (signing/policy.py), as text: flows stay serialisable
+            flow.metadata[META_KEYRINGS] = "\n".join(map(str, repo.keyrings))
         query = "?" + req.path.split("?", 1)[1] if "?" in req.path else ""
         if repo.targets:
             target = await self._choose_target(repo)

@@ -5,7 +5,7 @@ pkgcache supports are read with their apt-cacher-ng meaning, and every other
 line is reported with its file and line number at start, never silently
 ignored.  Supported::
 
-    Remap-NAME: MERGE... ; TARGET... ; keyfile=REGEX proxy=URL
+    Remap-NAME: MERGE... ; TARGET... ; keyfile=REGEX proxy=URL keyring=PATH[,PATH]|none
     PassThroughPattern: REGEX      CONNECT targets (host:port) allowed through the tunnel
     ForceManaged: 0|1              only remapped repositories are reachable
     AllowUserPorts: PORT...        ports a client may name (0 = any)
@@ -63,6 +63,7 @@ class Repository:
     targets: list[str]  # "scheme://host[:port]/path" without trailing slash
     keyfiles: list[re.Pattern[str]] = field(default_factory=list)
     proxy: str | None = None
+    keyrings: tuple[Path, ...] | None = None  # its signed indexes verify against these (None: not set; (): none)
     origin: str = ""
 
 
@@ -204,6 +205,8 @@ class _Parser:
                     self.cfg.problems.append(f"{where}: bad keyfile {v!r}: {err}")
             elif k == "proxy" and v:
                 repo.proxy = v
+            elif k == "keyring" and v:
+                repo.keyrings = self._keyrings(v, base, where)
             else:
                 self.cfg.problems.append(f"{where}: Remap option {o!r} is not supported")
         if not repo.merge:
@@ -237,6 +240,16 @@ class _Parser:
             self.cfg.notes.append(f"{where}: {key} is not used by pkgcache ({IGNORED_HARMLESS[k]})")
         else:
             self.cfg.problems.append(f"{where}: {key} is not supported by pkgcache; line ignored")
+
+    def _keyrings(self, value: str, base: Path, where: str) -> tuple[Path, ...]:
+        """keyring=: keyring files or folders (relative to the config file's folder), or none."""
+        if value.lower() == "none":
+            return ()
+        paths = tuple((base / p).resolve() if not Path(p).is_absolute() else Path(p) for p in value.split(",") if p)
+        for p in paths:
+            if not p.exists():
+                self.cfg.problems.append(f"{where}: keyring {p} does not exist; its signed indexes are refused")
+        return paths
 
     def _regex(self, value: str, where: str, into: list[re.Pattern[str]]) -> None:
         try:

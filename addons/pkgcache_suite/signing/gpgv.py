@@ -1,4 +1,5 @@
-"""Checking a clearsigned index with gpgv, the verifier apt itself uses, against keyring files.
+"""Checking a signed index with gpgv, the verifier apt itself uses, against keyring files: a clearsigned one
+(InRelease), or one with its detached signature (Release.gpg, repomd.xml.asc, a pacman .db.sig).
 
 gpgv reads binary keyrings only: an armored one (`.asc`, as repositories publish their keys) is handed to it
 unarmored, from a copy named by its digest.  It runs as a child process, off the event loop, with a time
@@ -64,14 +65,26 @@ def _binary(path: Path) -> Path | None:
     return out
 
 
-def _command(dirs: tuple[Path, ...]) -> list[str]:
+def _command(dirs: tuple[Path, ...], signature: Path | None) -> list[str]:
+    """gpgv reading the signed data from its stdin; signature: the detached signature's file (None: inline)."""
     gpgv = shutil.which("gpgv")
     if gpgv is None:
         raise NoVerifier("gpgv is not installed (Debian: gpgv)")
     files = keyrings(dirs)
     if not files:
         raise NoVerifier(f"no keyring in {', '.join(map(str, dirs))}")
-    return [gpgv, "--quiet", *(a for f in files for a in ("--keyring", str(f))), "-"]
+    return [gpgv, "--quiet", *(a for f in files for a in ("--keyring", str(f))),
+            *([str(signature)] if signature is not None else []), "-"]
+
+
+def _signature_file(signature: bytes | None) -> Path | None:
+    """A detached signature, in a private file gpgv can be handed (None for a clearsigned file)."""
+    if signature is None:
+        return None
+    fd, name = tempfile.mkstemp(prefix="pkgcache-sig-", suffix=".sig")
+    with os.fdopen(fd, "wb") as f:
+        f.write(signature)
+    return Path(name)
 
 
 def _why(code: int, err: bytes) -> str | None:
@@ -81,10 +94,20 @@ def _why(code: int, err: bytes) -> str | None:
     return f"the signature does not verify ({words or f'gpgv exit status {code}'})"
 
 
-async def verify(data: bytes, dirs: tuple[Path, ...]) -> str | None:
-    """Why data (a clearsigned file) is not signed by a key of these keyrings; None when it is."""
+async def verify(data: bytes, dirs: tuple[Path, ...], signature: bytes | None = None) -> str | None:
+    """Why data (a clearsigned file, or the file a detached signature signs) is not signed by a key of these
+    keyrings; None when it is."""
+    sig = _signature_file(signature)
     try:
-        cmd = _command(dirs)
+        return await _run(data, dirs, sig)
+    finally:
+        if sig is not None:
+            sig.unlink(missing_ok=True)
+
+
+async def _run(data: bytes, dirs: tuple[Path, ...], sig: Path | None) -> str | None:
+    try:
+        cmd = _command(dirs, sig)
     except NoVerifier as e:
         return f"it cannot be checked: {e}"
     proc = await asyncio.create_subprocess_exec(*cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -97,14 +120,17 @@ async def verify(data: bytes, dirs: tuple[Path, ...]) -> str | None:
     return _why(proc.returncode or 0, err)
 
 
-def verify_now(data: bytes, dirs: tuple[Path, ...]) -> str | None:
+def verify_now(data: bytes, dirs: tuple[Path, ...], signature: bytes | None = None) -> str | None:
     """The same, for a worker thread (an import)."""
+    sig = _signature_file(signature)
     try:
-        cmd = _command(dirs)
+        cmd = _command(dirs, sig)
+        r = subprocess.run(cmd, input=data, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=TIMEOUT)
     except NoVerifier as e:
         return f"it cannot be checked: {e}"
-    try:
-        r = subprocess.run(cmd, input=data, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         return f"gpgv took longer than {TIMEOUT:.0f} s"
+    finally:
+        if sig is not None:
+            sig.unlink(missing_ok=True)
     return _why(r.returncode, r.stderr)

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from pkgcache_suite.indexes.filecheck import check_fd
 from pkgcache_suite.signing import gpgv
-from pkgcache_suite.signing.policy import MAX_SIGNED, is_signed_index, keyring_dirs
+from pkgcache_suite.signing.policy import MAX_SIGNATURE, MAX_SIGNED, detached_suffix, is_signed_index, keyring_dirs
 from pkgcache_suite.stick.datastore import LINK_ERRNOS, Datastore, DatastoreError
 from pkgcache_suite.policy.rules import Classifier, Kind
 from pkgcache_suite.storage import CacheStore, StoreError, VerifyError, place_file
@@ -138,7 +138,20 @@ def _import_one(store: CacheStore, classifier: Classifier, ds: Datastore, key_of
     return _place(store, ds, key, url, kind, size, sha, rec, res, keyrings)
 
 
-def _unsigned(store: CacheStore, key: str, fd: int, keyrings: tuple[Path, ...]) -> str | None:
+def _signature(ds: Datastore, url: str, suffix: str) -> bytes | None:
+    """The signature file the datastore holds beside a signed index (None: it holds none)."""
+    try:
+        fd = ds.open_file(url + suffix)
+    except (DatastoreError, OSError):
+        return None
+    try:
+        return os.pread(fd, MAX_SIGNATURE + 1, 0)
+    finally:
+        os.close(fd)
+
+
+def _unsigned(store: CacheStore, ds: Datastore, key: str, url: str, fd: int,
+              keyrings: tuple[Path, ...]) -> str | None:
     """Why a signed index from a datastore does not verify (None: it does, or nothing vouches for it)."""
     if not is_signed_index(key):
         return None
@@ -151,10 +164,16 @@ def _unsigned(store: CacheStore, key: str, fd: int, keyrings: tuple[Path, ...]) 
                 head = f.read(64 << 10)
         except (OSError, StoreError):
             head = None
-    dirs = keyring_dirs(keyrings, body, head)
+    dirs = keyring_dirs(keyrings, body, head, key)
     if not dirs:
         return None
-    return "larger than any InRelease" if len(body) > MAX_SIGNED else gpgv.verify_now(body, dirs)
+    if len(body) > MAX_SIGNED:
+        return "larger than any signed index"
+    if (suffix := detached_suffix(key)) is None:
+        return gpgv.verify_now(body, dirs)
+    signature = _signature(ds, url, suffix)
+    return f"the datastore holds no {suffix} signature beside it" if signature is None \
+        else gpgv.verify_now(body, dirs, signature)
 
 
 def _contradicts(store: CacheStore, key: str, kind: Kind, current: Any, size: int, sha: str) -> str | None:
@@ -189,7 +208,7 @@ def _place(store: CacheStore, ds: Datastore, key: str, url: str, kind: Kind, siz
         if kind is Kind.IMMUTABLE and (check := store.expected_check(key)) and (why := check_fd(fd, check)):
             res.rejected[url] = f"verification failed: {why}"  # the control checksum, the .sha1 the cache has
             return None
-        if why := _unsigned(store, key, fd, keyrings):
+        if why := _unsigned(store, ds, key, url, fd, keyrings):
             res.rejected[url] = f"a signed index that does not verify: {why}"  # a tampered stick plants none
             return None
         place_file(store, key, url, kind.value, fd, size, sha, meta)

@@ -44,6 +44,7 @@ from pkgcache_suite.storage.private import (
 from pkgcache_suite.storage import totals as index_totals
 from pkgcache_suite.storage.totals import Totals
 from pkgcache_suite.storage.published import Published
+from pkgcache_suite.storage.alerts import SignatureAlerts
 from pkgcache_suite.storage.suiteviews import SuiteViews
 from pkgcache_suite.storage.withdrawn import Withdrawn
 from pkgcache_suite.storage.writer import Writer
@@ -82,12 +83,13 @@ class CacheStore:
         self._missing: diskcache.Cache | None = None
         self._withdrawn: Withdrawn | None = None
         self._suites: SuiteViews | None = None
+        self._alerts: SignatureAlerts | None = None
         self._used: diskcache.Cache | None = None
         self.published = Published(self.root / PRIVATE)
 
     def close(self) -> None:
         self.index.close()
-        for extra in (self._refs, self._missing, self._used, self._withdrawn, self._suites):
+        for extra in (self._refs, self._missing, self._used, self._withdrawn, self._suites, self._alerts):
             if extra is not None:
                 extra.close()
 
@@ -116,6 +118,13 @@ class CacheStore:
         if self._suites is None:
             self._suites = SuiteViews(self.root / PRIVATE)
         return self._suites
+
+    @property
+    def alerts(self) -> SignatureAlerts:
+        """Signed indexes whose upstream copy does not verify (storage/alerts.py)."""
+        if self._alerts is None:
+            self._alerts = SignatureAlerts(self.root / PRIVATE)
+        return self._alerts
 
     def record_refs(self, index_key: str, refs: Iterable[Sequence[Any]]) -> None:
         """Remember the size, SHA-256 and other digest an index lists for each file (key, size or None,

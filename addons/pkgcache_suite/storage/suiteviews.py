@@ -1,5 +1,7 @@
 """Which Release of a suite each client was given, and what each Release names: the record that lets a client
-that read one InRelease get the very indexes it names, while the mirror (and the cache) moves on.
+that read one InRelease get the very indexes it names, while the mirror (and the cache) moves on.  And which
+signature file goes with a signed index that has one (Release and Release.gpg, repomd.xml and its .asc):
+the pair checked together is the pair served together.
 
 Kept in the private area (diskcache), so every process serving the cache (a tier's workers) reads the same
 record: a client's InRelease may be answered by one worker and its Packages by another.
@@ -50,3 +52,11 @@ class SuiteViews:
             now = (*before[-1:], release_sha)
             self._db.set(key, now)
         return now
+
+    def pair(self, index_key: str, index_sha: str, signature_sha: str) -> None:
+        """The signed index at index_key (these bytes) was checked with the signature file of these bytes."""
+        self._db.set(f"p|{index_key}", (index_sha, signature_sha))
+
+    def paired(self, index_key: str) -> tuple[str, str] | None:
+        v = self._db.get(f"p|{index_key}")
+        return (str(v[0]), str(v[1])) if v else None

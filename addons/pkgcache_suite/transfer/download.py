@@ -104,7 +104,7 @@ class Downloads:
             watched.progress()
         what = answer(st.role is Role.REVALIDATE, resp.status_code, resp.headers.get("content-encoding"))
         match what:
-            case Answer.STORE if self.signed.applies(st):
+            case Answer.STORE if self.signed.applies(flow, st):
                 if why := self.signed.unheld(resp):
                     log.warning("pkgcache: %s: not stored: %s", st.url, why)
                     self._pass(flow, st, resp, f"not stored: {why}")

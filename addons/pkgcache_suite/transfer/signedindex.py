@@ -1,23 +1,34 @@
-"""Signed indexes (a Debian suite's InRelease): held whole, checked, and only then stored or served.
+"""Signed indexes: held whole, checked, and only then stored or served.
 
-A streamed body reaches the client as it arrives, so an InRelease is not streamed: mitmproxy reads it whole
+A streamed body reaches the client as it arrives, so a signed index is not streamed: mitmproxy reads it whole
 (it is small, and it is held only when its Content-Length says so), its signature is checked with gpgv
-against the keyrings that vouch for the suite (signing/policy.py), and then it is stored and passed on, or,
-when it does not verify, never stored: the client is answered with the last good copy (X-Cache: STALE),
-the error is logged and counted (bad_signature, on the dashboard and in /metrics).
+against the keyrings that vouch for it (signing/policy.py), and then it is stored and passed on, or, when it
+does not verify, never stored: the client is answered with the last good copy (X-Cache: STALE), the error
+is logged, counted (bad_signature, on the dashboard and in /metrics) and named on the dashboard until a
+good copy comes in.
+
+An InRelease carries its signature.  A Release, a repomd.xml or a pacman database is signed by a file beside
+it: that file is fetched from the same upstream while the index is held, checked with it, and stored with it;
+a client asking for the signature afterwards gets the very one its index was checked with.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mitmproxy import http
+import httpx
+from mitmproxy import ctx, http
 
+from pkgcache_suite import trust
 from pkgcache_suite.policy.admission import parse_length
+from pkgcache_suite.proxy.mirrorstyle import META_KEYRINGS
 from pkgcache_suite.signing import gpgv
-from pkgcache_suite.signing.policy import MAX_SIGNED, is_signed_index, keyring_dirs
-from pkgcache_suite.storage import StoreError
+from pkgcache_suite.signing.policy import (
+    MAX_SIGNATURE, MAX_SIGNED, detached_suffix, is_signed_index, keyring_dirs, may_need_check, signed_by_file,
+)
+from pkgcache_suite.storage import Entry, StoreError
 from pkgcache_suite.transfer.answers import count
 from pkgcache_suite.transfer.flight import FlightState
 from pkgcache_suite.transfer.phase import Event, Phase
@@ -28,6 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pkgcache")
 HEAD = 64 << 10  # enough of a cached copy to read its Origin
+SIGNATURE_TIMEOUT = 20.0
+KEPT_HEADERS = ("content-type", "last-modified", "etag")
 
 
 class SignedIndexes:
@@ -35,8 +48,14 @@ class SignedIndexes:
         self.d = downloads
 
     @staticmethod
-    def applies(st: FlowState) -> bool:
-        return is_signed_index(st.key)
+    def _repo_keyrings(flow: http.HTTPFlow) -> tuple[Path, ...] | None:
+        """Its repository's own keyrings (`keyring=` in its Remap line, as the router noted); None: not given."""
+        given = flow.metadata.get(META_KEYRINGS)
+        return None if given is None else tuple(Path(p) for p in str(given).splitlines() if p)
+
+    def applies(self, flow: http.HTTPFlow, st: FlowState) -> bool:
+        return is_signed_index(st.key) and may_need_check(st.key, self.d.storage.settings.keyrings,
+                                                          self._repo_keyrings(flow))
 
     @staticmethod
     def unheld(resp: http.Response) -> str | None:
@@ -48,7 +67,7 @@ class SignedIndexes:
         if length is None:
             return "a signed index without a Content-Length cannot be held to be checked"
         if length > MAX_SIGNED:
-            return f"a signed index of {length} bytes is larger than any InRelease"
+            return f"a signed index of {length} bytes is larger than any signed index"
         return None
 
     @staticmethod
@@ -57,6 +76,18 @@ class SignedIndexes:
         resp.stream = False
         st.step(Event.HELD)
         st.x_cache = "MISS"
+
+    def paired(self, key: str) -> Entry | None:
+        """The cached signature file a cached signed index was checked with, when key names it."""
+        owner = signed_by_file(key)
+        store = self.d.storage.store
+        pair = store.suites.paired(owner) if owner else None
+        if owner is None or pair is None:
+            return None
+        index, signature = store.lookup(owner), store.lookup(key)
+        if index is None or signature is None or (index.sha256, signature.sha256) != pair:
+            return None
+        return signature
 
     def _cached_head(self, st: FlowState) -> bytes | None:
         store = self.d.storage.store
@@ -69,19 +100,46 @@ class SignedIndexes:
         except (OSError, StoreError):
             return None
 
+    async def _signature(self, flow: http.HTTPFlow, suffix: str) -> tuple[bytes | None, str]:
+        """The signature file beside the held index, from the same upstream; (None, why) when there is none."""
+        url = flow.request.url.split("?", 1)[0] + suffix
+        verify: Any = False if ctx.options.ssl_insecure else trust.client_context(
+            ctx.options.ssl_verify_upstream_trusted_ca)
+        try:
+            async with httpx.AsyncClient(trust_env=False, verify=verify, timeout=SIGNATURE_TIMEOUT,
+                                         follow_redirects=True) as client:
+                r = await client.get(url, headers={"User-Agent": flow.request.headers.get("user-agent", "pkgcache")})
+        except httpx.HTTPError as e:
+            return None, f"its signature {url} could not be fetched ({e})"
+        if r.status_code != 200 or len(r.content) > MAX_SIGNATURE:
+            return None, f"its signature {url} answered {r.status_code}" if r.status_code != 200 \
+                else f"its signature {url} is larger than any signature"
+        return r.content, ""
+
     async def settle(self, flow: http.HTTPFlow, st: FlowState) -> None:
         """The held body is here: check it, then store it, or answer with the last good copy."""
         resp = flow.response
         assert resp is not None and st.phase is Phase.HOLDING
         body = resp.raw_content or b""
-        dirs = keyring_dirs(self.d.storage.settings.keyrings, body, self._cached_head(st))
-        why = await gpgv.verify(body, dirs) if dirs else None
+        dirs = keyring_dirs(self.d.storage.settings.keyrings, body, self._cached_head(st), st.key,
+                            self._repo_keyrings(flow))
+        suffix = detached_suffix(st.key)
+        signature, why = None, None
+        if dirs and suffix:
+            signature, missing = await self._signature(flow, suffix)
+            why = await gpgv.verify(body, dirs, signature) if signature is not None else missing
+        elif dirs:
+            why = await gpgv.verify(body, dirs)
         if why is None:
-            self._store(flow, st, body)
+            self._store(flow, st, body, signature, suffix)
             return
+        self._refuse(flow, st, why)
+
+    def _refuse(self, flow: http.HTTPFlow, st: FlowState, why: str) -> None:
         log.error("pkgcache: %s: %s; not stored, and not served as current", st.url, why)
         count(self.d.c, st, "bad_signature")
         store = self.d.storage.store
+        store.alerts.raise_for(st.key, st.url, why)
         good = st.entry or store.lookup(st.key)
         if good is not None:
             st.step(Event.CURRENT)
@@ -96,26 +154,39 @@ class SignedIndexes:
             502, f"pkgcache: {st.url}: {why}; it was not stored, and no earlier copy is cached.\n".encode(),
             {"Content-Type": "text/plain", "X-Cache": "MISS"})
 
-    def _store(self, flow: http.HTTPFlow, st: FlowState, body: bytes) -> None:
+    def _commit(self, key: str, url: str, kind: str, body: bytes, headers: http.Headers) -> Entry | None:
+        store = self.d.storage.store
+        writer = store.writer(key, url, kind)
+        writer.begin({"url": url, "length": len(body), "headers": [(k, headers[k]) for k in KEPT_HEADERS
+                                                                   if k in headers]})
+        writer.write(body)
+        meta: dict[str, Any] = {"content_type": headers.get("content-type", "application/octet-stream"),
+                                "last_modified": headers.get("last-modified"), "etag": headers.get("etag")}
+        entry = writer.commit(len(body), meta) if writer.failed is None else None
+        if entry is None:
+            log.error("pkgcache: not caching %s: %s", url, writer.failed)
+        return entry
+
+    def _store(self, flow: http.HTTPFlow, st: FlowState, body: bytes, signature: bytes | None,
+               suffix: str | None) -> None:
         resp = flow.response
         assert resp is not None
         store = self.d.storage.store
-        keep = [(k, resp.headers[k]) for k in ("content-type", "last-modified", "etag") if k in resp.headers]
-        writer = store.writer(st.key, st.url, st.kind.value)
-        writer.begin({"url": st.url, "length": len(body), "headers": keep})
-        writer.write(body)
-        meta: dict[str, Any] = {"content_type": resp.headers.get("content-type", "application/octet-stream"),
-                                "last_modified": resp.headers.get("last-modified"), "etag": resp.headers.get("etag")}
-        entry = writer.commit(len(body), meta) if writer.failed is None else None
+        entry = self._commit(st.key, st.url, st.kind.value, body, resp.headers)
         if entry is None:
-            log.error("pkgcache: not caching %s: %s", st.url, writer.failed)
             st.step(Event.BROKEN)
             self.d.finish(st, FlightState.FAILED)
             return
+        if signature is not None and suffix:  # stored beside it: the pair checked is the pair served
+            signed = self._commit(st.key + suffix, st.url + suffix, st.kind.value, signature,
+                                  http.Headers(content_type="application/pgp-signature"))
+            if signed is not None:
+                store.suites.pair(entry.key, entry.sha256, signed.sha256)
         st.step(Event.COMPLETE)
         count(self.d.c, st, "miss", from_upstream=len(body))
         st.entry = entry
         self.d.finish(st, FlightState.DONE)
         store.forget_missing(st.key)
+        store.alerts.clear(st.key)
         self.d.after.stored(entry)
         resp.headers["X-Cache"] = "MISS"

@@ -1,0 +1,111 @@
+"""Indexes signed by a file beside them, with the real clients: a Debian Release (Release.gpg), an RPM
+repository's repomd.xml (repomd.xml.asc, with the keyring its Remap line names) and a pacman database
+(.db.sig).  Signed with the wrong key, the new copy is never stored or served as current: the client goes on
+with the last good one (X-Cache: STALE) and the signature it was checked with; the dashboard and /metrics
+say so."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from support.debrepo import AptClient, build_deb, detach_sign, export_signing_key, sign_with_another_key, write_indexes
+from support.origin import Origin
+from support.rpmpac import FEDORA, build_pacman_repo, build_rpm_repo, dnf_download, pacman_download
+
+RELEASE = "/debian/dists/stable/Release"
+
+
+def _bad_signatures(proxy) -> int:
+    with proxy.client() as c:
+        return json.loads(c.get("http://pkgcache/stats.json").text)["total"].get("bad_signature", 0)
+
+
+def _without_inrelease(repo: Path) -> None:
+    (repo / "dists/stable/InRelease").unlink()  # apt then reads Release and Release.gpg
+
+
+@pytest.mark.usefixtures("apt_tools")
+def test_a_release_and_its_release_gpg(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    repo = origin.root / "debian"
+    build_deb(repo, "alpha", "1.0")
+    write_indexes(repo)
+    _without_inrelease(repo)
+    keyrings = export_signing_key(tmp_path / "keyrings" / "archive.gpg").parent
+    proxy = start_proxy("--set", f"pkgcache_keyrings={keyrings}", cache_dir=tmp_path / "cache")
+    apt = AptClient(tmp_path / "apt", f"{origin.base}/debian", proxy=proxy.url)
+    apt.run("update")
+    good = {n: (repo / "dists/stable" / n).read_bytes() for n in ("Release", "Release.gpg")}
+    assert origin.count(RELEASE + ".gpg") == 1  # fetched with its Release; apt's own ask was answered with it
+    # the mirror publishes a new Release signed by a key nobody here trusts
+    build_deb(repo, "alpha", "2.0")
+    write_indexes(repo)
+    _without_inrelease(repo)
+    sign_with_another_key(repo / "dists/stable", tmp_path / "mallory")
+    apt.run("update")
+    with proxy.client() as c:
+        r = c.get(origin.base + RELEASE)
+        assert r.headers["x-cache"] == "STALE" and r.content == good["Release"]
+        sig = c.get(origin.base + RELEASE + ".gpg")
+        assert sig.headers["x-cache"] == "HIT" and sig.content == good["Release.gpg"]  # the pair checked
+        page = c.get("http://pkgcache/").text
+        metrics = c.get("http://pkgcache/metrics").text
+    assert "The signature of " in page and "does not verify" in page, "no dashboard alert"
+    assert any(ln.startswith("pkgcache_requests_total{") and 'outcome="bad_signature"' in ln
+               and float(ln.rsplit(" ", 1)[1]) >= 1 for ln in metrics.splitlines()), metrics
+    assert _bad_signatures(proxy) >= 1 and "signature does not verify" in proxy.log_text()
+    # signed by the right key again: taken in, and the alert goes
+    write_indexes(repo)
+    _without_inrelease(repo)
+    apt.run("update")
+    with proxy.client() as c:
+        assert c.get(origin.base + RELEASE).content == (repo / "dists/stable/Release").read_bytes()
+        assert "The signature of " not in c.get("http://pkgcache/").text
+
+
+def test_a_repomd_xml_asc_checked_with_its_repositorys_keyring(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    build_rpm_repo(origin.root, where=FEDORA)
+    repodata = origin.root / FEDORA / "repodata"
+    detach_sign(repodata / "repomd.xml", ".asc")
+    keyring = export_signing_key(tmp_path / "fedora.gpg")
+    conf = tmp_path / "pkgcache.conf"
+    conf.write_text(f"Remap-fedora: 127.0.0.1:{origin.port}/fedora ; ; keyring={keyring}\n")
+    proxy = start_proxy("--set", f"pkgcache_conf={conf}", cache_dir=tmp_path / "cache")
+    r = dnf_download(proxy, origin, tmp_path / "dnf")
+    assert r.returncode == 0, r.stdout + r.stderr
+    good = (repodata / "repomd.xml").read_bytes()
+    # a new repomd.xml, signed with the wrong key
+    build_rpm_repo(origin.root, name="other", where=FEDORA)
+    assert (repodata / "repomd.xml").read_bytes() != good
+    detach_sign(repodata / "repomd.xml", ".asc", home=tmp_path / "mallory")
+    r = dnf_download(proxy, origin, tmp_path / "dnf")
+    assert r.returncode == 0, r.stdout + r.stderr  # the metadata the last good repomd.xml names
+    with proxy.client() as c:
+        r = c.get(f"{origin.base}/{FEDORA}/repodata/repomd.xml")
+    assert r.headers["x-cache"] == "STALE" and r.content == good
+    assert _bad_signatures(proxy) >= 1
+
+
+def test_a_pacman_db_sig(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    build_pacman_repo(origin.root)
+    db = origin.root / "arch/demo/os/x86_64/demo.db"
+    detach_sign(db, ".sig")
+    keyrings = export_signing_key(tmp_path / "keyrings" / "archive.gpg").parent
+    proxy = start_proxy("--set", f"pkgcache_keyrings={keyrings}", cache_dir=tmp_path / "cache")
+    r = pacman_download(proxy, origin, tmp_path / "pacman")
+    assert r.returncode == 0, r.stdout + r.stderr
+    good = db.read_bytes()
+    # the database changes, and is signed with the wrong key
+    subprocess.run(["repo-add", "-q", "-R", "demo.db.tar.gz"], cwd=db.parent, check=True, capture_output=True)
+    subprocess.run(["repo-add", "-q", "demo.db.tar.gz", *[p.name for p in db.parent.glob("*.pkg.tar.gz")]],
+                   cwd=db.parent, check=True, capture_output=True)
+    detach_sign(db, ".sig", home=tmp_path / "mallory")
+    r = pacman_download(proxy, origin, tmp_path / "pacman")
+    assert r.returncode == 0, r.stdout + r.stderr
+    with proxy.client() as c:
+        r = c.get(f"{origin.base}/arch/demo/os/x86_64/demo.db")
+    assert r.headers["x-cache"] == "STALE" and r.content == good
+    assert _bad_signatures(proxy) >= 1
