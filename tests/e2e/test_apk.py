@@ -3,17 +3,15 @@ v3 one, cold, warm, offline in auto and on with the origin gone, and a miss want
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from support.apkrepo import ARCH, Package, apk_binary, v2_package, v2_repository, v3_package, v3_repository
+from support.apkrepo import ARCH, Package, apk_add, v2_package, v2_repository, v3_package, v3_repository
 from support.origin import Origin
-from support.proxy import Proxy, wait_for, wanted_urls
+from support.proxy import wait_for, wanted_urls
 from support.recipes import block
-from support.rpmpac import exports
 
 DEMO = Package("demo", "1.0-r0", {"usr/share/demo/README": b"demo from the test's mirror\n"})
 EXTRA = Package("extra", "2.1-r3", {"usr/share/extra/data": b"x" * 50_000})
@@ -27,16 +25,6 @@ def _publish(origin: Origin, fmt: str, tmp_path: Path) -> str:
     for name, body in files.items():
         origin.put(f"{base}/{ARCH}/{name}", body)
     return repository
-
-
-def apk_add(proxy: Proxy, repository: str, root: Path, *packages: str) -> subprocess.CompletedProcess[str]:
-    """apk with the proxy the recipe's export line names, into a fresh root, without apk's own cache."""
-    root.mkdir(parents=True)
-    env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "http_proxy", "https_proxy")}
-    env.update(exports(block("alpine.md", 0, proxy.url.removeprefix("http://"))))
-    return subprocess.run([apk_binary(), "--root", str(root), "--initdb", "--allow-untrusted", "--arch", ARCH,
-                           "--no-cache", "--repositories-file", "/dev/null", "-X", repository, "add", *packages],
-                          capture_output=True, text=True, timeout=120, env=env)
 
 
 @pytest.mark.parametrize("fmt", ["v2", "v3"])

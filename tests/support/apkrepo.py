@@ -3,8 +3,8 @@
 v2: a package is its gzipped control tar (``.PKGINFO``, the tar cut before its
 end blocks) followed by its gzipped data tar; ``APKINDEX.tar.gz`` holds the text
 index whose ``C:`` is ``Q1`` and the base64 SHA-1 of the control segment.  v3:
-``apk mkpkg`` and ``apk mkndx`` (apk-tools 3).  Both unsigned: clients run with
-``--allow-untrusted``.
+``apk mkpkg`` and ``apk mkndx`` (apk-tools 3).  Unsigned unless sign_index() signs a v2 index as
+abuild-sign does; clients run with ``--allow-untrusted``.
 """
 
 from __future__ import annotations
@@ -13,11 +13,19 @@ import base64
 import gzip
 import hashlib
 import io
+import os
 import shutil
 import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from support.proxy import Proxy
+from support.recipes import block
+from support.rpmpac import exports
 
 ARCH = "x86_64"
 MTIME = 1700000000
@@ -115,3 +123,30 @@ def v3_package(p: Package, work: Path) -> bytes:
                     f"arch:{ARCH}", "-I", f"description:{p.name}", "-I", "license:MIT", "-I", f"origin:{p.name}",
                     "-F", str(tree), "-o", str(out)], check=True, capture_output=True)
     return out.read_bytes()
+
+
+def signing_key(folder: Path, name: str) -> tuple[rsa.RSAPrivateKey, Path]:
+    """An RSA key as Alpine's abuild-keygen makes one: (the private key, folder/<name>, its public PEM)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    folder.mkdir(parents=True, exist_ok=True)
+    pub = folder / name
+    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    return key, pub
+
+
+def sign_index(index: bytes, key: rsa.RSAPrivateKey, name: str) -> bytes:
+    """An APKINDEX.tar.gz signed as abuild-sign does: a gzipped tar segment (cut before its end blocks) with
+    .SIGN.RSA256.<name>, the signature over SHA-256 of the index's bytes, put before them."""
+    signature = key.sign(index, padding.PKCS1v15(), hashes.SHA256())
+    return _segment([(f".SIGN.RSA256.{name}", signature, {})], cut=True) + index
+
+
+def apk_add(proxy: Proxy, repository: str, root: Path, *packages: str) -> subprocess.CompletedProcess[str]:
+    """apk with the proxy the recipe's export line names, into a fresh root, without apk's own cache."""
+    root.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "http_proxy", "https_proxy")}
+    env.update(exports(block("alpine.md", 0, proxy.url.removeprefix("http://"))))
+    return subprocess.run([apk_binary(), "--root", str(root), "--initdb", "--allow-untrusted", "--arch", ARCH,
+                           "--no-cache", "--repositories-file", "/dev/null", "-X", repository, "add", *packages],
+                          capture_output=True, text=True, timeout=120, env=env)

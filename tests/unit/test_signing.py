@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pkgcache_suite.signing import gpgv
+from pkgcache_suite.signing import apksign, gpgv
 from pkgcache_suite.signing.policy import (
     SYSTEM_KEYRINGS, detached_suffix, is_signed_index, keyring_dirs, may_need_check, origin, signed_by_file,
 )
@@ -121,3 +121,18 @@ def test_gpgv_checks_a_detached_signature(signed) -> None:
     assert gpgv.verify_now(data, (home / "k.asc",), sig) is None
     assert "does not verify" in (asyncio.run(gpgv.verify(data + b" ", (home / "k.gpg",), sig)) or "")
     assert "does not verify" in (gpgv.verify_now(data, (home / "k.gpg",), b"junk") or "")
+
+
+def test_an_apkindex_signature_against_alpine_keys(tmp_path: Path) -> None:
+    from support.apkrepo import Package, sign_index, signing_key, v2_repository
+
+    name = "builder@example.invalid-1.rsa.pub"
+    key, _ = signing_key(tmp_path / "keys", name)
+    other, _ = signing_key(tmp_path / "other", name)
+    index = v2_repository([Package("demo", "1.0-r0", {"a": b"a\n"})])["APKINDEX.tar.gz"]
+    assert apksign.verify(sign_index(index, key, name), (tmp_path / "keys",)) is None
+    assert "not signed by" in (apksign.verify(sign_index(index, other, name), (tmp_path / "keys",)) or "")
+    assert "unsigned" in (apksign.verify(index, (tmp_path / "keys",)) or "")
+    assert "no key named" in (apksign.verify(sign_index(index, key, "x.rsa.pub"), (tmp_path / "keys",)) or "")
+    assert "not a gzip" in (apksign.verify(b"junk", (tmp_path / "keys",)) or "")
+    assert apksign.is_adb(b"ADB.indx") and not apksign.is_adb(index)

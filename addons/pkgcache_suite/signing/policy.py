@@ -1,8 +1,8 @@
 """Which signed indexes must verify, and against what.  Pure.
 
-Signed indexes: a Debian suite's InRelease (signed inline), and the indexes signed by a file beside them: a
-Debian Release (Release.gpg), an RPM repository's repomd.xml (repomd.xml.asc) and a pacman database
-(<repo>.db.sig).  One is checked when a keyring vouches for it: its repository's own (`keyring=` in its
+Signed indexes: a Debian suite's InRelease and an Alpine APKINDEX.tar.gz (signed inline), and the indexes
+signed by a file beside them: a Debian Release (Release.gpg), an RPM repository's repomd.xml (repomd.xml.asc)
+and a pacman database (<repo>.db.sig).  One is checked when a keyring vouches for it: its repository's own (`keyring=` in its
 Remap line; `keyring=none`: none), else the admin's (pkgcache_keyrings: every signed index must verify
 against it), else, for a Debian suite of the archives whose keys the system ships (an InRelease or Release
 whose `Origin:` is Debian or Ubuntu, the new one's or the cached one's), the system's keyrings.  Once a
@@ -19,6 +19,7 @@ INRELEASE = re.compile(r"/dists/[^/]+(?:/[^/]+)?/InRelease$")
 DEBIAN_RELEASE = re.compile(r"/dists/[^/]+(?:/[^/]+)?/Release$")
 DETACHED = ((DEBIAN_RELEASE, ".gpg"), (re.compile(r"/repodata/repomd\.xml$"), ".asc"),
             (re.compile(r"/[^/]+\.db$"), ".sig"))  # the pacman database is <repo>.db (and its .tar.gz)
+APKINDEX = re.compile(r"/APKINDEX\.tar\.gz$")  # its keys: Alpine's *.rsa.pub files in the keyring folders
 MAX_SIGNATURE = 64 << 10  # a detached signature is a few hundred bytes
 SYSTEM_ORIGINS = {"debian", "ubuntu"}
 SYSTEM_KEYRINGS = Path("/usr/share/keyrings")
@@ -27,8 +28,12 @@ _ORIGIN = re.compile(rb"^Origin:[ \t]*(\S[^\r\n]*)", re.M)
 
 
 def is_signed_index(key: str) -> bool:
-    """An index signed inline (InRelease) or by a file beside it."""
-    return INRELEASE.search(key) is not None or detached_suffix(key) is not None
+    """An index signed inline (InRelease, APKINDEX) or by a file beside it."""
+    return INRELEASE.search(key) is not None or is_apkindex(key) or detached_suffix(key) is not None
+
+
+def is_apkindex(key: str) -> bool:
+    return APKINDEX.search(key) is not None
 
 
 def detached_suffix(key: str) -> str | None:

@@ -22,8 +22,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pkgcache_suite.indexes.filecheck import check_fd
-from pkgcache_suite.signing import gpgv
-from pkgcache_suite.signing.policy import MAX_SIGNATURE, MAX_SIGNED, detached_suffix, is_signed_index, keyring_dirs
+from pkgcache_suite.signing import apksign, gpgv
+from pkgcache_suite.signing.policy import (
+    MAX_SIGNATURE, MAX_SIGNED, detached_suffix, is_apkindex, is_signed_index, keyring_dirs,
+)
 from pkgcache_suite.stick.datastore import LINK_ERRNOS, Datastore, DatastoreError
 from pkgcache_suite.policy.rules import Classifier, Kind
 from pkgcache_suite.storage import CacheStore, StoreError, VerifyError, place_file
@@ -169,6 +171,8 @@ def _unsigned(store: CacheStore, ds: Datastore, key: str, url: str, fd: int,
         return None
     if len(body) > MAX_SIGNED:
         return "larger than any signed index"
+    if is_apkindex(key):
+        return None if apksign.is_adb(body) else apksign.verify(body, dirs)
     if (suffix := detached_suffix(key)) is None:
         return gpgv.verify_now(body, dirs)
     signature = _signature(ds, url, suffix)

@@ -7,7 +7,7 @@ does not verify, never stored: the client is answered with the last good copy (X
 is logged, counted (bad_signature, on the dashboard and in /metrics) and named on the dashboard until a
 good copy comes in.
 
-An InRelease carries its signature.  A Release, a repomd.xml or a pacman database is signed by a file beside
+An InRelease and an APKINDEX carry their signature.  A Release, a repomd.xml or a pacman database is signed by a file beside
 it: that file is fetched from the same upstream while the index is held, checked with it, and stored with it;
 a client asking for the signature afterwards gets the very one its index was checked with.
 """
@@ -24,9 +24,10 @@ from mitmproxy import ctx, http
 from pkgcache_suite import trust
 from pkgcache_suite.policy.admission import parse_length
 from pkgcache_suite.proxy.mirrorstyle import META_KEYRINGS
-from pkgcache_suite.signing import gpgv
+from pkgcache_suite.signing import apksign, gpgv
 from pkgcache_suite.signing.policy import (
-    MAX_SIGNATURE, MAX_SIGNED, detached_suffix, is_signed_index, keyring_dirs, may_need_check, signed_by_file,
+    MAX_SIGNATURE, MAX_SIGNED, detached_suffix, is_apkindex, is_signed_index, keyring_dirs, may_need_check,
+    signed_by_file,
 )
 from pkgcache_suite.storage import Entry, StoreError
 from pkgcache_suite.transfer.answers import count
@@ -128,6 +129,8 @@ class SignedIndexes:
         if dirs and suffix:
             signature, missing = await self._signature(flow, suffix)
             why = await gpgv.verify(body, dirs, signature) if signature is not None else missing
+        elif dirs and is_apkindex(st.key):
+            why = None if apksign.is_adb(body) else apksign.verify(body, dirs)  # an ADB index: apk checks it
         elif dirs:
             why = await gpgv.verify(body, dirs)
         if why is None:
