@@ -65,7 +65,8 @@ class CacheStore:
                 d.mkdir(parents=True, exist_ok=True)
                 if d.is_symlink() or (self.root / PRIVATE).is_symlink():
                     raise OSError(errno.ELOOP, f"{d} is a symbolic link")
-            probe = self.root / PRIVATE / f".probe-{os.getpid()}"
+            # one per thread: two threads of one process (the tier supervisor) may open the store at once
+            probe = self.root / PRIVATE / f".probe-{os.getpid()}-{threading.get_ident()}"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as e:
