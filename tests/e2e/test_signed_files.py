@@ -30,13 +30,15 @@ def _without_inrelease(repo: Path) -> None:
 
 
 @pytest.mark.usefixtures("apt_tools")
-def test_a_release_and_its_release_gpg(origin: Origin, start_proxy, tmp_path: Path) -> None:
+@pytest.mark.parametrize("setup", ["embedded", "tier"])
+def test_a_release_and_its_release_gpg(setup: str, origin: Origin, start_proxy, start_tier, tmp_path: Path) -> None:
     repo = origin.root / "debian"
     build_deb(repo, "alpha", "1.0")
     write_indexes(repo)
     _without_inrelease(repo)
     keyrings = export_signing_key(tmp_path / "keyrings" / "archive.gpg").parent
-    proxy = start_proxy("--set", f"pkgcache_keyrings={keyrings}", cache_dir=tmp_path / "cache")
+    start = start_proxy if setup == "embedded" else start_tier
+    proxy = start("--set", f"pkgcache_keyrings={keyrings}", cache_dir=tmp_path / "cache")
     apt = AptClient(tmp_path / "apt", f"{origin.base}/debian", proxy=proxy.url)
     apt.run("update")
     good = {n: (repo / "dists/stable" / n).read_bytes() for n in ("Release", "Release.gpg")}

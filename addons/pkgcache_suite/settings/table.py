@@ -60,11 +60,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("pkgcache_negative_ttl", "300", "Seconds a 404 from upstream for a package file or index is repeated "
            "without asking again (0: never); offline, a URL upstream said does not exist is answered 404 and not "
            "added to the wanted list.", _seconds(0, 86400), "negative_ttl", ("cache",)),
-    Option("pkgcache_keyrings", "", "Keyrings (files, or folders of .gpg/.asc files, separated by ':') every "
-           "Debian InRelease must be signed by to be stored; one that does not verify is never stored or served "
-           "as current (the last good one is served, X-Cache: STALE). Empty: Debian's and Ubuntu's own archives "
-           "(Origin: Debian or Ubuntu) are checked against the system's /usr/share/keyrings, others are not "
-           "checked.", parse_keyrings, "keyrings", ("cache",)),
+    Option("pkgcache_keyrings", "", "Keyrings (files, or folders of .gpg/.asc keyrings and Alpine .rsa.pub keys, "
+           "separated by ':') every signed index must be signed by to be stored: a Debian InRelease, or Release "
+           "with Release.gpg, an RPM repomd.xml with repomd.xml.asc, a pacman .db with .db.sig, an APKINDEX. One "
+           "that does not verify is never stored or served as current (the last good one is served, X-Cache: "
+           "STALE, and the dashboard says so). A Remap line's keyring= wins for its repository. Empty: Debian's "
+           "and Ubuntu's own archives (Origin: Debian or Ubuntu) are checked against the system's "
+           "/usr/share/keyrings, others are not checked.", parse_keyrings, "keyrings", ("cache",)),
     Option("pkgcache_index_fresh", "0", "Seconds after an index was last confirmed by upstream during which it is "
            "answered at once from the cache while one refresh runs in the background (RFC 5861 "
            "stale-while-revalidate; 0: every request for an index is revalidated before it is answered).",
