@@ -10,12 +10,14 @@ address) keeps getting the old one from the cache, without upstream being asked.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from support import rawhttp
 from support.debrepo import AptClient, build_deb, write_indexes
-from support.origin import Origin
+from support.origin import Behaviour, Origin
+from support.proxy import wait_for
 
 SUITE = "dists/stable"
 OTHER = "127.0.0.2"
@@ -87,3 +89,34 @@ def test_a_release_switched_mid_update(setup: str, origin: Origin, start_proxy, 
     first.run("update")
     assert _candidate(first, "alpha") == "3.0"
     assert hashlib.sha256(old_index).hexdigest() not in {p.name for p in kept.iterdir()}
+
+
+@pytest.mark.usefixtures("apt_tools")
+def test_50_apt_clients_on_a_slow_index_refresh(origin: Origin, start_proxy, tmp_path) -> None:
+    """pkgcache_index_fresh with the real apt: 50 apt-get update while the InRelease refresh is held upstream all
+    finish at once, on one consistent suite (the cached InRelease and the Packages it names); one refresh goes
+    upstream, and once it is in, the next client gets the new suite whole."""
+    repo = origin.root / "debian"
+    build_deb(repo, "alpha", "1.0")
+    write_indexes(repo)
+    proxy = start_proxy("--set", "pkgcache_index_fresh=600", cache_dir=tmp_path / "cache")
+    AptClient(tmp_path / "warm", f"{origin.base}/debian", proxy=proxy.url).run("update")
+    build_deb(repo, "alpha", "2.0")
+    write_indexes(repo)
+    inrelease = f"/debian/{SUITE}/InRelease"
+    held = Behaviour(gate_at=10)
+    origin.behaviours[inrelease] = held
+    clients = [AptClient(tmp_path / f"c{i}", f"{origin.base}/debian", proxy=proxy.url) for i in range(50)]
+    with ThreadPoolExecutor(50) as pool:
+        runs = list(pool.map(lambda a: a.run("update", check=False), clients))  # the refresh is still held
+    assert not held.gate.is_set()
+    assert all(r.returncode == 0 for r in runs), next(r.stdout + r.stderr for r in runs if r.returncode)
+    assert {_candidate(a, "alpha") for a in clients} == {"1.0"}
+    wait_for(lambda: origin.count(inrelease) == 2, what="the one background refresh")
+    held.gate.set()
+    new_inrelease = (repo / SUITE / "InRelease").read_bytes()
+    wait_for(lambda: rawhttp.get(proxy, origin.base + inrelease, source=OTHER)[2] == new_inrelease,
+             timeout=60, what="the refreshed InRelease in the cache")
+    late = AptClient(tmp_path / "late", f"{origin.base}/debian", proxy=proxy.url)
+    late.run("update")  # the new InRelease, and the Packages it names, though the old one is young
+    assert _candidate(late, "alpha") == "2.0"

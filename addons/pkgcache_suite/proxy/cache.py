@@ -206,7 +206,8 @@ class CacheCore:
     async def _carry_out(self, flow: http.HTTPFlow, st: FlowState, store: CacheStore, facts: RequestFacts) -> None:
         """Drive the request's states (policy/decide.py) until a final one, and carry that out."""
         # the bytes the Release the client was given names, the signature its index was checked with: as they are
-        if (named := self.suites.matching(client_address(flow, ""), st.key) or self.downloads.signed.paired(st.key)):
+        want = self.suites.named(client_address(flow, ""), st.key)
+        if named := self.suites.copy_with(st.key, want) or self.downloads.signed.paired(st.key):
             self._serve(flow, st, named, Decision.HIT)
             return
         entry = await self._lookup(store, st)
@@ -216,7 +217,7 @@ class CacheCore:
                         missing_age=None if missing is None else time.time() - missing,
                         negative_ttl=self.storage.settings.negative_ttl,
                         young=bool(entry is not None and fresh and time.time() - entry.validated < fresh
-                                   and not self.refresher.is_refresh(flow)))
+                                   and not self.refresher.is_refresh(flow) and want is None))  # not the client's
         lock = None
         while True:
             decision = decide(facts)

@@ -61,26 +61,31 @@ class SuiteSwitch:
             return
         store.suites.given(client, base, entry.sha256)
 
-    def matching(self, client: str, key: str) -> Entry | None:
-        """The cached copy of a plain-name index whose bytes the Release client was given names; None when
-        the client's view is unknown or the cache holds no such copy."""
+    def named(self, client: str, key: str) -> str | None:
+        """The SHA-256 the Release client was given names for a plain-name index; None when its view of the
+        suite is unknown (or names no such file)."""
         if not client or not is_suite_index(key):
             return None
         store = self.storage.store
         for base in bases(key):
             sha = store.suites.given_to(client, base)
             names = store.suites.names(sha) if sha else None
-            if names is None:
-                continue
-            want = names.get(key[len(base):])
-            if want is None:
-                return None
-            for candidate in (key, by_hash(key, want)):
-                entry = store.lookup(candidate)
-                if entry is not None and entry.sha256 == want:
-                    return entry
-            return None
+            if names is not None:
+                return names.get(key[len(base):])
         return None
+
+    def copy_with(self, key: str, sha256: str | None) -> Entry | None:
+        """The cached copy of a plain-name index with these bytes: under its name, or kept by its digest."""
+        store = self.storage.store
+        for candidate in (key, by_hash(key, sha256)) if sha256 else ():
+            entry = store.lookup(candidate)
+            if entry is not None and entry.sha256 == sha256:
+                return entry
+        return None
+
+    def matching(self, client: str, key: str) -> Entry | None:
+        """The cached copy of a plain-name index whose bytes the Release client was given names."""
+        return self.copy_with(key, self.named(client, key))
 
     def keep(self, entry: Entry) -> None:
         """An index about to be refreshed: its bytes stay under their by-hash name for older views."""
