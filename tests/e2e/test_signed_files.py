@@ -1,6 +1,7 @@
 """Signed indexes other than an InRelease, with the real clients: a Debian Release (Release.gpg), an RPM
 repository's repomd.xml (repomd.xml.asc, with the keyring its Remap line names), a pacman database (.db.sig)
-and an Alpine APKINDEX.tar.gz (its .SIGN.RSA256 member, against an Alpine public key).  Signed with the wrong key, the new copy is never stored or served as current: the client goes on
+and an Alpine APKINDEX.tar.gz (apk-tools 2's .SIGN.RSA256 member, or apk-tools 3's signature block, against
+an Alpine public key).  Signed with the wrong key, the new copy is never stored or served as current: the client goes on
 with the last good one (X-Cache: STALE) and the signature it was checked with; the dashboard and /metrics
 say so."""
 
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from support.apkrepo import ARCH as APK_ARCH, Package, apk_add, sign_index, signing_key, v2_repository
+from support.apkrepo import (
+    ARCH as APK_ARCH, Package, apk_add, sign_index, signing_key, v2_repository, v3_repository,
+)
 from support.debrepo import AptClient, build_deb, detach_sign, export_signing_key, sign_with_another_key, write_indexes
 from support.origin import Origin
 from support.rpmpac import FEDORA, build_pacman_repo, build_rpm_repo, dnf_download, pacman_download
@@ -114,28 +117,36 @@ def test_a_pacman_db_sig(origin: Origin, start_proxy, tmp_path: Path) -> None:
     assert _bad_signatures(proxy) >= 1
 
 
-def test_an_apkindex_signature(origin: Origin, start_proxy, tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["v2", "v3"])
+def test_an_apkindex_signature(fmt: str, origin: Origin, start_proxy, tmp_path: Path) -> None:
+    """v2: its .SIGN.RSA256 member; v3: the signature block apk mkndx writes, checked the way apk does."""
     name = "builder@example.invalid-1.rsa.pub"
     key, _ = signing_key(tmp_path / "keyrings", name)
     mallory, _ = signing_key(tmp_path / "mallory", name)  # the same key name, another key
     folder = f"/alpine/v3/main/{APK_ARCH}"
 
-    def publish(packages: list[Package], signer) -> bytes:
-        for file_name, body in v2_repository(packages).items():
-            if file_name == "APKINDEX.tar.gz":
-                body = sign_index(body, signer, name)
+    def publish(packages: list[Package], signer, signer_dir: Path) -> bytes:
+        if fmt == "v2":
+            files = v2_repository(packages)
+            files["APKINDEX.tar.gz"] = sign_index(files["APKINDEX.tar.gz"], signer, name)
+        else:
+            build = tmp_path / f"build-{len(list(tmp_path.glob('build-*')))}"
+            files = v3_repository(packages, build, sign_key=signer_dir.parent / f"{signer_dir.name}.key")
+        for file_name, body in files.items():
             origin.put(f"{folder}/{file_name}", body)
-        return (origin.root / folder.lstrip("/") / "APKINDEX.tar.gz").read_bytes()
+        return files["APKINDEX.tar.gz"]
 
     demo = Package("demo", "1.0-r0", {"usr/share/demo/README": b"demo\n"})
-    good = publish([demo], key)
+    good = publish([demo], key, tmp_path / "keyrings")
     proxy = start_proxy("--set", f"pkgcache_keyrings={tmp_path / 'keyrings'}", cache_dir=tmp_path / "cache")
     r = apk_add(proxy, f"{origin.base}/alpine/v3/main", tmp_path / "first", "demo")
     assert r.returncode == 0, r.stdout + r.stderr
-    publish([demo, Package("extra", "1.0-r0", {"usr/share/extra/x": b"x\n"})], mallory)
+    with proxy.client() as c:
+        assert c.get(f"{origin.base}{folder}/APKINDEX.tar.gz").content == good
+    publish([demo, Package("extra", "1.0-r0", {"usr/share/extra/x": b"x\n"})], mallory, tmp_path / "mallory")
     r = apk_add(proxy, f"{origin.base}/alpine/v3/main", tmp_path / "second", "demo")
     assert r.returncode == 0, r.stdout + r.stderr  # the last good index
     with proxy.client() as c:
         r = c.get(f"{origin.base}{folder}/APKINDEX.tar.gz")
     assert r.headers["x-cache"] == "STALE" and r.content == good
-    assert _bad_signatures(proxy) >= 1 and f"not signed by {name}" in proxy.log_text()
+    assert _bad_signatures(proxy) >= 1 and "signature does not verify" in proxy.log_text()

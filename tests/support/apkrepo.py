@@ -101,13 +101,15 @@ def v2_repository(packages: list[Package]) -> dict[str, bytes]:
     return out
 
 
-def v3_repository(packages: list[Package], work: Path) -> dict[str, bytes]:
-    """The same, in apk-tools 3's own formats, made by apk mkpkg and apk mkndx."""
+def v3_repository(packages: list[Package], work: Path, sign_key: Path | None = None) -> dict[str, bytes]:
+    """The same, in apk-tools 3's own formats, made by apk mkpkg and apk mkndx (which signs the index with
+    sign_key, a private key's PEM file, when given)."""
     folder = work / ARCH
     folder.mkdir(parents=True)
     for p in packages:
         (folder / p.filename).write_bytes(v3_package(p, work / "trees"))
-    subprocess.run([apk_binary(), "mkndx", "--allow-untrusted", "-o", str(folder / "APKINDEX.tar.gz"),
+    signing = ["--sign-key", str(sign_key)] if sign_key else []
+    subprocess.run([apk_binary(), "mkndx", "--allow-untrusted", *signing, "-o", str(folder / "APKINDEX.tar.gz"),
                     *(str(folder / p.filename) for p in packages)], check=True, capture_output=True)
     return {f.name: f.read_bytes() for f in folder.iterdir()}
 
@@ -126,12 +128,15 @@ def v3_package(p: Package, work: Path) -> bytes:
 
 
 def signing_key(folder: Path, name: str) -> tuple[rsa.RSAPrivateKey, Path]:
-    """An RSA key as Alpine's abuild-keygen makes one: (the private key, folder/<name>, its public PEM)."""
+    """An RSA key as Alpine's abuild-keygen makes one: (the private key, folder/<name>, its public PEM); the
+    private key's PEM is written beside folder, as <folder>.key (what apk mkndx --sign-key reads)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     folder.mkdir(parents=True, exist_ok=True)
     pub = folder / name
     pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
+    (folder.parent / f"{folder.name}.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
     return key, pub
 
 

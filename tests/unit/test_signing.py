@@ -136,3 +136,17 @@ def test_an_apkindex_signature_against_alpine_keys(tmp_path: Path) -> None:
     assert "no key named" in (apksign.verify(sign_index(index, key, "x.rsa.pub"), (tmp_path / "keys",)) or "")
     assert "not a gzip" in (apksign.verify(b"junk", (tmp_path / "keys",)) or "")
     assert apksign.is_adb(b"ADB.indx") and not apksign.is_adb(index)
+
+
+def test_an_adb_index_signature_as_apk_mkndx_writes_it(tmp_path: Path) -> None:
+    from support.apkrepo import Package, signing_key, v3_repository
+
+    signing_key(tmp_path / "keys", "builder@example.invalid-1.rsa.pub")
+    signing_key(tmp_path / "other", "builder@example.invalid-1.rsa.pub")
+    index = v3_repository([Package("demo", "1.0-r0", {"a": b"a\n"})], tmp_path / "build",
+                          sign_key=tmp_path / "keys.key")["APKINDEX.tar.gz"]
+    assert apksign.is_adb(index)
+    assert apksign.verify(index, (tmp_path / "keys",)) is None
+    assert "not signed by" in (apksign.verify(index, (tmp_path / "other",)) or "")
+    unsigned = v3_repository([Package("demo", "1.0-r0", {"a": b"a\n"})], tmp_path / "plain")["APKINDEX.tar.gz"]
+    assert "unsigned" in (apksign.verify(unsigned, (tmp_path / "keys",)) or "")

@@ -10,6 +10,7 @@ within bounds; ValueError for anything else.
 from __future__ import annotations
 
 import hashlib
+import io
 import struct
 import zlib
 from collections.abc import Iterator
@@ -53,6 +54,29 @@ def _inflated(stream: IO[bytes], limit: int, whole: bool = True) -> bytes:
     if len(data) > limit and whole:
         raise ValueError(f"an ADB file larger than {limit >> 20} MiB inflated")
     return data[:limit]
+
+
+def inflated(data: bytes, limit: int = MAX_INDEX) -> bytes:
+    """A whole ADB file (its magic included) after its magic, inflated; ValueError for anything else."""
+    return _inflated(io.BytesIO(data), limit)
+
+
+def blocks(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(type, payload) of each block of an ADB file after its magic (its schema, then 8-byte aligned blocks:
+    0 the database, 1 a signature, 2 data)."""
+    pos = 4
+    while pos + 4 <= len(data):
+        (type_size,) = struct.unpack_from("<I", data, pos)
+        if type_size >> 30 == 3:  # a large block: its type, then its size in 64 bits
+            if pos + 16 > len(data):
+                raise ValueError("a cut ADB block")
+            kind, raw, head = type_size & 0x3FFFFFFF, struct.unpack_from("<Q", data, pos + 8)[0], 16
+        else:
+            kind, raw, head = type_size >> 30, type_size & 0x3FFFFFFF, 4
+        if raw < head or pos + raw > len(data):
+            raise ValueError("a cut ADB block")
+        yield kind, data[pos + head:pos + raw]
+        pos += (raw + 7) & ~7
 
 
 def _first_block(data: bytes, schema: int) -> bytes:

@@ -172,7 +172,7 @@ def _unsigned(store: CacheStore, ds: Datastore, key: str, url: str, fd: int,
     if len(body) > MAX_SIGNED:
         return "larger than any signed index"
     if is_apkindex(key):
-        return None if apksign.is_adb(body) else apksign.verify(body, dirs)
+        return apksign.verify(body, dirs)
     if (suffix := detached_suffix(key)) is None:
         return gpgv.verify_now(body, dirs)
     signature = _signature(ds, url, suffix)

@@ -130,7 +130,7 @@ class SignedIndexes:
             signature, missing = await self._signature(flow, suffix)
             why = await gpgv.verify(body, dirs, signature) if signature is not None else missing
         elif dirs and is_apkindex(st.key):
-            why = None if apksign.is_adb(body) else apksign.verify(body, dirs)  # an ADB index: apk checks it
+            why = apksign.verify(body, dirs)
         elif dirs:
             why = await gpgv.verify(body, dirs)
         if why is None:
