@@ -7,8 +7,10 @@ say so."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from support.apkrepo import (
 )
 from support.debrepo import AptClient, build_deb, detach_sign, export_signing_key, sign_with_another_key, write_indexes
 from support.origin import Origin
+from support.proxy import wait_for
 from support.rpmpac import FEDORA, build_pacman_repo, build_rpm_repo, dnf_download, pacman_download
 
 RELEASE = "/debian/dists/stable/Release"
@@ -150,3 +153,42 @@ def test_an_apkindex_signature(fmt: str, origin: Origin, start_proxy, tmp_path: 
         r = c.get(f"{origin.base}{folder}/APKINDEX.tar.gz")
     assert r.headers["x-cache"] == "STALE" and r.content == good
     assert _bad_signatures(proxy) >= 1 and "signature does not verify" in proxy.log_text()
+
+
+def test_a_stick_cannot_plant_a_repomd_xml(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    """The proxy's own import from a datastore checks a remapped repository's repomd.xml and its .asc with the
+    keyring its Remap line names: a pair signed with another key is rejected, the cached one stays."""
+    build_rpm_repo(origin.root, where=FEDORA)
+    repodata = origin.root / FEDORA / "repodata"
+    detach_sign(repodata / "repomd.xml", ".asc")
+    conf = tmp_path / "pkgcache.conf"
+    conf.write_text(f"Remap-fedora: 127.0.0.1:{origin.port}/fedora ; ; "
+                    f"keyring={export_signing_key(tmp_path / 'fedora.gpg')}\n")
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    proxy = start_proxy("--set", f"pkgcache_conf={conf}", "--set", f"pkgcache_datastore={ds}",
+                        cache_dir=tmp_path / "cache")
+    url = f"{origin.base}/{FEDORA}/repodata/repomd.xml"
+    with proxy.client() as c:
+        good = c.get(url).content
+    wait_for(lambda: (ds / "pkgcache-datastore.json").exists(), what="the datastore initialised")
+    build_rpm_repo(origin.root, name="other", where=FEDORA)
+    detach_sign(repodata / "repomd.xml", ".asc", home=tmp_path / "mallory")
+    files = {}
+    for name in ("repomd.xml", "repomd.xml.asc"):
+        body = (repodata / name).read_bytes()
+        planted = ds / "files" / f"127.0.0.1_{origin.port}" / FEDORA / "repodata" / name
+        planted.parent.mkdir(parents=True, exist_ok=True)
+        planted.write_bytes(body)
+        files[f"{url.rsplit('/', 1)[0]}/{name}"] = {"size": len(body), "sha256": hashlib.sha256(body).hexdigest(),
+                                                    "fetched": time.time() + 3600}
+    (ds / "manifest.json").write_text(json.dumps({"version": 1, "files": files, "failed": {}, "skipped": {}}))
+    report = ds / "import-report.json"
+    wait_for(lambda: report.exists() and url in json.loads(report.read_text()).get("rejected", {}), timeout=60,
+             what="the planted repomd.xml rejected")
+    assert "does not verify" in json.loads(report.read_text())["rejected"][url]
+    proxy.stop()
+    origin.stop()
+    offline = start_proxy("--set", "pkgcache_offline=on", "--set", f"pkgcache_conf={conf}", cache_dir=tmp_path / "cache")
+    with offline.client() as c:
+        assert c.get(url).content == good

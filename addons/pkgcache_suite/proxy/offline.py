@@ -200,7 +200,7 @@ class OfflineAddon:
             cached = []
         key_of = self.router.key_of
         return import_datastore(store, classifier, ds, key_of, asked_by(key_of, urls, cached),
-                                keyrings=self.storage.settings.keyrings)
+                                keyrings=self.storage.settings.keyrings, repo_keyrings=self.router.keyrings_of)
 
     async def check_import(self) -> None:
         ds = self.datastore

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,7 +34,7 @@ from pkgcache_suite.proxy.mirrorstyle import (
     META_KEYRINGS, META_REPO, META_REPO_PATH, mirror_style, retarget, retarget_https,
 )
 from pkgcache_suite.repos.config import RepoConfig, Repository, TargetHealth
-from pkgcache_suite.policy.cachekey import cache_key, key_for_url
+from pkgcache_suite.policy.cachekey import REPO_PREFIX, cache_key, key_for_url
 
 log = logging.getLogger("pkgcache")
 
@@ -84,6 +85,13 @@ class Router:
             log.info("pkgcache: config: %s", n)
         if cfg.repos:
             log.info("pkgcache: %d repositories: %s", len(cfg.repos), ", ".join(r.name for r in cfg.repos))
+
+    def keyrings_of(self, key: str) -> tuple[Path, ...] | None:
+        """A cache key's repository's own keyrings (`keyring=` in its Remap line); None: not given."""
+        if not key.startswith(REPO_PREFIX):
+            return None
+        name = key[len(REPO_PREFIX):].split("/", 1)[0].lower()
+        return next((r.keyrings for r in self.s.conf.repos if r.name.lower() == name), None)
 
     def key_of(self, url: str) -> str:
         """The cache key the proxy uses for url: its repository's namespace when a merge list covers it."""

@@ -81,12 +81,22 @@ def _fetched(rec: dict[str, Any]) -> float:
 STICK_AGE = 15 * 86400.0  # a stick's "not there upstream" is dated this long ago: offline it answers, online not
 
 
+@dataclass(frozen=True)
+class Vouching:
+    """What an import's signed indexes verify against: pkgcache_keyrings, and a repository's own (by key)."""
+
+    configured: tuple[Path, ...] = ()
+    repo: Callable[[str], tuple[Path, ...] | None] | None = None
+
+
 def import_datastore(store: CacheStore, classifier: Classifier, ds: Datastore,
                      key_of: Callable[[str], str] = key_for_url,
-                     asked: Callable[[str], bool] | None = None, keyrings: tuple[Path, ...] = ()) -> ImportResult:
+                     asked: Callable[[str], bool] | None = None, keyrings: tuple[Path, ...] = (),
+                     repo_keyrings: Callable[[str], tuple[Path, ...] | None] | None = None) -> ImportResult:
     """key_of maps a URL to the key the proxy files it under (remapped repositories share a namespace);
     asked: whether the site has any use for a URL (None: an admin imports everything on purpose); keyrings:
-    what every signed index must verify against (pkgcache_keyrings; signing/policy.py)."""
+    what every signed index must verify against (pkgcache_keyrings; signing/policy.py); repo_keyrings(key): its
+    repository's own, when its Remap line names them."""
     res = ImportResult()
     try:
         manifest = ds.read_manifest()
@@ -102,7 +112,7 @@ def import_datastore(store: CacheStore, classifier: Classifier, ds: Datastore,
     res.settled += [u for u, f in manifest.get("failed", {}).items() if isinstance(f, dict) and f.get("permanent")]
     _remember_absent(store, manifest, key_of, asked)
     for url, rec in files.items():
-        why = _import_one(store, classifier, ds, key_of, asked, url, rec, res, keyrings)
+        why = _import_one(store, classifier, ds, key_of, asked, url, rec, res, Vouching(keyrings, repo_keyrings))
         if why is not None:
             res.error = why
             break
@@ -111,7 +121,7 @@ def import_datastore(store: CacheStore, classifier: Classifier, ds: Datastore,
 
 def _import_one(store: CacheStore, classifier: Classifier, ds: Datastore, key_of: Callable[[str], str],
                 asked: Callable[[str], bool] | None, url: Any, rec: Any, res: ImportResult,
-                keyrings: tuple[Path, ...] = ()) -> str | None:
+                keyrings: Vouching) -> str | None:
     """One manifest entry: imported, already there, or rejected with its reason; a string when the
     datastore itself failed (the stick went away) and the import must stop."""
     try:
@@ -153,7 +163,7 @@ def _signature(ds: Datastore, url: str, suffix: str) -> bytes | None:
 
 
 def _unsigned(store: CacheStore, ds: Datastore, key: str, url: str, fd: int,
-              keyrings: tuple[Path, ...]) -> str | None:
+              keyrings: Vouching) -> str | None:
     """Why a signed index from a datastore does not verify (None: it does, or nothing vouches for it)."""
     if not is_signed_index(key):
         return None
@@ -166,7 +176,7 @@ def _unsigned(store: CacheStore, ds: Datastore, key: str, url: str, fd: int,
                 head = f.read(64 << 10)
         except (OSError, StoreError):
             head = None
-    dirs = keyring_dirs(keyrings, body, head, key)
+    dirs = keyring_dirs(keyrings.configured, body, head, key, keyrings.repo(key) if keyrings.repo else None)
     if not dirs:
         return None
     if len(body) > MAX_SIGNED:
@@ -191,7 +201,7 @@ def _contradicts(store: CacheStore, key: str, kind: Kind, current: Any, size: in
 
 
 def _place(store: CacheStore, ds: Datastore, key: str, url: str, kind: Kind, size: int, sha: str,
-           rec: dict[str, Any], res: ImportResult, keyrings: tuple[Path, ...] = ()) -> str | None:
+           rec: dict[str, Any], res: ImportResult, keyrings: Vouching) -> str | None:
     now = time.time()
     # a stick's dates are clamped, and a page keeps no validator of the stick's: online, the origin's
     # answer replaces it rather than a 304 confirming the stick's copy
