@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from support.debrepo import detach_sign, export_signing_key
 from support.proxy import wait_for
 from support.origin import Behaviour, Origin
 
@@ -291,14 +292,21 @@ def test_per_repository_upstream_proxy(origin: Origin, start_proxy, tmp_path: Pa
                 break
             except OSError:
                 time.sleep(0.1)
-        conf = _conf(tmp_path, f"Remap-debrep: {origin.base}/debian ; ; proxy=http://127.0.0.1:{up_port}\n")
+        release = origin.put("/debian/dists/stable/Release", b"Origin: Example\nSuite: stable\n")
+        detach_sign(release, ".gpg")
+        keyring = export_signing_key(tmp_path / "archive.gpg")
+        conf = _conf(tmp_path, f"Remap-debrep: {origin.base}/debian ; ; proxy=http://127.0.0.1:{up_port} "
+                               f"keyring={keyring}\n")
         proxy = start_proxy("--set", f"pkgcache_conf={conf}")
         with proxy.client() as c:
             assert c.get(origin.base + DEB).content == b"via the upstream proxy"
             r = c.get(origin.base + DEB)  # a hit: served from our disk, not through the upstream proxy
             assert r.headers["x-cache"] == "HIT"
+            r = c.get(origin.base + "/debian/dists/stable/Release")  # checked with the Release.gpg beside it
+            assert r.status_code == 200 and r.headers["x-cache"] == "MISS"
     finally:
         upstream.terminate()
         out = upstream.communicate(timeout=10)[0]
     assert origin.count(DEB) == 1
     assert f"GET {origin.base}/debian/pool/main/a/alpha" in out  # the upstream proxy carried the download
+    assert f"GET {origin.base}/debian/dists/stable/Release.gpg" in out  # and the signature fetched with it

@@ -102,12 +102,15 @@ class SignedIndexes:
             return None
 
     async def _signature(self, flow: http.HTTPFlow, suffix: str) -> tuple[bytes | None, str]:
-        """The signature file beside the held index, from the same upstream; (None, why) when there is none."""
+        """The signature file beside the held index, from the same upstream (through the same upstream proxy);
+        (None, why) when there is none."""
         url = flow.request.url.split("?", 1)[0] + suffix
         verify: Any = False if ctx.options.ssl_insecure else trust.client_context(
             ctx.options.ssl_verify_upstream_trusted_ca)
+        via = flow.server_conn.via  # a repository's upstream proxy (its Remap line's proxy=)
+        proxy = f"http://{via[1][0]}:{via[1][1]}" if via is not None else None
         try:
-            async with httpx.AsyncClient(trust_env=False, verify=verify, timeout=SIGNATURE_TIMEOUT,
+            async with httpx.AsyncClient(trust_env=False, verify=verify, timeout=SIGNATURE_TIMEOUT, proxy=proxy,
                                          follow_redirects=True) as client:
                 r = await client.get(url, headers={"User-Agent": flow.request.headers.get("user-agent", "pkgcache")})
         except httpx.HTTPError as e:
