@@ -20,7 +20,7 @@ from support.apkrepo import (
 )
 from support.debrepo import AptClient, build_deb, detach_sign, export_signing_key, sign_with_another_key, write_indexes
 from support.origin import Origin
-from support.proxy import wait_for
+from support.proxy import wait_for, wanted_urls
 from support.rpmpac import FEDORA, build_pacman_repo, build_rpm_repo, dnf_download, pacman_download
 
 RELEASE = "/debian/dists/stable/Release"
@@ -192,3 +192,29 @@ def test_a_stick_cannot_plant_a_repomd_xml(origin: Origin, start_proxy, tmp_path
     offline = start_proxy("--set", "pkgcache_offline=on", "--set", f"pkgcache_conf={conf}", cache_dir=tmp_path / "cache")
     with offline.client() as c:
         assert c.get(url).content == good
+
+
+@pytest.mark.usefixtures("apt_tools")
+def test_fetch_brings_the_signature_beside_a_release(origin: Origin, start_proxy, tmp_path: Path) -> None:
+    """Offline, apt wants a suite that has only Release and Release.gpg: `pkgcache fetch` brings the Release.gpg
+    too (apt never asked for it, the offline proxy having no Release to give), the import checks the pair, and
+    apt updates offline from it."""
+    repo = origin.root / "debian"
+    build_deb(repo, "alpha", "1.0")
+    write_indexes(repo)
+    _without_inrelease(repo)
+    keyrings = export_signing_key(tmp_path / "keyrings" / "archive.gpg").parent
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    proxy = start_proxy("--set", f"pkgcache_keyrings={keyrings}", "--set", f"pkgcache_datastore={ds}",
+                        "--set", "pkgcache_offline=on", cache_dir=tmp_path / "cache")
+    apt = AptClient(tmp_path / "apt", f"{origin.base}/debian", proxy=proxy.url)
+    assert apt.run("update", check=False).returncode != 0
+    wait_for(lambda: origin.base + RELEASE in wanted_urls(ds), what="the Release wanted")
+    r = subprocess.run(["pkgcache", "fetch", str(ds)], capture_output=True, text=True, timeout=300)
+    assert origin.base + RELEASE + ".gpg" in json.loads((ds / "manifest.json").read_text())["files"], r.stdout
+    wait_for(lambda: origin.base + RELEASE not in wanted_urls(ds), timeout=60, what="the import of the Release")
+    report = json.loads((ds / "import-report.json").read_text())
+    assert not any(u.endswith("/Release") for u in report["rejected"]), report
+    origin.stop()
+    apt.run("update")  # offline, from the suite the import checked

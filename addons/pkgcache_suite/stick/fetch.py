@@ -29,6 +29,7 @@ from pkgcache_suite.stick.datastore import Datastore, DatastoreError
 from pkgcache_suite.indexes.debian import DebianIndex, ReleaseInfo, is_release_url
 from pkgcache_suite.resolve import indexplan, rpmmeta
 from pkgcache_suite.resolve.closures import Closures
+from pkgcache_suite.signing.policy import detached_suffix
 from pkgcache_suite.wanted import requested
 from pkgcache_suite.stick.bearer import BearerChallenge
 from pkgcache_suite.stick.resumable import resume_headers, total_size
@@ -86,6 +87,8 @@ class Fetcher:
         """Read a fetched index; return further URLs to fetch."""
         path = self.ds.file_path(url)
         more: list[str] = []
+        signature = [url + suffix] if (suffix := detached_suffix(url.split("?", 1)[0])) else []
+        self.probed.update(signature)  # the import checks the index with the signature file beside it
         try:
             if is_release_url(url):
                 info = self.index.add_release(url, path)
@@ -104,7 +107,7 @@ class Fetcher:
                 more = self.others.learn(url, path)
         except Exception as e:  # a broken index must not stop the others
             print(f"fetch: cannot parse {url}: {e}", file=sys.stderr)
-        return more
+        return signature + more
 
     def _indexes(self, info: ReleaseInfo) -> list[str]:
         targets = [t for r in self.requests for t in r.targets]
