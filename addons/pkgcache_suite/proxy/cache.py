@@ -206,7 +206,7 @@ class CacheCore:
     async def _carry_out(self, flow: http.HTTPFlow, st: FlowState, store: CacheStore, facts: RequestFacts) -> None:
         """Drive the request's states (policy/decide.py) until a final one, and carry that out."""
         # the bytes the Release the client was given names, the signature its index was checked with: as they are
-        want = self.suites.named(client_address(flow, ""), st.key)
+        want = None if self.refresher.is_refresh(flow) else self.suites.named(client_address(flow, ""), st.key)
         if named := self.suites.copy_with(st.key, want) or self.downloads.signed.paired(st.key):
             self._serve(flow, st, named, Decision.HIT)
             return
@@ -349,7 +349,10 @@ class CacheCore:
     async def response(self, flow: http.HTTPFlow) -> None:
         await self._response(flow)
         if (key := flow.metadata.get(META_RELEASE)) and flow.response and flow.response.status_code in (200, 304):
-            self.suites.given(client_address(flow, ""), key)
+            try:
+                self.suites.given(client_address(flow, ""), key)
+            except Exception:  # guarded: the client has its answer; without a view its indexes go as usual
+                log.exception("pkgcache: %s: recording the client's view of the suite failed", flow.request.url)
 
     async def _response(self, flow: http.HTTPFlow) -> None:
         self.watchdog.unwatch(flow.id)
