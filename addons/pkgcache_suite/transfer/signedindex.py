@@ -14,6 +14,7 @@ a client asking for the signature afterwards gets the very one its index was che
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,7 +134,7 @@ class SignedIndexes:
             signature, missing = await self._signature(flow, suffix)
             why = await gpgv.verify(body, dirs, signature) if signature is not None else missing
         elif dirs and is_apkindex(st.key):
-            why = apksign.verify(body, dirs)
+            why = await asyncio.to_thread(apksign.verify, body, dirs)  # an ADB index is inflated to be read
         elif dirs:
             why = await gpgv.verify(body, dirs)
         if why is None:
