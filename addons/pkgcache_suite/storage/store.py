@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -82,15 +83,13 @@ class CacheStore:
         index_totals.ensure(self.index)
         self._refs: diskcache.Cache | None = None
         self._missing: diskcache.Cache | None = None
-        self._withdrawn: Withdrawn | None = None
-        self._suites: SuiteViews | None = None
-        self._alerts: SignatureAlerts | None = None
         self._used: diskcache.Cache | None = None
         self.published = Published(self.root / PRIVATE)
 
     def close(self) -> None:
         self.index.close()
-        for extra in (self._refs, self._missing, self._used, self._withdrawn, self._suites, self._alerts):
+        opened = [self.__dict__.get(name) for name in ("withdrawn", "suites", "alerts")]
+        for extra in (self._refs, self._missing, self._used, *opened):
             if extra is not None:
                 extra.close()
 
@@ -106,26 +105,21 @@ class CacheStore:
             self._refs = self._open_cache("refs")
         return self._refs
 
-    @property
+    # records of their own in the private area, opened when first used (close() closes what was opened)
+    @functools.cached_property
     def withdrawn(self) -> Withdrawn:
         """Cached files their index no longer lists (storage/withdrawn.py)."""
-        if self._withdrawn is None:
-            self._withdrawn = Withdrawn(self.root / PRIVATE)
-        return self._withdrawn
+        return Withdrawn(self.root / PRIVATE)
 
-    @property
+    @functools.cached_property
     def suites(self) -> SuiteViews:
         """Which Release each client was given, and what each names (storage/suiteviews.py)."""
-        if self._suites is None:
-            self._suites = SuiteViews(self.root / PRIVATE)
-        return self._suites
+        return SuiteViews(self.root / PRIVATE)
 
-    @property
+    @functools.cached_property
     def alerts(self) -> SignatureAlerts:
         """Signed indexes whose upstream copy does not verify (storage/alerts.py)."""
-        if self._alerts is None:
-            self._alerts = SignatureAlerts(self.root / PRIVATE)
-        return self._alerts
+        return SignatureAlerts(self.root / PRIVATE)
 
     def record_refs(self, index_key: str, refs: Iterable[Sequence[Any]]) -> None:
         """Remember the size, SHA-256 and other digest an index lists for each file (key, size or None,
