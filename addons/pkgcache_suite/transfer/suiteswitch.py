@@ -83,10 +83,6 @@ class SuiteSwitch:
                 return entry
         return None
 
-    def matching(self, client: str, key: str) -> Entry | None:
-        """The cached copy of a plain-name index whose bytes the Release client was given names."""
-        return self.copy_with(key, self.named(client, key))
-
     def keep(self, entry: Entry) -> None:
         """An index about to be refreshed: its bytes stay under their by-hash name for older views."""
         if is_suite_index(entry.key):
