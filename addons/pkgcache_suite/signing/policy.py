@@ -23,6 +23,7 @@ APKINDEX = re.compile(r"/APKINDEX\.tar\.gz$")  # its keys: Alpine's *.rsa.pub fi
 MAX_SIGNATURE = 64 << 10  # a detached signature is a few hundred bytes
 SYSTEM_ORIGINS = {"debian", "ubuntu"}
 SYSTEM_KEYRINGS = Path("/usr/share/keyrings")
+ORIGIN_HEAD = 64 << 10  # enough of a cached Release to read its Origin
 MAX_SIGNED = 16 << 20  # the largest InRelease is a few hundred KiB: held whole to be checked, never larger
 _ORIGIN = re.compile(rb"^Origin:[ \t]*(\S[^\r\n]*)", re.M)
 
@@ -55,7 +56,7 @@ def is_debian(key: str) -> bool:
 
 def origin(head: bytes) -> str:
     """The archive an InRelease says it is (lower case; "" when it does not say)."""
-    m = _ORIGIN.search(head[:64 << 10])
+    m = _ORIGIN.search(head[:ORIGIN_HEAD])
     return m.group(1).decode("utf-8", "replace").strip().lower() if m else ""
 
 

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from pkgcache_suite.indexes.filecheck import check_fd
 from pkgcache_suite.signing import apksign, gpgv
 from pkgcache_suite.signing.policy import (
-    MAX_SIGNATURE, MAX_SIGNED, detached_suffix, is_apkindex, is_signed_index, keyring_dirs,
+    MAX_SIGNATURE, MAX_SIGNED, ORIGIN_HEAD, detached_suffix, is_apkindex, is_signed_index, keyring_dirs,
 )
 from pkgcache_suite.stick.datastore import LINK_ERRNOS, Datastore, DatastoreError
 from pkgcache_suite.policy.rules import Classifier, Kind
@@ -168,14 +168,7 @@ def _unsigned(store: CacheStore, ds: Datastore, key: str, url: str, fd: int,
     if not is_signed_index(key):
         return None
     body = os.pread(fd, MAX_SIGNED + 1, 0)
-    current = store.lookup(key)
-    head = None
-    if current is not None:
-        try:
-            with open(store.body_path(key), "rb") as f:
-                head = f.read(64 << 10)
-        except (OSError, StoreError):
-            head = None
+    head = store.read_head(key, ORIGIN_HEAD)
     dirs = keyring_dirs(keyrings.configured, body, head, key, keyrings.repo(key) if keyrings.repo else None)
     if not dirs:
         return None

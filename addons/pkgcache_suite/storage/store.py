@@ -317,6 +317,21 @@ class CacheStore:
         except (FileNotFoundError, StoreError):
             pass
 
+    def read_head(self, key: str, limit: int) -> bytes | None:
+        """The first limit bytes of key's committed body, never through a link (None: not cached, unreadable)."""
+        if self.lookup(key) is None:
+            return None
+        try:
+            fd = self.open_body(key)
+        except (OSError, StoreError):
+            return None
+        try:
+            return os.pread(fd, limit, 0)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
     def open_body(self, key: str) -> int:
         """A read-only fd on a committed body; O_NOFOLLOW so a planted symlink is never served.
 

@@ -7,9 +7,10 @@ does not verify, never stored: the client is answered with the last good copy (X
 is logged, counted (bad_signature, on the dashboard and in /metrics) and named on the dashboard until a
 good copy comes in.
 
-An InRelease and an APKINDEX carry their signature.  A Release, a repomd.xml or a pacman database is signed by a file beside
-it: that file is fetched from the same upstream while the index is held, checked with it, and stored with it;
-a client asking for the signature afterwards gets the very one its index was checked with.
+An InRelease and an APKINDEX carry their signature.  A Release, a repomd.xml or a pacman database is signed
+by a file beside it: that file is fetched from the same upstream while the index is held, checked with it,
+and stored with it; a client asking for the signature afterwards gets the very one its index was checked
+with.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from pkgcache_suite.policy.admission import parse_length
 from pkgcache_suite.proxy.mirrorstyle import META_KEYRINGS
 from pkgcache_suite.signing import apksign, gpgv
 from pkgcache_suite.signing.policy import (
-    MAX_SIGNATURE, MAX_SIGNED, detached_suffix, is_apkindex, is_signed_index, keyring_dirs, may_need_check,
-    signed_by_file,
+    MAX_SIGNATURE, MAX_SIGNED, ORIGIN_HEAD, detached_suffix, is_apkindex, is_signed_index, keyring_dirs,
+    may_need_check, signed_by_file,
 )
-from pkgcache_suite.storage import Entry, StoreError
+from pkgcache_suite.storage import Entry
 from pkgcache_suite.transfer.answers import count
 from pkgcache_suite.transfer.flight import FlightState
 from pkgcache_suite.transfer.phase import Event, Phase
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from pkgcache_suite.transfer.state import FlowState
 
 log = logging.getLogger("pkgcache")
-HEAD = 64 << 10  # enough of a cached copy to read its Origin
 SIGNATURE_TIMEOUT = 20.0
 KEPT_HEADERS = ("content-type", "last-modified", "etag")
 
@@ -91,17 +91,6 @@ class SignedIndexes:
             return None
         return signature
 
-    def _cached_head(self, st: FlowState) -> bytes | None:
-        store = self.d.storage.store
-        entry = st.entry or store.lookup(st.key)
-        if entry is None:
-            return None
-        try:
-            with open(store.body_path(entry.key), "rb") as f:
-                return f.read(HEAD)
-        except (OSError, StoreError):
-            return None
-
     async def _signature(self, flow: http.HTTPFlow, suffix: str) -> tuple[bytes | None, str]:
         """The signature file beside the held index, from the same upstream (through the same upstream proxy);
         (None, why) when there is none."""
@@ -126,8 +115,8 @@ class SignedIndexes:
         resp = flow.response
         assert resp is not None and st.phase is Phase.HOLDING
         body = resp.raw_content or b""
-        dirs = keyring_dirs(self.d.storage.settings.keyrings, body, self._cached_head(st), st.key,
-                            self._repo_keyrings(flow))
+        cached = self.d.storage.store.read_head(st.key, ORIGIN_HEAD)
+        dirs = keyring_dirs(self.d.storage.settings.keyrings, body, cached, st.key, self._repo_keyrings(flow))
         suffix = detached_suffix(st.key)
         signature, why = None, None
         if dirs and suffix:
